@@ -1,0 +1,242 @@
+//! A backend's child process: spawned in its own process group, its stderr drained into a
+//! bounded log, and stopped as a group (stdin closed → grace → SIGTERM → SIGKILL).
+//!
+//! The group matters because servers are often launched through wrappers (`npx` → `node`,
+//! `uvx` → `python`): signalling only the direct child would leave the real server behind.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+
+/// How long a backend gets to exit on its own after stdin closes, and again after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+const STDERR_LINES: usize = 200;
+const STDERR_LINE_MAX: usize = 4096;
+
+/// The newest lines a backend wrote to stderr, for `status` and `logs`.
+#[derive(Debug, Default)]
+pub struct StderrLog(Mutex<VecDeque<String>>);
+
+impl StderrLog {
+    fn push(&self, mut line: String) {
+        if line.len() > STDERR_LINE_MAX {
+            let mut end = STDERR_LINE_MAX;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push('…');
+        }
+        let mut lines = self.0.lock().unwrap();
+        if lines.len() == STDERR_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let lines = self.0.lock().unwrap();
+        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+    }
+}
+
+/// A running child. Dropping it does not stop the process: call [`ChildHandle::stop`].
+pub struct ChildHandle {
+    pub pid: Option<u32>,
+    stop: CancellationToken,
+    /// Becomes `Some(description)` once the process has exited and its group is gone.
+    exited: watch::Receiver<Option<String>>,
+}
+
+impl ChildHandle {
+    /// Asks the process to stop and waits until it and its group are gone. The caller closes
+    /// the MCP connection (the child's stdin) first, so a well-behaved server exits on its own.
+    pub async fn stop(&self) -> String {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits for the process to exit (by itself or by [`stop`](Self::stop)).
+    pub async fn wait(&self) -> String {
+        let mut exited = self.exited.clone();
+        match exited.wait_for(Option::is_some).await {
+            Ok(status) => status.clone().unwrap_or_default(),
+            Err(_) => "unknown".into(),
+        }
+    }
+
+    pub fn exit_status(&self) -> Option<String> {
+        self.exited.borrow().clone()
+    }
+}
+
+/// Spawns `spec` with piped stdio; the returned pipes carry MCP.
+pub fn spawn(
+    spec: &ServerConfig,
+    stderr: Arc<StderrLog>,
+) -> std::io::Result<(ChildStdout, ChildStdin, ChildHandle)> {
+    let mut cmd = Command::new(&spec.command);
+    cmd.args(&spec.args)
+        .envs(&spec.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A safety net for paths that forget to stop it; the supervisor stops it properly.
+        .kill_on_drop(true);
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    #[cfg(unix)]
+    cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        // If the daemon dies without stopping us (SIGKILL), the kernel stops the backend.
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stdin = child.stdin.take().expect("stdin is piped");
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                stderr.push(line);
+            }
+        });
+    }
+    let stop = CancellationToken::new();
+    let (tx, exited) = watch::channel(None);
+    tokio::spawn(supervise(child, pid, stop.clone(), tx));
+    Ok((stdout, stdin, ChildHandle { pid, stop, exited }))
+}
+
+async fn supervise(
+    mut child: tokio::process::Child,
+    pid: Option<u32>,
+    stop: CancellationToken,
+    exited: watch::Sender<Option<String>>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        () = stop.cancelled() => match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                signal_group(pid, Signal::Term);
+                match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        signal_group(pid, Signal::Kill);
+                        child.wait().await
+                    }
+                }
+            }
+        },
+    };
+    // The leader is gone; whatever it spawned into its group must not outlive it.
+    reap_group(pid).await;
+    let description = match status {
+        Ok(status) => describe(status),
+        Err(e) => format!("unknown ({e})"),
+    };
+    let _ = exited.send(Some(description));
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("killed by signal {signal}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "exited".into(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Term,
+    Kill,
+}
+
+/// Sends a signal to the whole process group led by `pid`. Returns false when no process of
+/// the group is left.
+fn signal_group(pid: Option<u32>, signal: Signal) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = pid else { return false };
+        let sig = match signal {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        // SAFETY: plain syscall; a negative pid addresses the group we created for the child.
+        unsafe { libc::kill(-(pid as libc::pid_t), sig) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, signal);
+        false
+    }
+}
+
+/// Stops what is left of the group after its leader exited: SIGTERM, a short wait, SIGKILL.
+async fn reap_group(pid: Option<u32>) {
+    if !signal_group(pid, Signal::Term) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !group_alive(pid) {
+            return;
+        }
+    }
+    signal_group(pid, Signal::Kill);
+}
+
+fn group_alive(pid: Option<u32>) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = pid else { return false };
+        // SAFETY: signal 0 only checks for existence.
+        unsafe { libc::kill(-(pid as libc::pid_t), 0) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Resident memory of a process in bytes, where the platform tells it cheaply.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        Some(pages * u64::try_from(page).ok()?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}

@@ -1,0 +1,62 @@
+//! `mcpgwd`: the mcpgw daemon. Parses arguments, sets up logging, and runs the gateway.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// One MCP gateway per user: owns every configured MCP server and shares it with all clients.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Config file (default: ./gateway.yaml, ./mcp-gateway.yaml, ~/.config/mcpgw/gateway.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Socket to listen on (default: $MCPGW_SOCKET, else $XDG_RUNTIME_DIR/mcpgw/mcpgw.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+/// Exit code for an unusable config (sysexits EX_USAGE-style, as in watchexec/linkerd).
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config_path = match mcpgw::config::discover(args.config.as_deref()) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("mcpgwd: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let options = mcpgw::gateway::Options {
+        config_path,
+        socket: mcpgw::ipc::resolve_socket(args.socket.as_deref()),
+        cache_dir: mcpgw::backend::cache::SchemaCache::default_dir(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpgwd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mcpgw::gateway::run(options, mcpgw::gateway::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpgwd: {e:#}");
+            if e.downcast_ref::<mcpgw::gateway::ConfigInvalid>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The gateway's configuration: finding `gateway.yaml`, reading it and checking it into a
+//! [`Config`], with every problem reported at its `file:line:column`, all of them in one pass.
+//!
+//! The format is mcp-unify's, accepted as is (`servers.<name>.command/args/env/enabled`,
+//! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout` and
+//! `startup_timeout`. How the work is split:
+//!
+//! - `tree` reads the YAML into a tree that keeps order and duplicates;
+//! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
+//! - `checker` and `server` check the tree against the format and build the values;
+//! - `expand` (`${VAR}`), `duration`, `suggest` (did you mean) and `hash` (spec hashes) are the
+//!   small pieces they use; `discover` finds the file.
+//!
+//! This module only reads: it never starts anything and never touches the environment itself
+//! except through the lookup [`load`] hands to [`parse`].
+
+mod checker;
+mod discover;
+mod duration;
+mod error;
+mod expand;
+mod hash;
+mod locate;
+mod server;
+mod suggest;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use discover::discover;
+pub use error::{ConfigError, ConfigErrors};
+pub use hash::fnv1a64;
+
+/// A checked config: every value typed, every `${VAR}` expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was loaded from (absolute).
+    pub path: PathBuf,
+    /// How long an unused backend keeps running; [`Duration::ZERO`] = never stop it.
+    pub idle_timeout: Duration,
+    /// Bound for a backend's start + initialize + tools/list during discovery.
+    pub startup_timeout: Duration,
+    /// Every server, including disabled ones.
+    pub servers: BTreeMap<String, ServerConfig>,
+    pub roles: BTreeMap<String, Role>,
+    /// Non-fatal problems, each `file:line:col: message`.
+    pub warnings: Vec<String>,
+}
+
+/// One backend MCP server, as the config describes it.
+///
+/// `Debug` is written by hand: env values are secrets and print as `***`.
+#[derive(Clone, PartialEq)]
+pub struct ServerConfig {
+    pub name: String,
+    pub command: String,
+    /// After `${VAR}` expansion.
+    pub args: Vec<String>,
+    /// After `${VAR}` expansion.
+    pub env: BTreeMap<String, String>,
+    /// After `${VAR}` expansion, absolute (relative paths resolve against the config's directory).
+    pub cwd: Option<PathBuf>,
+    /// False if `enabled: false` or a variable it needs is not set.
+    pub enabled: bool,
+    /// Why it is disabled: "disabled in config" or
+    /// "missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)".
+    pub disabled_reason: Option<String>,
+    /// Per-server override of [`Config::idle_timeout`].
+    pub idle_timeout: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// A hash of what determines the process: command, args, env and cwd (not the name, not
+    /// `enabled`, not `idle_timeout`). Stable across runs and Rust versions: it keys the schema
+    /// cache, and on reload an unchanged hash means the running backend can be kept.
+    pub fn spec_hash(&self) -> u64 {
+        let mut hasher = hash::Fnv1a::new();
+        hasher.field(b"mcpgw-spec-1");
+        hasher.field(self.command.as_bytes());
+        hasher.count(self.args.len());
+        for arg in &self.args {
+            hasher.field(arg.as_bytes());
+        }
+        hasher.count(self.env.len());
+        for (key, value) in &self.env {
+            hasher.field(key.as_bytes());
+            hasher.field(value.as_bytes());
+        }
+        match &self.cwd {
+            None => hasher.write(&[0]),
+            Some(dir) => {
+                hasher.write(&[1]);
+                hasher.field(&path_bytes(dir));
+            }
+        }
+        hasher.finish()
+    }
+
+    /// This server's idle timeout: its own if set, else the global one.
+    pub fn effective_idle_timeout(&self, global: Duration) -> Duration {
+        self.idle_timeout.unwrap_or(global)
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env: BTreeMap<&str, Redacted> = self
+            .env
+            .keys()
+            .map(|key| (key.as_str(), Redacted))
+            .collect();
+        f.debug_struct("ServerConfig")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &env)
+            .field("cwd", &self.cwd)
+            .field("enabled", &self.enabled)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which tools a client with this role sees (and may call).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    /// `null` in the config: every tool.
+    All,
+    /// Glob patterns over exposed tool names (`filesystem_*`); each is known to compile.
+    Patterns(Vec<String>),
+}
+
+/// Reads and checks the config file, looking variables up in the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::whole_file(path, format!("cannot read the config file: {e}")))?;
+    // A variable whose value is not UTF-8 cannot be put in a string: it counts as unset.
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Checks config text. `path` is where it came from: messages cite it as given, relative `cwd`s
+/// resolve against its directory. `env` looks up variables for `${VAR}`.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    // libyaml would count a byte-order mark in its offsets, which we use to point inside values.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let root = tree::parse(text).map_err(|e| syntax_error(path, &e))?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let config_dir = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let checked = checker::check(&root, text, path, &config_dir, env).map_err(ConfigErrors)?;
+    Ok(Config {
+        path: absolute,
+        idle_timeout: checked.idle_timeout,
+        startup_timeout: checked.startup_timeout,
+        servers: checked.servers,
+        roles: checked.roles,
+        warnings: checked.warnings,
+    })
+}
+
+/// A YAML error as a config error; its position moves from the message into the prefix.
+fn syntax_error(file: &Path, error: &yaml_serde::Error) -> ConfigError {
+    let message = error.to_string();
+    let Some(location) = error.location() else {
+        return ConfigError::whole_file(file, format!("invalid YAML: {message}"));
+    };
+    let (line, column) = (location.line(), location.column());
+    let message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+    ConfigError::at(file, line, column, format!("invalid YAML: {message}"))
+}
+
+#[cfg(unix)]
+fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().into()
+}
+
+#[cfg(not(unix))]
+fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    path.to_string_lossy().into_owned().into_bytes().into()
+}

@@ -1,0 +1,179 @@
+//! Where the daemon listens and how local clients reach it.
+//!
+//! Only this module knows socket paths and how they map to interprocess names (a Unix socket file,
+//! or a Windows named pipe). The blocking client side lives here because the shim and mcpgwctl use
+//! it without an async runtime; the daemon's listener is in [`listener`].
+
+#[cfg(feature = "daemon")]
+pub mod listener;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::{Stream, prelude::*};
+
+use crate::protocol::{self, Hello, HelloReply};
+
+/// Environment variable that overrides the default socket path (like `--socket`).
+pub const SOCKET_ENV: &str = "MCPGW_SOCKET";
+
+/// The socket path: `--socket`, else `$MCPGW_SOCKET`, else the per-user default.
+pub fn resolve_socket(explicit: Option<&Path>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path.to_path_buf();
+    }
+    match std::env::var_os(SOCKET_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => default_socket(),
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/mcpgw/mcpgw.sock` on Linux; a per-user directory under the temp dir where
+/// there is no runtime dir (macOS, minimal Linux sessions); a per-user pipe name on Windows.
+pub fn default_socket() -> PathBuf {
+    #[cfg(windows)]
+    {
+        let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+        PathBuf::from(format!("mcpgw-{user}.sock"))
+    }
+    #[cfg(not(windows))]
+    {
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| PathBuf::from(dir).join("mcpgw"));
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir =
+            runtime.unwrap_or_else(|| std::env::temp_dir().join(format!("mcpgw-{uid}")));
+        dir.join("mcpgw.sock")
+    }
+}
+
+fn to_name(path: &Path) -> io::Result<interprocess::local_socket::Name<'_>> {
+    #[cfg(windows)]
+    {
+        use interprocess::local_socket::GenericNamespaced;
+        let file = path.file_name().unwrap_or(path.as_os_str());
+        file.to_ns_name::<GenericNamespaced>()
+    }
+    #[cfg(not(windows))]
+    {
+        use interprocess::local_socket::GenericFilePath;
+        path.to_fs_name::<GenericFilePath>()
+    }
+}
+
+/// True when a connect error means "no daemon is there" (as opposed to e.g. permission denied).
+pub fn is_not_running(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// A connection to the daemon after a successful hello.
+pub struct Connection {
+    /// Buffered read side: may already hold bytes the daemon sent after its hello reply.
+    pub reader: BufReader<StreamRef>,
+    pub writer: StreamRef,
+}
+
+/// A shared handle to the stream, usable as the read side and the write side from two threads.
+#[derive(Clone)]
+pub struct StreamRef(std::sync::Arc<Stream>);
+
+impl Read for StreamRef {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for StreamRef {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+impl StreamRef {
+    /// Tells the daemon we will send nothing more, keeping the read side open so responses
+    /// already in flight still arrive. Named pipes have no half-close; there the caller just
+    /// stops writing.
+    pub fn shutdown_write(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::{AsFd, AsRawFd};
+            let Stream::UdSocket(socket) = &*self.0;
+            // SAFETY: the fd is owned by the stream and stays open for this call.
+            unsafe { libc::shutdown(socket.as_fd().as_raw_fd(), libc::SHUT_WR) };
+        }
+    }
+}
+
+/// Why a hello did not produce a connection.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing listens at the path (no daemon).
+    NotRunning(io::Error),
+    /// Any other I/O failure.
+    Io(io::Error),
+    /// The daemon answered and refused; the connection is still usable to relay the refusal.
+    Refused(String, Connection),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotRunning(e) | Self::Io(e) => e.fmt(f),
+            Self::Refused(msg, _) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connection")
+    }
+}
+
+/// Connects to the daemon at `path` and exchanges the hello.
+pub fn connect(path: &Path, hello: &Hello) -> Result<Connection, ConnectError> {
+    let stream = to_name(path)
+        .and_then(Stream::connect)
+        .map_err(|e| {
+            if is_not_running(&e) {
+                ConnectError::NotRunning(e)
+            } else {
+                ConnectError::Io(e)
+            }
+        })?;
+    let stream = StreamRef(std::sync::Arc::new(stream));
+    let mut writer = stream.clone();
+    writer
+        .write_all(&protocol::to_line(hello))
+        .map_err(ConnectError::Io)?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(ConnectError::Io)?;
+    if line.is_empty() {
+        return Err(ConnectError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the daemon closed the connection before answering the hello",
+        )));
+    }
+    let reply: HelloReply = serde_json::from_str(&line).map_err(|e| {
+        ConnectError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the daemon's hello reply is not understood ({e}): is something else listening there?"),
+        ))
+    })?;
+    let conn = Connection { reader, writer };
+    if reply.ok {
+        Ok(conn)
+    } else {
+        let msg = reply.error.unwrap_or_else(|| "refused by the daemon".into());
+        Err(ConnectError::Refused(msg, conn))
+    }
+}

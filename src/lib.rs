@@ -1,0 +1,33 @@
+//! mcpgw: one MCP gateway daemon per user, shared by every MCP client.
+//!
+//! Map of the crate (see ARCHITECTURE.md for the invariants):
+//! - [`protocol`]: the hello and control messages spoken on the local socket.
+//! - [`ipc`]: socket paths, the blocking client side, and (daemon) the listener.
+//! - [`shim`]: the stdio ⇄ socket relay an MCP client launches.
+//! - [`config`]: gateway.yaml → a validated [`config::Config`].
+//! - [`backend`]: one supervised backend server (lazy start, idle stop, schema cache).
+//! - [`table`]: the immutable routing table (backends, exposed tool names, roles).
+//! - [`session`]: one connected MCP client, served with rmcp.
+//! - [`gateway`]: the daemon's shared state and `run`.
+
+pub mod ipc;
+pub mod protocol;
+pub mod shim;
+
+#[cfg(feature = "config")]
+pub mod config;
+
+#[cfg(feature = "daemon")]
+pub mod backend;
+#[cfg(feature = "daemon")]
+pub mod builtin;
+#[cfg(feature = "daemon")]
+mod connection;
+#[cfg(feature = "daemon")]
+pub mod control;
+#[cfg(feature = "daemon")]
+pub mod gateway;
+#[cfg(feature = "daemon")]
+pub mod session;
+#[cfg(feature = "daemon")]
+pub mod table;

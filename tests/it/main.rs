@@ -1,0 +1,6 @@
+//! Integration tests: the real mcpgwd, mcpgw-shim and mcpgwctl against real MCP servers.
+//! One test binary (one link) with a module per area.
+
+mod harness;
+
+mod core;
