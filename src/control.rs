@@ -1,4 +1,8 @@
 //! The control connection: one JSON request per line from mcpgwctl, one JSON response each.
+//!
+//! One function per verb. Each loads the routing table once and answers from that snapshot;
+//! none of them can stop the daemon except `stop`, which answers first and then asks for the
+//! same shutdown that SIGTERM triggers.
 
 use std::sync::Arc;
 
@@ -6,8 +10,9 @@ use crate::connection::{Reader, Writer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::Backend;
 use crate::gateway::Gateway;
-use crate::protocol::{self, ControlRequest, ControlResponse};
+use crate::protocol::{self, ControlRequest, ControlResponse, LogTail, ServerProcess, ToolList};
 
 pub async fn serve(
     gateway: Arc<Gateway>,
@@ -22,20 +27,102 @@ pub async fn serve(
             () = stop.cancelled() => return,
         };
         let Ok(Some(line)) = line else { return };
-        let response = match serde_json::from_str::<ControlRequest>(&line) {
-            Ok(request) => handle(&gateway, request).await,
+        let request = serde_json::from_str::<ControlRequest>(&line);
+        let response = match &request {
+            Ok(request) => handle(&gateway, request.clone()).await,
             Err(e) => ControlResponse::Error {
                 message: format!("unknown control request: {e}"),
             },
         };
-        if writer.write_all(&protocol::to_line(&response)).await.is_err() {
+        let sent = writer.write_all(&protocol::to_line(&response)).await;
+        if sent.is_err() || writer.flush().await.is_err() {
             return;
+        }
+        // The answer is out; now stop. The connection stays open until the daemon stops
+        // serving (the `stop` token), which is how mcpgwctl sees the shutdown progress.
+        if matches!(request, Ok(ControlRequest::Stop)) {
+            gateway.request_stop();
         }
     }
 }
 
+/// Answers one request. `stop` is only acknowledged here: [`serve`] acts on it after replying.
 async fn handle(gateway: &Gateway, request: ControlRequest) -> ControlResponse {
-    match request {
-        ControlRequest::Status => ControlResponse::Status(gateway.status()),
+    let result = match request {
+        ControlRequest::Status => Ok(ControlResponse::Status(gateway.status())),
+        ControlRequest::Reload => Ok(reload(gateway)),
+        ControlRequest::Kill { server } => kill(gateway, &server).await,
+        ControlRequest::Start { server } => start(gateway, &server).await,
+        ControlRequest::Stop => Ok(ControlResponse::Stopping {
+            pid: std::process::id(),
+        }),
+        ControlRequest::List { role } => list(gateway, role).await,
+        ControlRequest::Logs { server, lines } => logs(gateway, &server, lines),
+    };
+    result.unwrap_or_else(|message| ControlResponse::Error { message })
+}
+
+/// Accepted or rejected, the outcome is a [`ControlResponse::Reloaded`]; `ok` tells which.
+fn reload(gateway: &Gateway) -> ControlResponse {
+    match gateway.reload() {
+        Ok(status) | Err(status) => ControlResponse::Reloaded(status),
     }
+}
+
+async fn kill(gateway: &Gateway, server: &str) -> Result<ControlResponse, String> {
+    let backend = backend(gateway, server)?;
+    let pid = backend.status().pid;
+    let was_running = backend.is_running();
+    backend.stop().await;
+    Ok(ControlResponse::Killed(ServerProcess {
+        server: server.to_string(),
+        pid,
+        was_running,
+    }))
+}
+
+async fn start(gateway: &Gateway, server: &str) -> Result<ControlResponse, String> {
+    let backend = backend(gateway, server)?;
+    let was_running = backend.is_running();
+    backend.start_now().await.map_err(|e| e.to_string())?;
+    Ok(ControlResponse::Started(ServerProcess {
+        server: server.to_string(),
+        pid: backend.status().pid,
+        was_running,
+    }))
+}
+
+async fn list(gateway: &Gateway, role: Option<String>) -> Result<ControlResponse, String> {
+    gateway.table().roles.check(role.as_deref())?;
+    let tools = gateway.list_tools(role.as_deref()).await;
+    let tools = tools
+        .iter()
+        .map(|tool| serde_json::to_value(tool).map_err(|e| format!("tool `{}`: {e}", tool.name)))
+        .collect::<Result<_, _>>()?;
+    Ok(ControlResponse::Tools(ToolList { role, tools }))
+}
+
+fn logs(gateway: &Gateway, server: &str, lines: usize) -> Result<ControlResponse, String> {
+    let backend = backend(gateway, server)?;
+    Ok(ControlResponse::Logs(LogTail {
+        server: server.to_string(),
+        lines: backend.stderr_tail(lines),
+    }))
+}
+
+/// The live backend of `server`, or an error naming the configured servers.
+fn backend(gateway: &Gateway, server: &str) -> Result<Arc<Backend>, String> {
+    let table = gateway.table();
+    if let Some(backend) = table.backends.get(server) {
+        return Ok(backend.clone());
+    }
+    let known: Vec<&str> = table.backends.keys().map(String::as_str).collect();
+    Err(if known.is_empty() {
+        format!("unknown server `{server}`: the gateway config defines no servers")
+    } else {
+        format!(
+            "unknown server `{server}`; known servers: {}",
+            known.join(", ")
+        )
+    })
 }

@@ -5,14 +5,12 @@
 //! tools changed is sent `notifications/tools/list_changed`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorCode, ProgressToken, Tool};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ProgressToken, Tool};
 use rmcp::service::{Peer, RoleServer};
 use rmcp::ErrorData as McpError;
 use tokio_util::sync::CancellationToken;
@@ -20,8 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, ProgressRoute, ToolsChanged};
 use crate::config::{Config, ServerConfig};
-use crate::ipc::listener::Listener;
-use crate::protocol::{SessionStatus, Status};
+use crate::protocol::{ReloadStatus, SessionStatus, Status};
 use crate::table::{Table, Target};
 
 /// How long after a failed start a `tools/list` does not try to discover that server again.
@@ -29,11 +26,17 @@ const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct Gateway {
     table: ArcSwap<Table>,
-    rebuild: Mutex<()>,
+    /// Serializes writers of `table` (reloads, tool-list changes).
+    pub(crate) rebuild: Mutex<()>,
     sessions: Mutex<BTreeMap<u64, SessionEntry>>,
     next_session: AtomicU64,
     started: Instant,
     cache: Arc<SchemaCache>,
+    pub(crate) myself: Weak<Gateway>,
+    /// Bumped by every successful (re)load; 1 for the config the daemon started with.
+    pub(crate) generation: AtomicU64,
+    pub(crate) last_reload: Mutex<Option<ReloadStatus>>,
+    stop: CancellationToken,
 }
 
 struct SessionEntry {
@@ -64,6 +67,10 @@ impl Gateway {
                 next_session: AtomicU64::new(1),
                 started: Instant::now(),
                 cache,
+                myself: myself.clone(),
+                generation: AtomicU64::new(1),
+                last_reload: Mutex::new(None),
+                stop: CancellationToken::new(),
             }
         }))
     }
@@ -73,16 +80,31 @@ impl Gateway {
         self.table.load_full()
     }
 
-    pub fn cache(&self) -> &SchemaCache {
+    pub(crate) fn cache_arc(&self) -> &Arc<SchemaCache> {
         &self.cache
+    }
+
+    /// Publishes a new table. Callers hold `rebuild`.
+    pub(crate) fn publish(&self, table: Table) {
+        self.table.store(Arc::new(table));
+        self.notify_sessions();
+    }
+
+    /// Asks the daemon to shut down (`mcpgwctl stop`); the same path as SIGTERM.
+    pub fn request_stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Resolves once a stop was requested.
+    pub async fn stopping(&self) {
+        self.stop.cancelled().await;
     }
 
     /// Rebuilds the exposed-name catalog after a backend's tools changed.
     fn tools_changed(&self) {
         let _guard = self.rebuild.lock().unwrap();
         let fresh = self.table.load().with_fresh_catalog();
-        self.table.store(Arc::new(fresh));
-        self.notify_sessions();
+        self.publish(fresh);
     }
 
     /// Sends list_changed to every initialized session whose visible tools differ from what it
@@ -128,6 +150,15 @@ impl Gateway {
         }
     }
 
+    /// Records that a session has just listed the current tools, so that only later changes
+    /// send it list_changed.
+    pub fn mark_seen(&self, id: u64, role: Option<&str>) {
+        let now = fingerprint(&self.table.load(), role);
+        if let Some(entry) = self.sessions.lock().unwrap().get_mut(&id) {
+            entry.seen = now;
+        }
+    }
+
     pub fn leave(&self, id: u64) {
         self.sessions.lock().unwrap().remove(&id);
     }
@@ -141,7 +172,7 @@ impl Gateway {
 
     /// Starts every enabled server whose tools are unknown, in parallel, each bounded by its
     /// startup timeout; failures are logged and skipped (the server is just not listed).
-    async fn discover_missing(&self) {
+    pub(crate) async fn discover_missing(&self) {
         let table = self.table();
         let missing: Vec<Arc<Backend>> = table
             .backends
@@ -202,6 +233,17 @@ impl Gateway {
         }
     }
 
+    /// Waits until no call is in flight on any backend, or `grace` has passed.
+    pub async fn drain(&self, grace: Duration) {
+        let table = self.table();
+        let deadline = tokio::time::Instant::now() + grace;
+        while table.backends.values().any(|b| b.inflight() > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn status(&self) -> Status {
         let table = self.table();
         let sessions = self
@@ -221,6 +263,9 @@ impl Gateway {
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             config_path: table.config.path.display().to_string(),
+            generation: self.generation.load(Ordering::Relaxed),
+            last_reload: self.last_reload.lock().unwrap().clone(),
+            config_warnings: table.config.warnings.clone(),
             sessions,
             backends: table.backends.values().map(|b| b.status()).collect(),
         }
@@ -233,7 +278,7 @@ impl Gateway {
     }
 }
 
-fn new_backend(
+pub(crate) fn new_backend(
     spec: &ServerConfig,
     config: &Config,
     cache: &Arc<SchemaCache>,
@@ -264,82 +309,3 @@ fn fingerprint(table: &Table, role: Option<&str>) -> u64 {
     crate::config::fnv1a64(&bytes)
 }
 
-/// Error for a request that the gateway refuses outright.
-pub fn refused(message: impl Into<String>) -> McpError {
-    McpError::new(ErrorCode::INVALID_REQUEST, message.into(), None)
-}
-
-/// The config could not be used; the message lists every problem with its location.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config:\n{0}")]
-pub struct ConfigInvalid(pub String);
-
-/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere): the one trigger for a graceful stop.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            std::future::pending::<()>().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Where the daemon listens and which config it serves.
-pub struct Options {
-    pub config_path: PathBuf,
-    pub socket: PathBuf,
-    pub cache_dir: PathBuf,
-}
-
-/// Runs the daemon until `shutdown` resolves: loads the config, claims the socket, serves
-/// sessions and control connections, then stops every backend and removes the socket.
-pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let config = crate::config::load(&options.config_path)
-        .map_err(|e| ConfigInvalid(e.to_string()))?;
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    let gateway =
-        Gateway::new(config, SchemaCache::new(options.cache_dir)).map_err(ConfigInvalid)?;
-    let listener = Listener::bind(&options.socket).await?;
-    tracing::info!(
-        socket = %listener.path().display(),
-        config = %options.config_path.display(),
-        "mcpgwd ready"
-    );
-    let stop = CancellationToken::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => {
-                    let gateway = gateway.clone();
-                    let stop = stop.child_token();
-                    tokio::spawn(async move {
-                        crate::connection::serve(gateway, stream, stop).await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-    tracing::info!("shutting down");
-    stop.cancel();
-    drop(listener);
-    gateway.stop_backends().await;
-    Ok(())
-}

@@ -8,14 +8,18 @@
 //! - [`backend`]: one supervised backend server (lazy start, idle stop, schema cache).
 //! - [`table`]: the immutable routing table (backends, exposed tool names, roles).
 //! - [`session`]: one connected MCP client, served with rmcp.
-//! - [`gateway`]: the daemon's shared state and `run`.
+//! - [`gateway`]: the daemon's shared state: current table, sessions, list and call.
+//! - [`reload`]: config reloads (file watch, SIGHUP, mcpgwctl) as table swaps.
+//! - [`daemon`]: `run`, readiness and the one shutdown path.
+//! - [`service`]: systemd readiness notification and socket activation.
 
 pub mod ipc;
 pub mod protocol;
-pub mod shim;
 
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "config")]
+pub mod shim;
 
 #[cfg(feature = "daemon")]
 pub mod backend;
@@ -26,7 +30,13 @@ mod connection;
 #[cfg(feature = "daemon")]
 pub mod control;
 #[cfg(feature = "daemon")]
+pub mod daemon;
+#[cfg(feature = "daemon")]
 pub mod gateway;
+#[cfg(feature = "daemon")]
+pub mod reload;
+#[cfg(feature = "daemon")]
+pub mod service;
 #[cfg(feature = "daemon")]
 pub mod session;
 #[cfg(feature = "daemon")]

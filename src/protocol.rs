@@ -50,11 +50,34 @@ pub struct HelloReply {
     pub error: Option<String>,
 }
 
-/// A request from mcpgwctl.
+/// A request from mcpgwctl. Servers and roles are named as in the config.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ControlRequest {
     Status,
+    /// Re-read the config now; answered once the new table is live or the edit was rejected.
+    Reload,
+    /// Stop the server's running process now; the next call that needs it starts it again.
+    Kill {
+        server: String,
+    },
+    /// Start the server now if it is not running (warm it up before the first call).
+    Start {
+        server: String,
+    },
+    /// Shut the daemon down gracefully. Answered first; the daemon then closes the connection
+    /// when it stops serving, and exits once its backends are stopped.
+    Stop,
+    /// The tools a session of `role` sees (`None`: a session that names no role).
+    List {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
+    },
+    /// The newest `lines` lines the server wrote to its stderr.
+    Logs {
+        server: String,
+        lines: usize,
+    },
 }
 
 /// The daemon's answer to one [`ControlRequest`].
@@ -62,7 +85,51 @@ pub enum ControlRequest {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ControlResponse {
     Status(Status),
-    Error { message: String },
+    /// The outcome of a reload, accepted (`ok`) or rejected.
+    Reloaded(ReloadStatus),
+    /// Answers `kill`: the process that was stopped, if one was running.
+    Killed(ServerProcess),
+    /// Answers `start`: the process now running.
+    Started(ServerProcess),
+    /// Answers `stop`: the daemon (this pid) is shutting down.
+    Stopping {
+        pid: u32,
+    },
+    Tools(ToolList),
+    Logs(LogTail),
+    /// The request failed; nothing was done.
+    Error {
+        message: String,
+    },
+}
+
+/// A server and its process, for `kill` and `start`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerProcess {
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Whether a process was running before the request.
+    pub was_running: bool,
+}
+
+/// What a role sees, for `list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolList {
+    /// The role asked for (`None`: a session that names no role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Full MCP tool objects under their exposed names, as `tools/list` gives them. Kept as
+    /// JSON so that this module needs no MCP types.
+    pub tools: Vec<serde_json::Value>,
+}
+
+/// A server's captured stderr, for `logs`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogTail {
+    pub server: String,
+    /// Oldest first.
+    pub lines: Vec<String>,
 }
 
 /// A snapshot of the daemon for `mcpgwctl status` and the `gateway_status` tool.
@@ -72,8 +139,28 @@ pub struct Status {
     pub pid: u32,
     pub uptime_ms: u64,
     pub config_path: String,
+    /// Number of configs loaded so far (1 = the one the daemon started with).
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reload: Option<ReloadStatus>,
+    /// Non-fatal problems of the live config (e.g. a server disabled by a missing variable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_warnings: Vec<String>,
     pub sessions: Vec<SessionStatus>,
     pub backends: Vec<BackendStatus>,
+}
+
+/// The outcome of the last reload attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReloadStatus {
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    pub ok: bool,
+    /// The generation live after it (unchanged when the edit was rejected).
+    pub generation: u64,
+    /// What changed (`added: x; restarted: y; …`) or, when rejected, every error with its
+    /// `file:line:col`.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -171,5 +258,106 @@ mod tests {
         };
         let back: ControlResponse = serde_json::from_slice(&to_line(&resp)).unwrap();
         assert_eq!(back, resp);
+    }
+
+    fn wire<T: Serialize>(msg: &T) -> String {
+        String::from_utf8(to_line(msg)).unwrap()
+    }
+
+    #[test]
+    fn control_request_wire_shapes_are_stable() {
+        let cases = [
+            (ControlRequest::Reload, r#"{"op":"reload"}"#),
+            (
+                ControlRequest::Kill {
+                    server: "fs".into(),
+                },
+                r#"{"op":"kill","server":"fs"}"#,
+            ),
+            (
+                ControlRequest::Start {
+                    server: "fs".into(),
+                },
+                r#"{"op":"start","server":"fs"}"#,
+            ),
+            (ControlRequest::Stop, r#"{"op":"stop"}"#),
+            (ControlRequest::List { role: None }, r#"{"op":"list"}"#),
+            (
+                ControlRequest::List {
+                    role: Some("ro".into()),
+                },
+                r#"{"op":"list","role":"ro"}"#,
+            ),
+            (
+                ControlRequest::Logs {
+                    server: "fs".into(),
+                    lines: 50,
+                },
+                r#"{"op":"logs","server":"fs","lines":50}"#,
+            ),
+        ];
+        for (request, json) in cases {
+            assert_eq!(wire(&request), format!("{json}\n"));
+            assert_eq!(
+                serde_json::from_str::<ControlRequest>(json).unwrap(),
+                request
+            );
+        }
+    }
+
+    #[test]
+    fn control_response_wire_shapes_are_stable() {
+        let cases = [
+            (
+                ControlResponse::Reloaded(ReloadStatus {
+                    at_unix_ms: 5,
+                    ok: false,
+                    generation: 2,
+                    message: "gateway.yaml:3:5: unknown key".into(),
+                }),
+                r#"{"result":"reloaded","at_unix_ms":5,"ok":false,"generation":2,"message":"gateway.yaml:3:5: unknown key"}"#,
+            ),
+            (
+                ControlResponse::Killed(ServerProcess {
+                    server: "fs".into(),
+                    pid: Some(7),
+                    was_running: true,
+                }),
+                r#"{"result":"killed","server":"fs","pid":7,"was_running":true}"#,
+            ),
+            (
+                ControlResponse::Started(ServerProcess {
+                    server: "fs".into(),
+                    pid: None,
+                    was_running: false,
+                }),
+                r#"{"result":"started","server":"fs","was_running":false}"#,
+            ),
+            (
+                ControlResponse::Stopping { pid: 9 },
+                r#"{"result":"stopping","pid":9}"#,
+            ),
+            (
+                ControlResponse::Tools(ToolList {
+                    role: Some("ro".into()),
+                    tools: vec![serde_json::json!({"name": "fs_read"})],
+                }),
+                r#"{"result":"tools","role":"ro","tools":[{"name":"fs_read"}]}"#,
+            ),
+            (
+                ControlResponse::Logs(LogTail {
+                    server: "fs".into(),
+                    lines: vec!["a".into()],
+                }),
+                r#"{"result":"logs","server":"fs","lines":["a"]}"#,
+            ),
+        ];
+        for (response, json) in cases {
+            assert_eq!(wire(&response), format!("{json}\n"));
+            assert_eq!(
+                serde_json::from_str::<ControlResponse>(json).unwrap(),
+                response
+            );
+        }
     }
 }

@@ -80,6 +80,7 @@ impl ServerHandler for Session {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let tools = self.gateway.list_tools(self.role.as_deref()).await;
+        self.gateway.mark_seen(self.id, self.role.as_deref());
         Ok(ListToolsResult::with_all_items(tools))
     }
 

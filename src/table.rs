@@ -190,9 +190,15 @@ impl Table {
         let roles = Roles::compile(&config.roles)?;
         let mut backends = BTreeMap::new();
         for (name, spec) in &config.servers {
+            // Same process spec and same enabled state: keep the running backend. Everything
+            // else a server entry holds (idle_timeout) is applied to the kept backend below.
             let reused = prev
                 .and_then(|t| t.backends.get(name))
-                .filter(|b| b.spec == *spec)
+                .filter(|b| {
+                    b.spec_hash() == spec.spec_hash()
+                        && b.spec.enabled == spec.enabled
+                        && b.spec.disabled_reason == spec.disabled_reason
+                })
                 .cloned();
             let backend = match reused {
                 Some(backend) => {

@@ -1,16 +1,20 @@
 //! `mcpgwctl`: the operator's view of a running mcpgw daemon.
 //!
 //! Exit codes: 0 success, 1 the operation failed, 2 usage, 3 no daemon running. No verb ever
-//! starts a daemon.
+//! starts a daemon; `check` does not even talk to one. With `--json` every verb prints exactly
+//! one JSON document on stdout (`{"error": "..."}` when it fails).
 
+mod check;
 mod client;
 mod render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use mcpgw::protocol::{ControlRequest, ControlResponse};
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(version, about = "Control a running mcpgw daemon")]
@@ -18,7 +22,7 @@ struct Args {
     /// Daemon socket (default: $MCPGW_SOCKET, else the per-user runtime socket).
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
-    /// Machine-readable JSON output.
+    /// Machine-readable output: one JSON document on stdout.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -27,46 +31,175 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Daemon, sessions and every backend with its state, pid, memory, calls and errors.
+    /// Daemon, config generation, sessions and every backend with its state, pid, memory,
+    /// calls and errors.
     Status,
+    /// Re-read the config now; prints what changed, or every error (the old config stays live).
+    Reload,
+    /// Stop a server's process now; the next call that needs it starts it again.
+    Kill {
+        /// Server name, as in the config.
+        server: String,
+    },
+    /// Start a server now, before any call needs it.
+    Start {
+        /// Server name, as in the config.
+        server: String,
+    },
+    /// Shut the daemon down gracefully and wait until it has exited.
+    Stop,
+    /// The tools a client sees: exposed name and the first line of the description.
+    List {
+        /// The client's role (default: what a client naming no role sees).
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// What a server wrote to its stderr (newest lines, kept across its restarts).
+    Logs {
+        /// Server name, as in the config.
+        server: String,
+        /// How many lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+    },
+    /// Validate a config file without a daemon: every error with its file:line:col.
+    Check {
+        /// Config file (default: ./gateway.yaml, ./mcp-gateway.yaml,
+        /// ~/.config/mcpgw/gateway.yaml, like mcpgwd).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_NO_DAEMON: u8 = 3;
 
+/// How long `stop` waits for the daemon to exit (it drains calls and stops every backend).
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let socket = mcpgw::ipc::resolve_socket(args.socket.as_deref());
+    let out = Out { json: args.json };
     let request = match args.verb {
+        Verb::Check { config } => return check::run(config.as_deref(), out),
         Verb::Status => ControlRequest::Status,
+        Verb::Reload => ControlRequest::Reload,
+        Verb::Kill { server } => ControlRequest::Kill { server },
+        Verb::Start { server } => ControlRequest::Start { server },
+        Verb::Stop => ControlRequest::Stop,
+        Verb::List { role } => ControlRequest::List { role },
+        Verb::Logs { server, lines } => ControlRequest::Logs { server, lines },
     };
-    let response = match client::request(&socket, &request) {
-        Ok(response) => response,
+    let socket = mcpgw::ipc::resolve_socket(args.socket.as_deref());
+    let connected = client::Client::connect(&socket).and_then(|mut client| {
+        let response = client.request(&request)?;
+        Ok((client, response))
+    });
+    let (client, response) = match connected {
+        Ok(answered) => answered,
         Err(client::Error::NotRunning) => {
-            eprintln!(
-                "mcpgwctl: no mcpgw daemon is running at {} (start one with `mcpgwd`, or \
-                 `systemctl --user start mcpgwd`)",
-                socket.display()
+            return out.fail(
+                EXIT_NO_DAEMON,
+                &format!(
+                    "no mcpgw daemon is running at {} (start one with `mcpgwd`, or \
+                     `systemctl --user start mcpgwd`)",
+                    socket.display()
+                ),
             );
-            return ExitCode::from(EXIT_NO_DAEMON);
         }
-        Err(client::Error::Other(message)) => {
-            eprintln!("mcpgwctl: {message}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(client::Error::Other(message)) => return out.fail(EXIT_FAILED, &message),
     };
     match response {
         ControlResponse::Status(status) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
+            out.print(&status, || render::status(&status, now_unix_ms()))
+        }
+        ControlResponse::Reloaded(reload) => {
+            if reload.ok {
+                out.print(&reload, || render::reload(&reload))
             } else {
-                print!("{}", render::status(&status));
+                // The errors go to stderr in both modes; --json also gets the document.
+                eprint!("mcpgwctl: {}", render::reload(&reload));
+                if out.json {
+                    out.document(&reload);
+                }
+                ExitCode::from(EXIT_FAILED)
             }
-            ExitCode::SUCCESS
         }
-        ControlResponse::Error { message } => {
-            eprintln!("mcpgwctl: {message}");
-            ExitCode::from(EXIT_FAILED)
+        ControlResponse::Killed(p) => out.print(&p, || render::killed(&p)),
+        ControlResponse::Started(p) => out.print(&p, || render::started(&p)),
+        ControlResponse::Stopping { pid } => stop(client, pid, out),
+        ControlResponse::Tools(list) => out.print(&list, || render::list(&list)),
+        ControlResponse::Logs(tail) => {
+            if tail.lines.is_empty() && !out.json {
+                eprintln!("mcpgwctl: `{}` has written nothing to stderr", tail.server);
+            }
+            out.print(&tail, || {
+                tail.lines.iter().map(|l| format!("{l}\n")).collect()
+            })
         }
+        ControlResponse::Error { message } => out.fail(EXIT_FAILED, &message),
     }
+}
+
+/// The daemon acknowledged `stop`: wait for it to close our connection (it stopped serving),
+/// then for its process to be gone (backends stopped, socket removed).
+fn stop(client: client::Client, pid: u32, out: Out) -> ExitCode {
+    let deadline = Instant::now() + STOP_WAIT;
+    if !client.wait_closed(deadline) || !client::wait_exited(pid, deadline) {
+        return out.fail(
+            EXIT_FAILED,
+            &format!(
+                "mcpgwd (pid {pid}) is still running {}s after it was asked to stop",
+                STOP_WAIT.as_secs()
+            ),
+        );
+    }
+    #[derive(Serialize)]
+    struct Stopped {
+        stopped: bool,
+        pid: u32,
+    }
+    out.print(&Stopped { stopped: true, pid }, || {
+        format!("mcpgwd (pid {pid}) stopped\n")
+    })
+}
+
+/// Where results go: human text, or one JSON document.
+#[derive(Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// Prints a successful result and exits 0.
+    pub fn print<T: Serialize>(self, value: &T, human: impl FnOnce() -> String) -> ExitCode {
+        if self.json {
+            self.document(value);
+        } else {
+            print!("{}", human());
+        }
+        ExitCode::SUCCESS
+    }
+
+    pub fn document<T: Serialize>(self, value: &T) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("output serializes")
+        );
+    }
+
+    /// Reports a failure on stderr (and as `{"error": …}` with --json) and exits with `code`.
+    pub fn fail(self, code: u8, message: &str) -> ExitCode {
+        eprintln!("mcpgwctl: {message}");
+        if self.json {
+            self.document(&serde_json::json!({ "error": message }));
+        }
+        ExitCode::from(code)
+    }
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

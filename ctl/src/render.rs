@@ -1,11 +1,15 @@
-//! Human-readable output. Pure functions of protocol types, so they are snapshot-tested.
+//! Human-readable output. Pure functions of protocol and config types (the clock is passed in),
+//! so they are snapshot-tested.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::Path;
 
-use mcpgw::protocol::Status;
+use mcpgw::config::Config;
+use mcpgw::protocol::{ReloadStatus, ServerProcess, Status, ToolList};
 
-pub fn status(status: &Status) -> String {
+/// `mcpgwctl status`. `now_unix_ms` dates the last reload.
+pub fn status(status: &Status, now_unix_ms: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -15,23 +19,66 @@ pub fn status(status: &Status) -> String {
         duration(status.uptime_ms),
         status.config_path
     );
+    match &status.last_reload {
+        None => {
+            let _ = writeln!(
+                out,
+                "config generation {} (never reloaded)",
+                status.generation
+            );
+        }
+        Some(reload) => {
+            let ago = duration(now_unix_ms.saturating_sub(reload.at_unix_ms));
+            if reload.ok {
+                let _ = writeln!(
+                    out,
+                    "config generation {}, last reload {ago} ago: ok ({})",
+                    status.generation, reload.message
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "config generation {}, last reload {ago} ago: rejected, generation {} stays live:",
+                    status.generation, reload.generation
+                );
+                indented(&mut out, &reload.message);
+            }
+        }
+    }
+    if !status.config_warnings.is_empty() {
+        out.push_str("config warnings:\n");
+        for warning in &status.config_warnings {
+            indented(&mut out, warning);
+        }
+    }
     let mut by_role: BTreeMap<&str, usize> = BTreeMap::new();
     for session in &status.sessions {
-        *by_role.entry(session.role.as_deref().unwrap_or("(none)")).or_default() += 1;
+        *by_role
+            .entry(session.role.as_deref().unwrap_or("(none)"))
+            .or_default() += 1;
     }
     let roles: Vec<String> = by_role.iter().map(|(r, n)| format!("{r}: {n}")).collect();
     let _ = writeln!(
         out,
         "sessions: {}{}",
         status.sessions.len(),
-        if roles.is_empty() { String::new() } else { format!(" ({})", roles.join(", ")) }
+        if roles.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", roles.join(", "))
+        }
     );
     out.push('\n');
-    let header = ["SERVER", "STATE", "PID", "RSS", "UPTIME", "IDLE", "CALLS", "ERRORS", "TOOLS", "NOTE"];
+    let header = [
+        "SERVER", "STATE", "PID", "RSS", "UPTIME", "IDLE", "CALLS", "ERRORS", "TOOLS", "NOTE",
+    ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for b in &status.backends {
         let dash = || "-".to_string();
-        let note = b.reason.clone().or_else(|| b.last_exit.as_ref().map(|e| format!("last exit: {e}")));
+        let note = b
+            .reason
+            .clone()
+            .or_else(|| b.last_exit.as_ref().map(|e| format!("last exit: {e}")));
         rows.push(vec![
             b.name.clone(),
             b.state.to_string(),
@@ -45,9 +92,127 @@ pub fn status(status: &Status) -> String {
             note.unwrap_or_else(dash),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    out.push_str(&table(&rows));
+    if status.backends.is_empty() {
+        out.push_str("(no servers configured)\n");
+    }
+    out
+}
+
+/// `mcpgwctl reload`: the summary of an accepted reload, or every error of a rejected one.
+pub fn reload(reload: &ReloadStatus) -> String {
+    let mut out = String::new();
+    if reload.ok {
+        let _ = writeln!(
+            out,
+            "reloaded: generation {} is live ({})",
+            reload.generation, reload.message
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "config rejected; generation {} stays live:",
+            reload.generation
+        );
+        indented(&mut out, &reload.message);
+    }
+    out
+}
+
+/// `mcpgwctl list`: each tool's exposed name and the first line of its description.
+pub fn list(list: &ToolList) -> String {
+    if list.tools.is_empty() {
+        return match &list.role {
+            Some(role) => format!("(no tools visible to role `{role}`)\n"),
+            None => "(no tools)\n".into(),
+        };
+    }
+    let rows: Vec<Vec<String>> = list
+        .tools
+        .iter()
+        .map(|tool| {
+            let name = tool["name"].as_str().unwrap_or("?").to_string();
+            let description = tool["description"].as_str().unwrap_or("");
+            let first = description
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("");
+            vec![name, first.to_string()]
+        })
+        .collect();
+    table(&rows)
+}
+
+/// `mcpgwctl kill`.
+pub fn killed(p: &ServerProcess) -> String {
+    match (p.was_running, p.pid) {
+        (true, Some(pid)) => {
+            format!(
+                "stopped {} (pid {pid}); the next call starts it again\n",
+                p.server
+            )
+        }
+        (true, None) => format!("stopped {}; the next call starts it again\n", p.server),
+        (false, _) => format!("{} was not running\n", p.server),
+    }
+}
+
+/// `mcpgwctl start`.
+pub fn started(p: &ServerProcess) -> String {
+    let pid = p
+        .pid
+        .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+    if p.was_running {
+        format!("{} is already running{pid}\n", p.server)
+    } else {
+        format!("started {}{pid}\n", p.server)
+    }
+}
+
+/// `mcpgwctl check` on a valid config: what it defines, then its warnings.
+pub fn check(path: &Path, config: &Config) -> String {
+    let servers: Vec<String> = config
+        .servers
+        .values()
+        .map(|s| {
+            if s.enabled {
+                s.name.clone()
+            } else {
+                format!("{} [disabled]", s.name)
+            }
+        })
+        .collect();
+    let roles: Vec<&str> = config.roles.keys().map(String::as_str).collect();
+    let mut out = format!(
+        "ok: {}, {}\nconfig: {}\n",
+        counted(servers.len(), "server", &servers.join(", ")),
+        counted(roles.len(), "role", &roles.join(", ")),
+        path.display()
+    );
+    for warning in &config.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}
+
+/// `3 servers (a, b, c)`, `1 role (admin)`, `0 roles`.
+fn counted(n: usize, noun: &str, names: &str) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    if n == 0 {
+        format!("0 {noun}s")
+    } else {
+        format!("{n} {noun}{plural} ({names})")
+    }
+}
+
+/// Columns padded to their widest cell; the last one is not padded.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
+    let mut out = String::new();
     for row in rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
@@ -59,10 +224,14 @@ pub fn status(status: &Status) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    if status.backends.is_empty() {
-        out.push_str("(no servers configured)\n");
-    }
     out
+}
+
+/// Each line of `text`, indented by two spaces.
+fn indented(out: &mut String, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
 }
 
 fn duration(ms: u64) -> String {
@@ -89,6 +258,9 @@ fn bytes(b: u64) -> String {
 mod tests {
     use super::*;
     use mcpgw::protocol::{BackendState, BackendStatus, SessionStatus};
+    use serde_json::json;
+
+    const NOW: u64 = 1_700_000_000_000;
 
     fn backend(name: &str, state: BackendState) -> BackendStatus {
         BackendStatus {
@@ -107,8 +279,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn status_table_snapshot() {
+    fn sample_status() -> Status {
         let mut fs = backend("filesystem", BackendState::Ready);
         fs.pid = Some(4242);
         fs.rss_bytes = Some(40_265_318);
@@ -124,19 +295,33 @@ mod tests {
         crashy.calls = 2;
         crashy.errors = 2;
         crashy.tools = Some(3);
-        let status = Status {
+        Status {
             version: "0.1.0".into(),
             pid: 100,
             uptime_ms: 3_725_000,
             config_path: "/home/u/gateway.yaml".into(),
+            generation: 1,
+            last_reload: None,
+            config_warnings: vec![],
             sessions: vec![
-                SessionStatus { id: 1, role: Some("readonly".into()), client: None, pid: None },
-                SessionStatus { id: 2, role: None, client: None, pid: None },
+                SessionStatus {
+                    id: 1,
+                    role: Some("readonly".into()),
+                    client: None,
+                    pid: None,
+                },
+                SessionStatus {
+                    id: 2,
+                    role: None,
+                    client: None,
+                    pid: None,
+                },
             ],
             backends: vec![crashy, fs, gh],
-        };
-        let expected = "\
-mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
+        }
+    }
+
+    const TABLE: &str = "\
 sessions: 2 ((none): 1, readonly: 1)
 
 SERVER      STATE     PID   RSS    UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
@@ -144,10 +329,182 @@ crashy      stopped   -     -      -       -     2      2       3      last exit
 filesystem  ready     4242  38.4M  1m2s    3s    12     1       14     -
 github      disabled  -     -      -       -     0      0       -      missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)
 ";
-        assert_eq!(status_render(&status), expected);
+
+    #[test]
+    fn status_table_snapshot() {
+        let expected = format!(
+            "\
+mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
+config generation 1 (never reloaded)
+{TABLE}"
+        );
+        assert_eq!(status(&sample_status(), NOW), expected);
     }
 
-    fn status_render(s: &Status) -> String {
-        status(s)
+    #[test]
+    fn status_with_an_accepted_reload_and_warnings() {
+        let mut s = sample_status();
+        s.generation = 3;
+        s.last_reload = Some(ReloadStatus {
+            at_unix_ms: NOW - 125_000,
+            ok: true,
+            generation: 3,
+            message: "added: gamma; removed: beta".into(),
+        });
+        s.config_warnings = vec![
+            "/home/u/gateway.yaml:9:22: server `github` is disabled: GITHUB_TOKEN is not set"
+                .into(),
+        ];
+        let expected = format!(
+            "\
+mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
+config generation 3, last reload 2m5s ago: ok (added: gamma; removed: beta)
+config warnings:
+  /home/u/gateway.yaml:9:22: server `github` is disabled: GITHUB_TOKEN is not set
+{TABLE}"
+        );
+        assert_eq!(status(&s, NOW), expected);
+    }
+
+    #[test]
+    fn status_with_a_rejected_reload() {
+        let mut s = sample_status();
+        s.generation = 2;
+        s.last_reload = Some(ReloadStatus {
+            at_unix_ms: NOW - 10_400,
+            ok: false,
+            generation: 2,
+            message: "/home/u/gateway.yaml:3:5: unknown key `comand`; did you mean `command`?\n\
+                      /home/u/gateway.yaml:7:3: missing `command`"
+                .into(),
+        });
+        let expected = format!(
+            "\
+mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
+config generation 2, last reload 10s ago: rejected, generation 2 stays live:
+  /home/u/gateway.yaml:3:5: unknown key `comand`; did you mean `command`?
+  /home/u/gateway.yaml:7:3: missing `command`
+{TABLE}"
+        );
+        assert_eq!(status(&s, NOW), expected);
+    }
+
+    #[test]
+    fn status_without_servers() {
+        let mut s = sample_status();
+        s.sessions.clear();
+        s.backends.clear();
+        let expected = "\
+mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
+config generation 1 (never reloaded)
+sessions: 0
+
+SERVER  STATE  PID  RSS  UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+(no servers configured)
+";
+        assert_eq!(status(&s, NOW), expected);
+    }
+
+    #[test]
+    fn reload_snapshots() {
+        let accepted = ReloadStatus {
+            at_unix_ms: NOW,
+            ok: true,
+            generation: 4,
+            message: "added: gamma".into(),
+        };
+        assert_eq!(
+            reload(&accepted),
+            "reloaded: generation 4 is live (added: gamma)\n"
+        );
+        let rejected = ReloadStatus {
+            at_unix_ms: NOW,
+            ok: false,
+            generation: 3,
+            message: "gateway.yaml:3:5: unknown key `comand`\ngateway.yaml:5:1: bad".into(),
+        };
+        assert_eq!(
+            reload(&rejected),
+            "\
+config rejected; generation 3 stays live:
+  gateway.yaml:3:5: unknown key `comand`
+  gateway.yaml:5:1: bad
+"
+        );
+    }
+
+    #[test]
+    fn list_snapshot() {
+        let tools = ToolList {
+            role: Some("readonly".into()),
+            tools: vec![
+                json!({"name": "alpha_echo", "description": "Echoes the text back.\n\nMore detail.", "inputSchema": {}}),
+                json!({"name": "alpha_add", "description": "\n  Adds two numbers  \n", "inputSchema": {}}),
+                json!({"name": "gateway_status", "inputSchema": {}}),
+            ],
+        };
+        let expected = "\
+alpha_echo      Echoes the text back.
+alpha_add       Adds two numbers
+gateway_status
+";
+        assert_eq!(list(&tools), expected);
+        let empty = ToolList {
+            role: Some("none".into()),
+            tools: vec![],
+        };
+        assert_eq!(list(&empty), "(no tools visible to role `none`)\n");
+    }
+
+    #[test]
+    fn kill_and_start_snapshots() {
+        let p = |pid, was_running| ServerProcess {
+            server: "alpha".into(),
+            pid,
+            was_running,
+        };
+        assert_eq!(
+            killed(&p(Some(7), true)),
+            "stopped alpha (pid 7); the next call starts it again\n"
+        );
+        assert_eq!(killed(&p(None, false)), "alpha was not running\n");
+        assert_eq!(started(&p(Some(8), false)), "started alpha (pid 8)\n");
+        assert_eq!(
+            started(&p(Some(8), true)),
+            "alpha is already running (pid 8)\n"
+        );
+    }
+
+    #[test]
+    fn check_snapshot() {
+        let yaml = "\
+servers:
+  alpha:
+    command: a
+  beta:
+    command: b
+    enabled: false
+roles:
+  admin: null
+";
+        let path = Path::new("gateway.yaml");
+        let config = mcpgw::config::parse(yaml, path, &|_| None).unwrap();
+        assert_eq!(
+            check(path, &config),
+            "ok: 2 servers (alpha, beta [disabled]), 1 role (admin)\nconfig: gateway.yaml\n"
+        );
+        let yaml = "servers:\n  gh:\n    command: gh\n    env:\n      TOKEN: \"${GH_TOKEN}\"\n";
+        let config = mcpgw::config::parse(yaml, path, &|_| None).unwrap();
+        let text = check(path, &config);
+        assert!(
+            text.starts_with("ok: 1 server (gh [disabled]), 0 roles\nconfig: gateway.yaml\nwarning: gateway.yaml:5:"),
+            "{text}"
+        );
+        assert!(text.contains("GH_TOKEN"), "{text}");
+        let config = mcpgw::config::parse("servers: {}\n", path, &|_| None).unwrap();
+        assert_eq!(
+            check(path, &config),
+            "ok: 0 servers, 0 roles\nconfig: gateway.yaml\n"
+        );
     }
 }

@@ -95,6 +95,10 @@ pub fn spawn(
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    // Our service manager's handshake variables are ours, not the backend's.
+    for var in crate::service::SERVICE_MANAGER_ENV {
+        cmd.env_remove(var);
+    }
     #[cfg(unix)]
     cmd.process_group(0);
     #[cfg(target_os = "linux")]

@@ -49,6 +49,8 @@ pub enum BackendError {
     Gone { name: String, exit: String },
     #[error("server `{name}`: {message}")]
     Protocol { name: String, message: String },
+    #[error("server `{0}` was reconfigured by a reload; retry the call")]
+    Retired(String),
 }
 
 impl From<BackendError> for McpError {
@@ -84,6 +86,7 @@ pub struct Backend {
     inflight: AtomicUsize,
     stderr: Arc<StderrLog>,
     progress: Mutex<HashMap<ProgressToken, ProgressRoute>>,
+    retired: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -135,6 +138,7 @@ impl Backend {
             inflight: AtomicUsize::new(0),
             stderr: Arc::default(),
             progress: Mutex::default(),
+            retired: Default::default(),
         })
     }
 
@@ -151,6 +155,21 @@ impl Backend {
     /// The tools known for this server (from the cache or the running server), if any.
     pub fn tools(&self) -> Option<Arc<Vec<Tool>>> {
         self.tools.load_full()
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::SeqCst)
+    }
+
+    /// Marks a backend that a reload removed or replaced: it finishes what it is doing but never
+    /// starts again, so a request that still routes to it cannot resurrect the old spec.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// Starts the server now (e.g. `mcpgwctl start`), if it is not running.
+    pub async fn start_now(self: &Arc<Self>) -> Result<(), BackendError> {
+        self.ensure_running().await.map(|_| ())
     }
 
     /// False while a recent failed start should keep lists from retrying it on every call.
@@ -300,6 +319,9 @@ impl Backend {
         let guard = self.start_lock.clone().lock_owned().await;
         if let Some(running) = self.live_instance() {
             return Ok(running);
+        }
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(BackendError::Retired(self.name.clone()));
         }
         let this = self.clone();
         tokio::spawn(async move {

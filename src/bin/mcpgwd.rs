@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let options = mcpgw::gateway::Options {
+    let options = mcpgw::daemon::Options {
         config_path,
         socket: mcpgw::ipc::resolve_socket(args.socket.as_deref()),
         cache_dir: mcpgw::backend::cache::SchemaCache::default_dir(),
@@ -48,11 +48,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mcpgw::gateway::run(options, mcpgw::gateway::shutdown_signal())) {
+    match runtime.block_on(mcpgw::daemon::run(options, mcpgw::daemon::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcpgwd: {e:#}");
-            if e.downcast_ref::<mcpgw::gateway::ConfigInvalid>().is_some() {
+            if e.downcast_ref::<mcpgw::daemon::ConfigInvalid>().is_some() {
                 ExitCode::from(EXIT_CONFIG)
             } else {
                 ExitCode::FAILURE

@@ -120,7 +120,11 @@ impl Checker<'_> {
             Node::Map(map) => map,
             other => {
                 let found = other.describe();
-                self.error(&top, format!("the config must be a mapping with keys such as `servers` and `idle_timeout`, found {found}"));
+                let message = format!(
+                    "the config must be a mapping with keys such as `servers` and `idle_timeout`, \
+                     found {found}"
+                );
+                self.error(&top, message);
                 return checked;
             }
         };
@@ -295,7 +299,8 @@ impl Checker<'_> {
         let expected = known.join(", ");
         let message = match did_you_mean(key, known) {
             Some(near) => format!(
-                "unknown key `{key}` {context}: did you mean `{near}`? (expected one of: {expected})"
+                "unknown key `{key}` {context}: did you mean `{near}`? \
+                 (expected one of: {expected})"
             ),
             None => format!("unknown key `{key}` {context} (expected one of: {expected})"),
         };

@@ -59,7 +59,10 @@ impl Checker<'_> {
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         let problem = if !valid {
             "names must start with a letter or digit and contain only letters, digits, `_` and `-`"
-        } else if name == RESERVED || name.starts_with("gateway_") {
+        } else if name
+            .strip_prefix(RESERVED)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+        {
             "it is reserved: the gateway's own tools are named `gateway_*`; choose another name"
         } else {
             return true;
@@ -189,7 +192,8 @@ impl Checker<'_> {
             let key = var.key;
             if key.is_empty() || key.contains(['=', '\0']) {
                 let message = format!(
-                    "invalid environment variable name `{key}` {context}: it must be non-empty and contain no `=`"
+                    "invalid environment variable name `{key}` {context}: \
+                     it must be non-empty and contain no `=`"
                 );
                 self.error(&var.key_at, message);
             }

@@ -1,10 +1,29 @@
 //! "Did you mean …?" for misspelt keys.
 
-/// The known key closest to `unknown`: one that differs only in case, else the nearest within
-/// two edits (the first such in `known` order on a tie).
+/// Keys other MCP configs use for what we call otherwise (Claude Desktop's `mcpServers`,
+/// Cursor's `disabled`, …), too far from ours for edit distance to find.
+const OTHER_NAMES: &[(&str, &str)] = &[
+    ("mcpServers", "servers"),
+    ("mcp_servers", "servers"),
+    ("disabled", "enabled"),
+    ("environment", "env"),
+    ("arguments", "args"),
+    ("workdir", "cwd"),
+    ("working_dir", "cwd"),
+    ("working_directory", "cwd"),
+];
+
+/// The known key closest to `unknown`: one that differs only in case, another config format's
+/// name for it, else the nearest within two edits (the first such in `known` order on a tie).
 pub(super) fn did_you_mean<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(unknown)) {
         return Some(same);
+    }
+    let renamed = OTHER_NAMES
+        .iter()
+        .find(|(other, _)| other.eq_ignore_ascii_case(unknown));
+    if let Some(ours) = renamed.and_then(|(_, ours)| known.iter().find(|k| *k == ours)) {
+        return Some(ours);
     }
     known
         .iter()
@@ -43,6 +62,12 @@ mod tests {
         assert_eq!(did_you_mean("enabeld", KEYS), Some("enabled"));
         assert_eq!(did_you_mean("idletimeout", KEYS), Some("idle_timeout"));
         assert_eq!(did_you_mean("transport", KEYS), None);
+        assert_eq!(did_you_mean("disabled", KEYS), Some("enabled"));
+        assert_eq!(
+            did_you_mean("mcpServers", &["servers", "roles"]),
+            Some("servers")
+        );
+        assert_eq!(did_you_mean("mcpServers", KEYS), None);
     }
 
     #[test]

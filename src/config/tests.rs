@@ -345,7 +345,7 @@ fn role_patterns_must_compile() {
 fn tagged_values_are_named() {
     assert_eq!(
         error("servers:\n  a:\n    command: !shell x\n"),
-        "gateway.yaml:3:14: `command` in server `a` must be a string (the program to run), found a value tagged `shell`"
+        "gateway.yaml:3:14: `command` in server `a` must be a string (the program to run), found a value tagged `!shell`"
     );
 }
 

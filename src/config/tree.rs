@@ -21,7 +21,7 @@ pub(super) enum Node {
 }
 
 impl Node {
-    /// What the node is, for "found …" in messages. Never the value itself: values may be secrets.
+    /// What the node is, for "found …" in messages; never the value itself, which may be secret.
     pub(super) fn describe(&self) -> String {
         match self {
             Node::Null => "null".into(),
@@ -31,7 +31,7 @@ impl Node {
             Node::Str(_) => "a string".into(),
             Node::Seq(_) => "a list".into(),
             Node::Map(_) => "a mapping".into(),
-            Node::Tagged(tag) => format!("a value tagged `{tag}`"),
+            Node::Tagged(tag) => format!("a value tagged `!{tag}`"),
         }
     }
 

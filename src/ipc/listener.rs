@@ -8,9 +8,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use interprocess::local_socket::tokio::{Listener as TokioListener, Stream};
 use interprocess::local_socket::ListenerOptions;
 use interprocess::local_socket::tokio::prelude::*;
+use interprocess::local_socket::tokio::{Listener as TokioListener, Stream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -27,6 +27,8 @@ pub enum BindError {
 pub struct Listener {
     inner: TokioListener,
     path: PathBuf,
+    /// Held for the daemon's lifetime: the kernel drops it when the process dies, however.
+    _lock: Option<std::fs::File>,
 }
 
 impl Listener {
@@ -34,6 +36,9 @@ impl Listener {
     pub async fn bind(path: &Path) -> Result<Self, BindError> {
         #[cfg(unix)]
         prepare_dir(path)?;
+        // Two daemons starting at once (racing shims) could otherwise both find the path free,
+        // or one could take the other's just-bound socket for stale between bind and listen.
+        let lock = lock_instance(path)?;
         if claim_existing(path).await? {
             tracing::info!(path = %path.display(), "replaced a stale socket");
         }
@@ -52,7 +57,38 @@ impl Listener {
         Ok(Self {
             inner,
             path: path.to_path_buf(),
+            _lock: lock,
         })
+    }
+
+    /// Wraps a listener a service manager created and passed to us (systemd socket activation,
+    /// see [`crate::service::inherited_listener`]). `path` is where the daemon expected to
+    /// listen; when the socket is really bound elsewhere, that path is used and the mismatch
+    /// logged, since clients looking at `path` will not find this daemon.
+    ///
+    /// The service manager owns the socket file, so dropping this listener never removes it:
+    /// interprocess arms its name reclamation (unlink on drop) only for listeners it binds
+    /// itself, as in [`bind`](Self::bind), never for one made from an fd; it is disarmed here
+    /// again so that stays true whatever the caller built `inner` from.
+    pub fn inherited(mut inner: TokioListener, path: PathBuf) -> Self {
+        inner.do_not_reclaim_name_on_drop();
+        let path = match bound_path(&inner) {
+            Some(bound) if !same_file(&bound, &path) => {
+                tracing::warn!(
+                    expected = %path.display(),
+                    bound = %bound.display(),
+                    "the inherited socket is not at the configured socket path; clients using \
+                     the configured path will not reach this daemon"
+                );
+                bound
+            }
+            _ => path,
+        };
+        Self {
+            inner,
+            path,
+            _lock: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -70,6 +106,28 @@ impl Listener {
             }
         }
     }
+}
+
+/// The filesystem path a listener is bound to, if it has one.
+#[cfg(unix)]
+fn bound_path(listener: &TokioListener) -> Option<PathBuf> {
+    let TokioListener::UdSocket(uds) = listener;
+    let addr = uds.inner().local_addr().ok()?;
+    addr.as_pathname().map(Path::to_path_buf)
+}
+
+#[cfg(not(unix))]
+fn bound_path(_listener: &TokioListener) -> Option<PathBuf> {
+    None
+}
+
+/// Whether two spellings (relative, through symlinks) name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
 }
 
 #[cfg(unix)]
@@ -118,6 +176,35 @@ fn prepare_dir(path: &Path) -> Result<(), BindError> {
             .map_err(|e| fail(format!("cannot make it private: {e}")))?;
     }
     Ok(())
+}
+
+/// Takes an exclusive lock on `<socket>.lock`, or reports the daemon that holds it.
+fn lock_instance(path: &Path) -> Result<Option<std::fs::File>, BindError> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| BindError::Io {
+                path: PathBuf::from(&lock_path),
+                source,
+            })?;
+        // SAFETY: flock on an fd we own; LOCK_NB makes it return at once.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(BindError::AlreadyRunning(path.to_path_buf()));
+        }
+        Ok(Some(file))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// Returns Ok(true) when a stale socket was removed, Ok(false) when the path was free.

@@ -191,6 +191,16 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// A daemon a test's shim autostarted is not owned by a `Daemon`: stop it here, so a
+    /// failing test leaves nothing running.
+    fn drop(&mut self) {
+        if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+            let _ = self.ctl(&["stop"]);
+        }
+    }
+}
+
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

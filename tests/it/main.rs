@@ -4,3 +4,8 @@
 mod harness;
 
 mod core;
+mod ctl;
+mod npm;
+mod lifecycle;
+mod reload;
+mod service;

@@ -8,6 +8,8 @@ use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod autostart;
+
 use crate::ipc::{self, ConnectError, Connection};
 use crate::protocol::{Hello, HelloKind, PROTOCOL_VERSION};
 
@@ -19,14 +21,19 @@ pub const ROLE_ENVS: [&str; 2] = ["MCPGW_ROLE", "MCP_GATEWAY_ROLE"];
 pub struct Args {
     pub socket: Option<PathBuf>,
     pub role: Option<String>,
+    /// Config for a daemon this shim starts (else the daemon's own discovery).
+    pub config: Option<PathBuf>,
+    pub no_autostart: bool,
 }
 
 pub const USAGE: &str = "\
-usage: mcpgw-shim [--socket PATH] [--role ROLE]
+usage: mcpgw-shim [--socket PATH] [--role ROLE] [--config FILE] [--no-autostart]
 
-Connects an MCP client's stdio to the mcpgw daemon.
-  --socket PATH   daemon socket (default: $MCPGW_SOCKET, else the per-user runtime socket)
-  --role ROLE     role whose tools this session sees (default: $MCPGW_ROLE, $MCP_GATEWAY_ROLE)
+Connects an MCP client's stdio to the mcpgw daemon, starting the daemon if none runs.
+  --socket PATH    daemon socket (default: $MCPGW_SOCKET, else the per-user runtime socket)
+  --role ROLE      role whose tools this session sees (default: $MCPGW_ROLE, $MCP_GATEWAY_ROLE)
+  --config FILE    config for a daemon started by this shim (default: mcpgwd's discovery)
+  --no-autostart   fail instead of starting a daemon when none runs
 ";
 
 impl Args {
@@ -49,6 +56,8 @@ impl Args {
             match flag.as_str() {
                 "--socket" => out.socket = Some(PathBuf::from(value("--socket")?)),
                 "--role" => out.role = Some(value("--role")?),
+                "--config" => out.config = Some(PathBuf::from(value("--config")?)),
+                "--no-autostart" if inline.is_none() => out.no_autostart = true,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument `{other}`")),
             }
@@ -72,7 +81,17 @@ pub fn run(args: Args) -> i32 {
         role: args.role,
         pid: Some(std::process::id()),
     };
-    match ipc::connect(&socket, &hello) {
+    let mut connected = ipc::connect(&socket, &hello);
+    if matches!(connected, Err(ConnectError::NotRunning(_))) && !args.no_autostart {
+        connected = match autostart::start(&socket, args.config.as_deref()) {
+            Ok(()) => ipc::connect(&socket, &hello),
+            Err(message) => {
+                eprintln!("mcpgw-shim: {message}");
+                return 1;
+            }
+        };
+    }
+    match connected {
         Ok(conn) => pump(conn, None),
         Err(ConnectError::Refused(msg, conn)) => {
             eprintln!("mcpgw-shim: {msg}");
@@ -83,7 +102,7 @@ pub fn run(args: Args) -> i32 {
         Err(ConnectError::NotRunning(_)) => {
             eprintln!(
                 "mcpgw-shim: no mcpgw daemon is running at {}; start one with `mcpgwd` \
-                 (or enable the mcpgwd user service)",
+                 (or enable the mcpgwd user service, or drop --no-autostart)",
                 socket.display()
             );
             1

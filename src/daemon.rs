@@ -1,0 +1,118 @@
+//! The daemon's life: start (config, socket, readiness), serve, and one shutdown path.
+//!
+//! SIGTERM, SIGINT and `mcpgwctl stop` all end up in the same sequence: stop accepting, let
+//! in-flight calls finish (bounded), close sessions, stop every backend's process group, remove
+//! the socket. SIGHUP reloads the config like `mcpgwctl reload` and a file change do.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::cache::SchemaCache;
+use crate::gateway::Gateway;
+use crate::ipc::listener::Listener;
+
+/// How long a shutdown waits for in-flight calls before stopping backends under them.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// The config could not be used; the message lists every problem with its location.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config:\n{0}")]
+pub struct ConfigInvalid(pub String);
+
+/// Where the daemon listens and which config it serves.
+pub struct Options {
+    pub config_path: PathBuf,
+    pub socket: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves or a client asks it to stop.
+pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = crate::config::load(&options.config_path)
+        .map_err(|e| ConfigInvalid(e.to_string()))?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let gateway =
+        Gateway::new(config, SchemaCache::new(options.cache_dir)).map_err(ConfigInvalid)?;
+    let listener = match crate::service::inherited_listener()? {
+        Some(inherited) => Listener::inherited(inherited, options.socket.clone()),
+        None => Listener::bind(&options.socket).await?,
+    };
+    let _watcher = crate::reload::watch(gateway.clone());
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(gateway.clone()));
+    tracing::info!(
+        socket = %listener.path().display(),
+        config = %options.config_path.display(),
+        "mcpgwd ready"
+    );
+    crate::service::notify_ready();
+
+    let sessions = CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = gateway.stopping() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    let gateway = gateway.clone();
+                    let stop = sessions.child_token();
+                    tracker.spawn(crate::connection::serve(gateway, stream, stop));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    crate::service::notify_stopping();
+    drop(listener);
+    gateway.drain(DRAIN_GRACE).await;
+    sessions.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    gateway.stop_backends().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        let _ = gateway.reload();
+    }
+}
