@@ -54,8 +54,8 @@ pub async fn shutdown_signal() {
 
 /// Runs the daemon until `shutdown` resolves or a client asks it to stop.
 pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let config = crate::config::load(&options.config_path)
-        .map_err(|e| ConfigInvalid(e.to_string()))?;
+    let config =
+        crate::config::load(&options.config_path).map_err(|e| ConfigInvalid(e.to_string()))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -110,7 +110,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
 #[cfg(unix)]
 async fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the config");
         let _ = gateway.reload();

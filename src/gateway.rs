@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, ProgressToken, Tool};
 use rmcp::service::{Peer, RoleServer};
-use rmcp::ErrorData as McpError;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::cache::SchemaCache;
@@ -308,4 +308,3 @@ fn fingerprint(table: &Table, role: Option<&str>) -> u64 {
     }
     crate::config::fnv1a64(&bytes)
 }
-

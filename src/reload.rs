@@ -110,7 +110,11 @@ fn retire_replaced(prev: &Table, next: &Table) -> String {
         });
     }
     let mut parts = Vec::new();
-    for (label, names) in [("added", &added), ("restarted", &restarted), ("removed", &removed)] {
+    for (label, names) in [
+        ("added", &added),
+        ("restarted", &restarted),
+        ("removed", &removed),
+    ] {
         if !names.is_empty() {
             parts.push(format!("{label}: {}", names.join(", ")));
         }
@@ -133,7 +137,11 @@ pub fn watch(gateway: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
     let watched = name.clone();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        if event.paths.iter().any(|p| p.file_name() == Some(watched.as_os_str())) {
+        if event
+            .paths
+            .iter()
+            .any(|p| p.file_name() == Some(watched.as_os_str()))
+        {
             let _ = tx.send(());
         }
     };
@@ -192,4 +200,3 @@ async fn read_settled(path: &Path) -> Option<Vec<u8>> {
     }
     None
 }
-

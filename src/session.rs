@@ -57,9 +57,8 @@ impl ServerHandler for Session {
             .build();
         let mut info = InitializeResult::new(capabilities);
         info.server_info = Implementation::new("mcpgw", env!("CARGO_PKG_VERSION"));
-        info.instructions = Some(
-            "mcpgw gateway: tools of several MCP servers, each named <server>_<tool>.".into(),
-        );
+        info.instructions =
+            Some("mcpgw gateway: tools of several MCP servers, each named <server>_<tool>.".into());
         info
     }
 
@@ -69,8 +68,12 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
-        let client = format!("{} {}", request.client_info.name, request.client_info.version);
-        self.gateway.initialized(self.id, context.peer.clone(), client);
+        let client = format!(
+            "{} {}",
+            request.client_info.name, request.client_info.version
+        );
+        self.gateway
+            .initialized(self.id, context.peer.clone(), client);
         self.negotiate_initialize(&request)
     }
 

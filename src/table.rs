@@ -57,7 +57,9 @@ impl Catalog {
             catalog.insert(builtin.tool(), Target::Builtin(builtin));
         }
         for backend in backends.values().filter(|b| b.spec.enabled) {
-            let Some(tools) = backend.tools() else { continue };
+            let Some(tools) = backend.tools() else {
+                continue;
+            };
             for tool in tools.iter() {
                 let exposed = exposed_name(&backend.name, &tool.name);
                 let target = Target::Backend {
@@ -161,7 +163,11 @@ impl Roles {
     /// Whether a session of `role` may see and call `exposed`. No role means the `default`
     /// role if there is one, else everything; a role that a reload removed sees nothing.
     pub fn allows(&self, role: Option<&str>, exposed: &str) -> bool {
-        let role = role.or_else(|| self.roles.contains_key(DEFAULT_ROLE).then_some(DEFAULT_ROLE));
+        let role = role.or_else(|| {
+            self.roles
+                .contains_key(DEFAULT_ROLE)
+                .then_some(DEFAULT_ROLE)
+        });
         match role {
             None => true,
             Some(role) => match self.roles.get(role) {
@@ -245,7 +251,10 @@ mod tests {
 
     #[test]
     fn short_names_are_plain_prefixes() {
-        assert_eq!(exposed_name("filesystem", "read_file"), "filesystem_read_file");
+        assert_eq!(
+            exposed_name("filesystem", "read_file"),
+            "filesystem_read_file"
+        );
     }
 
     #[test]
@@ -275,7 +284,10 @@ mod tests {
         let err = roles.check(Some("writer")).unwrap_err();
         assert_eq!(err, "unknown role `writer`; known roles: admin, readonly");
 
-        defs.insert(DEFAULT_ROLE.to_string(), Role::Patterns(vec!["fs_*".into()]));
+        defs.insert(
+            DEFAULT_ROLE.to_string(),
+            Role::Patterns(vec!["fs_*".into()]),
+        );
         let roles = Roles::compile(&defs).unwrap();
         assert!(!roles.allows(None, "git_push"));
         assert!(roles.allows(None, "fs_read"));

@@ -45,7 +45,11 @@ impl StderrLog {
 
     pub fn tail(&self, n: usize) -> Vec<String> {
         let lines = self.0.lock().unwrap();
-        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+        lines
+            .iter()
+            .skip(lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 }
 

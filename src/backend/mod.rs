@@ -20,7 +20,9 @@ use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientRequest, Implementation, ProgressNotificationParam,
     ProgressToken, ProtocolVersion, ServerResult, Tool,
 };
-use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, RunningService};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, RunningService,
+};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
 use tokio_util::sync::CancellationToken;
@@ -179,7 +181,7 @@ impl Backend {
     }
 
     pub fn is_running(&self) -> bool {
-        self.live.load().as_ref().is_some_and(|r| !r.gone.is_cancelled())
+        self.live_instance().is_some()
     }
 
     /// Starts the server if needed and waits until it has answered `tools/list`, so that its
@@ -232,11 +234,14 @@ impl Backend {
             meta.remove("progressToken");
         }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
-        let handle = running
+        let handle = match running
             .peer
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await
-            .map_err(|e| self.service_error(&running, e))?;
+        {
+            Ok(handle) => handle,
+            Err(e) => return Err(self.service_error(&running, e).await),
+        };
         let token = handle.progress_token.clone();
         let request_id = handle.id.clone();
         let _route = route.map(|r| ProgressGuard::new(self, token, r));
@@ -261,22 +266,23 @@ impl Backend {
             Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
             Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
             Ok(other) => Err(McpError::internal_error(
-                format!("server `{}` answered tools/call with an unexpected result: {other:?}", self.name),
+                format!(
+                    "server `{}` answered tools/call with an unexpected result: {other:?}",
+                    self.name
+                ),
                 None,
             )),
-            Err(e) => Err(self.service_error(&running, e)),
+            Err(e) => Err(self.service_error(&running, e).await),
         }
     }
 
-    fn service_error(&self, running: &Running, e: rmcp::service::ServiceError) -> McpError {
+    async fn service_error(&self, running: &Running, e: rmcp::service::ServiceError) -> McpError {
         match e {
             rmcp::service::ServiceError::McpError(e) => e,
             rmcp::service::ServiceError::TransportClosed
-            | rmcp::service::ServiceError::TransportSend(_) => BackendError::Gone {
-                name: self.name.clone(),
-                exit: running.child.exit_status().unwrap_or_else(|| "still running".into()),
+            | rmcp::service::ServiceError::TransportSend(_) => {
+                self.gone_error(running).await.into()
             }
-            .into(),
             other => BackendError::Protocol {
                 name: self.name.clone(),
                 message: other.to_string(),
@@ -338,10 +344,12 @@ impl Backend {
         })
     }
 
+    /// The running instance, unless it is finished or its connection broke (a crash the exit
+    /// watcher has not processed yet must not swallow the next call).
     fn live_instance(&self) -> Option<Arc<Running>> {
         self.live
             .load_full()
-            .filter(|running| !running.gone.is_cancelled())
+            .filter(|running| !running.gone.is_cancelled() && !running.peer.is_transport_closed())
     }
 
     async fn start(self: &Arc<Self>) -> Result<Arc<Running>, BackendError> {
@@ -391,7 +399,11 @@ impl Backend {
             Err(e) => {
                 let exit = child.stop().await;
                 let tail = self.stderr.tail(3).join(" | ");
-                let detail = if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") };
+                let detail = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; stderr: {tail}")
+                };
                 return Err(start_error(format!("{e} ({exit}){detail}")));
             }
         };
@@ -477,7 +489,11 @@ impl Backend {
     }
 
     fn set_tools(&self, tools: Vec<Tool>) {
-        let unchanged = self.tools.load().as_deref().is_some_and(|old| *old == tools);
+        let unchanged = self
+            .tools
+            .load()
+            .as_deref()
+            .is_some_and(|old| *old == tools);
         if unchanged {
             return;
         }
@@ -514,7 +530,9 @@ impl Backend {
             reason,
             pid,
             rss_bytes: pid.and_then(child::rss_bytes),
-            uptime_ms: running.as_ref().map(|r| r.started.elapsed().as_millis() as u64),
+            uptime_ms: running
+                .as_ref()
+                .map(|r| r.started.elapsed().as_millis() as u64),
             idle_ms: (last_used > 0)
                 .then(|| (self.epoch.elapsed().as_millis() as u64).saturating_sub(last_used)),
             calls: self.calls.load(Ordering::Relaxed),
@@ -546,7 +564,11 @@ struct ProgressGuard<'a> {
 
 impl<'a> ProgressGuard<'a> {
     fn new(backend: &'a Backend, token: ProgressToken, route: ProgressRoute) -> Self {
-        backend.progress.lock().unwrap().insert(token.clone(), route);
+        backend
+            .progress
+            .lock()
+            .unwrap()
+            .insert(token.clone(), route);
         Self { backend, token }
     }
 }
@@ -576,8 +598,15 @@ impl ClientHandler for Handler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let Some(backend) = self.backend.upgrade() else { return };
-        let route = backend.progress.lock().unwrap().get(&params.progress_token).cloned();
+        let Some(backend) = self.backend.upgrade() else {
+            return;
+        };
+        let route = backend
+            .progress
+            .lock()
+            .unwrap()
+            .get(&params.progress_token)
+            .cloned();
         if let Some(route) = route {
             let mut params = params;
             params.progress_token = route.token;
@@ -586,7 +615,9 @@ impl ClientHandler for Handler {
     }
 
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
-        let Some(backend) = self.backend.upgrade() else { return };
+        let Some(backend) = self.backend.upgrade() else {
+            return;
+        };
         match context.peer.list_all_tools().await {
             Ok(tools) => backend.set_tools(tools),
             Err(e) => tracing::warn!(server = %backend.name, "refreshing tools failed: {e}"),

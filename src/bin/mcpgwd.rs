@@ -48,7 +48,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mcpgw::daemon::run(options, mcpgw::daemon::shutdown_signal())) {
+    match runtime.block_on(mcpgw::daemon::run(
+        options,
+        mcpgw::daemon::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcpgwd: {e:#}");

@@ -43,8 +43,7 @@ pub fn default_socket() -> PathBuf {
             .map(|dir| PathBuf::from(dir).join("mcpgw"));
         // SAFETY: getuid has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
-        let dir =
-            runtime.unwrap_or_else(|| std::env::temp_dir().join(format!("mcpgw-{uid}")));
+        let dir = runtime.unwrap_or_else(|| std::env::temp_dir().join(format!("mcpgw-{uid}")));
         dir.join("mcpgw.sock")
     }
 }
@@ -140,15 +139,13 @@ impl std::fmt::Debug for Connection {
 
 /// Connects to the daemon at `path` and exchanges the hello.
 pub fn connect(path: &Path, hello: &Hello) -> Result<Connection, ConnectError> {
-    let stream = to_name(path)
-        .and_then(Stream::connect)
-        .map_err(|e| {
-            if is_not_running(&e) {
-                ConnectError::NotRunning(e)
-            } else {
-                ConnectError::Io(e)
-            }
-        })?;
+    let stream = to_name(path).and_then(Stream::connect).map_err(|e| {
+        if is_not_running(&e) {
+            ConnectError::NotRunning(e)
+        } else {
+            ConnectError::Io(e)
+        }
+    })?;
     let stream = StreamRef(std::sync::Arc::new(stream));
     let mut writer = stream.clone();
     writer
@@ -173,7 +170,9 @@ pub fn connect(path: &Path, hello: &Hello) -> Result<Connection, ConnectError> {
     if reply.ok {
         Ok(conn)
     } else {
-        let msg = reply.error.unwrap_or_else(|| "refused by the daemon".into());
+        let msg = reply
+            .error
+            .unwrap_or_else(|| "refused by the daemon".into());
         Err(ConnectError::Refused(msg, conn))
     }
 }

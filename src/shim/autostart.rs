@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-
 /// How long a freshly started daemon has to listen (it loads the config and binds: milliseconds,
 /// but CI machines are slow).
 const READY_DEADLINE: Duration = Duration::from_secs(15);
@@ -43,9 +42,12 @@ pub fn start(socket: &Path, config: Option<&Path>) -> Result<(), String> {
             });
         }
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("no daemon is running and `{}` could not be started: {e}", daemon.display()))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        format!(
+            "no daemon is running and `{}` could not be started: {e}",
+            daemon.display()
+        )
+    })?;
     let started = Instant::now();
     loop {
         if listening(socket) {
@@ -135,11 +137,19 @@ fn open_log(path: &Path) -> Option<std::fs::File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ok()?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .ok()?;
     }
     #[cfg(not(unix))]
     std::fs::create_dir_all(dir).ok()?;
-    std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()
 }
 
 fn log_tail(log: &Path) -> String {
@@ -149,7 +159,10 @@ fn log_tail(log: &Path) -> String {
         String::new()
     } else {
         let tail: Vec<&str> = lines.into_iter().rev().collect();
-        format!("; its log ({}) ends with:\n{}", log.display(), tail.join("\n"))
+        format!(
+            "; its log ({}) ends with:\n{}",
+            log.display(),
+            tail.join("\n")
+        )
     }
 }
-

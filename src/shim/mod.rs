@@ -108,7 +108,10 @@ pub fn run(args: Args) -> i32 {
             1
         }
         Err(ConnectError::Io(e)) => {
-            eprintln!("mcpgw-shim: cannot reach the daemon at {}: {e}", socket.display());
+            eprintln!(
+                "mcpgw-shim: cannot reach the daemon at {}: {e}",
+                socket.display()
+            );
             1
         }
     }
@@ -145,7 +148,11 @@ fn pump(conn: Connection, exit_code: Option<i32>) -> i32 {
             Err(_) => break,
         };
         let n = chunk.len();
-        if stdout.write_all(chunk).and_then(|()| stdout.flush()).is_err() {
+        if stdout
+            .write_all(chunk)
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             // The client stopped reading: nothing left to do for it.
             return 0;
         }

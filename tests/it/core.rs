@@ -25,13 +25,26 @@ async fn aggregated_list_has_prefixed_tools_with_real_schemas() {
     let client = env.client(None).await;
     let tools = client.tools().await;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for expected in ["alpha_echo", "alpha_add", "beta_echo", "beta_t0", "beta_t1", "gateway_status"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "alpha_echo",
+        "alpha_add",
+        "beta_echo",
+        "beta_t0",
+        "beta_t1",
+        "gateway_status",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     assert!(!names.contains(&"alpha_t0"));
     let add = tools.iter().find(|t| t.name == "alpha_add").unwrap();
     let schema = serde_json::Value::Object((*add.input_schema).clone());
-    assert_eq!(schema["properties"]["a"]["type"], "number", "schema: {schema}");
+    assert_eq!(
+        schema["properties"]["a"]["type"], "number",
+        "schema: {schema}"
+    );
     assert!(add.description.as_deref().unwrap_or("").len() > 3);
     client.close().await;
 }
@@ -42,8 +55,16 @@ async fn calls_route_to_the_owning_backend_with_the_original_name() {
     two_servers(&env, "");
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
-    assert_eq!(client.call_text("alpha_add", json!({"a": 2, "b": 3})).await, "5");
-    assert_eq!(client.call_text("beta_t1", json!({"text": "via beta"})).await, "via beta");
+    assert_eq!(
+        client.call_text("alpha_add", json!({"a": 2, "b": 3})).await,
+        "5"
+    );
+    assert_eq!(
+        client
+            .call_text("beta_t1", json!({"text": "via beta"}))
+            .await,
+        "via beta"
+    );
     let alpha_pid = client.call_text("alpha_pid", json!({})).await;
     let beta_pid = client.call_text("beta_pid", json!({})).await;
     assert_ne!(alpha_pid, beta_pid, "two servers, two processes");
@@ -51,7 +72,10 @@ async fn calls_route_to_the_owning_backend_with_the_original_name() {
     let err = client.call("alpha_nope", json!({})).await.unwrap_err();
     assert!(err.contains("unknown tool `alpha_nope`"), "{err}");
     // A tool-level error is passed through as a result, not turned into a protocol error.
-    let failed = client.call("alpha_fail", json!({"message": "boom"})).await.unwrap();
+    let failed = client
+        .call("alpha_fail", json!({"message": "boom"}))
+        .await
+        .unwrap();
     assert_eq!(failed.is_error, Some(true));
     assert_eq!(text_of(&failed), "boom");
     client.close().await;
@@ -68,16 +92,34 @@ async fn roles_filter_lists_and_calls() {
 
     let readonly = env.client(Some("readonly")).await;
     let names = readonly.tool_names().await;
-    assert!(names.iter().all(|n| n.starts_with("alpha_") || n == "gateway_status"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("alpha_") || n == "gateway_status"),
+        "{names:?}"
+    );
     assert!(names.contains(&"alpha_echo".to_string()));
-    let err = readonly.call("beta_echo", json!({"text": "x"})).await.unwrap_err();
+    let err = readonly
+        .call("beta_echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
     assert!(err.contains("not available to role `readonly`"), "{err}");
-    assert_eq!(readonly.call_text("alpha_echo", json!({"text": "ok"})).await, "ok");
+    assert_eq!(
+        readonly
+            .call_text("alpha_echo", json!({"text": "ok"}))
+            .await,
+        "ok"
+    );
 
     let admin = env.client(Some("admin")).await;
     assert!(admin.tool_names().await.contains(&"beta_echo".to_string()));
     let anonymous = env.client(None).await;
-    assert!(anonymous.tool_names().await.contains(&"beta_echo".to_string()));
+    assert!(
+        anonymous
+            .tool_names()
+            .await
+            .contains(&"beta_echo".to_string())
+    );
 }
 
 #[tokio::test]
@@ -90,7 +132,9 @@ async fn default_role_applies_when_none_is_given() {
     assert!(names.iter().all(|n| n.starts_with("beta_")), "{names:?}");
     // The env var of mcp-unify selects a role too.
     let mut cmd = env.command(&bin("mcpgw-shim"));
-    cmd.env("MCP_GATEWAY_ROLE", "nosuch").arg("--socket").arg(env.socket());
+    cmd.env("MCP_GATEWAY_ROLE", "nosuch")
+        .arg("--socket")
+        .arg(env.socket());
     let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `nosuch`"));
@@ -106,7 +150,10 @@ async fn unknown_role_is_a_clear_error_not_a_hang() {
         .expect("no hang")
         .err()
         .expect("initialize fails");
-    assert!(err.contains("unknown role `writer`; known roles: admin, readonly"), "{err}");
+    assert!(
+        err.contains("unknown role `writer`; known roles: admin, readonly"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -117,22 +164,46 @@ async fn backends_start_lazily_when_the_schema_cache_is_warm() {
         // First run discovers both servers and fills the cache.
         let mut daemon = env.daemon().await;
         let client = env.client(None).await;
-        assert!(client.tool_names().await.contains(&"alpha_echo".to_string()));
+        assert!(
+            client
+                .tool_names()
+                .await
+                .contains(&"alpha_echo".to_string())
+        );
         client.close().await;
         daemon.stop().await;
     }
-    wait_for("backends of the first daemon to exit", || env.backend_pids().is_empty()).await;
+    wait_for("backends of the first daemon to exit", || {
+        env.backend_pids().is_empty()
+    })
+    .await;
 
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
     let names = client.tool_names().await;
     assert!(names.contains(&"alpha_echo".to_string()) && names.contains(&"beta_t1".to_string()));
-    assert!(env.backend_pids().is_empty(), "listing from a warm cache spawned a backend");
+    assert!(
+        env.backend_pids().is_empty(),
+        "listing from a warm cache spawned a backend"
+    );
     let status = env.status_json();
-    assert!(status["backends"].as_array().unwrap().iter().all(|b| b["state"] == "stopped"));
+    assert!(
+        status["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["state"] == "stopped")
+    );
 
-    assert_eq!(client.call_text("alpha_echo", json!({"text": "hi"})).await, "hi");
-    assert_eq!(env.backend_pids().len(), 1, "only the called server started");
+    assert_eq!(
+        client.call_text("alpha_echo", json!({"text": "hi"})).await,
+        "hi"
+    );
+    assert_eq!(
+        env.backend_pids().len(),
+        1,
+        "only the called server started"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +221,10 @@ async fn concurrent_first_calls_share_one_start_and_clients_share_one_process() 
         client.call_text("slowstart_pid", json!({}))
     });
     let pids = futures::future::join_all(calls).await;
-    assert!(pids.windows(2).all(|w| w[0] == w[1]), "one process for all: {pids:?}");
+    assert!(
+        pids.windows(2).all(|w| w[0] == w[1]),
+        "one process for all: {pids:?}"
+    );
     assert_eq!(env.backend_pids().len(), 1);
 }
 
@@ -163,14 +237,29 @@ async fn idle_backends_stop_with_their_whole_process_group() {
     ));
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
-    let grandchild: u32 = client.call_text("idler_spawn_child", json!({})).await.parse().unwrap();
+    let grandchild: u32 = client
+        .call_text("idler_spawn_child", json!({}))
+        .await
+        .parse()
+        .unwrap();
     assert!(pid_alive(grandchild));
     assert_eq!(env.backend_pids().len(), 1);
     wait_for("the idle backend to stop", || env.backend_pids().is_empty()).await;
-    wait_for("the backend's grandchild to be gone", || !pid_alive(grandchild)).await;
-    wait_for("status to say stopped", || env.status_json()["backends"][0]["state"] == "stopped").await;
+    wait_for("the backend's grandchild to be gone", || {
+        !pid_alive(grandchild)
+    })
+    .await;
+    wait_for("status to say stopped", || {
+        env.status_json()["backends"][0]["state"] == "stopped"
+    })
+    .await;
     // The next call starts it again.
-    assert_eq!(client.call_text("idler_echo", json!({"text": "back"})).await, "back");
+    assert_eq!(
+        client
+            .call_text("idler_echo", json!({"text": "back"}))
+            .await,
+        "back"
+    );
 }
 
 #[tokio::test]
@@ -184,8 +273,16 @@ async fn per_server_idle_timeout_overrides_the_global_one() {
     env.write_config(&yaml);
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
-    let quick: u32 = client.call_text("quick_pid", json!({})).await.parse().unwrap();
-    let forever: u32 = client.call_text("forever_pid", json!({})).await.parse().unwrap();
+    let quick: u32 = client
+        .call_text("quick_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
+    let forever: u32 = client
+        .call_text("forever_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
     wait_for("the quick backend to stop", || !pid_alive(quick)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(pid_alive(forever), "idle_timeout 0 means never");
@@ -198,13 +295,19 @@ async fn a_crashing_backend_fails_its_call_and_the_next_call_restarts_it() {
     let daemon = env.daemon().await;
     let client = env.client(None).await;
     let first = client.call_text("crashy_pid", json!({})).await;
-    let err = client.call("crashy_crash", json!({"code": 7})).await.unwrap_err();
+    let err = client
+        .call("crashy_crash", json!({"code": 7}))
+        .await
+        .unwrap_err();
     assert!(err.contains("crashy"), "the error names the server: {err}");
     let second = client.call_text("crashy_pid", json!({})).await;
     assert_ne!(first, second, "a new process serves the next call");
+    wait_for("the exit status in status", || {
+        env.status_json()["backends"][0]["last_exit"] == "exit code 7"
+    })
+    .await;
     let status = env.status_json();
     let backend = &status["backends"][0];
-    assert_eq!(backend["last_exit"], "exit code 7", "{status}");
     assert!(backend["errors"].as_u64().unwrap() >= 1);
     assert!(daemon.log().contains("crashy"));
 }
@@ -222,16 +325,40 @@ async fn a_backend_that_cannot_start_is_reported_and_others_still_work() {
     let client = env.client(None).await;
     let names = client.tool_names().await;
     assert!(names.contains(&"good_echo".to_string()), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("broken_") || n.starts_with("missing_")));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("broken_") || n.starts_with("missing_"))
+    );
     let status = env.status_json();
     let by_name = |n: &str| {
-        status["backends"].as_array().unwrap().iter().find(|b| b["name"] == n).unwrap().clone()
+        status["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == n)
+            .unwrap()
+            .clone()
     };
     assert_eq!(by_name("broken")["state"], "failed");
-    assert!(by_name("broken")["reason"].as_str().unwrap().contains("refusing to start"), "{status}");
+    assert!(
+        by_name("broken")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refusing to start"),
+        "{status}"
+    );
     assert_eq!(by_name("missing")["state"], "failed");
-    assert!(by_name("missing")["reason"].as_str().unwrap().contains("/nonexistent/mcp-server"));
-    assert_eq!(client.call_text("good_echo", json!({"text": "fine"})).await, "fine");
+    assert!(
+        by_name("missing")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/mcp-server")
+    );
+    assert_eq!(
+        client.call_text("good_echo", json!({"text": "fine"})).await,
+        "fine"
+    );
 }
 
 #[tokio::test]
@@ -241,24 +368,48 @@ async fn progress_reaches_the_caller_with_its_own_token() {
     let _daemon = env.daemon().await;
     let mut raw = RawClient::connect(&env, None).await;
     let id = json!(41);
-    raw.send(json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
+    raw.send(
+        json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
         "name": "prog_slow", "arguments": {"ms": 200, "steps": 4},
-        "_meta": {"progressToken": "my-token"}}}))
-        .await;
+        "_meta": {"progressToken": "my-token"}}}),
+    )
+    .await;
     let (response, before) = raw.until_response(&id).await;
-    assert_eq!(response["result"]["content"][0]["text"], "slept 200 ms", "{response}");
-    let progress: Vec<&serde_json::Value> =
-        before.iter().filter(|m| m["method"] == "notifications/progress").collect();
-    assert!(!progress.is_empty(), "progress arrived before the response: {before:?}");
-    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "my-token"), "{progress:?}");
-    assert_eq!(raw.close().await.code(), Some(0), "the shim exits cleanly when stdin closes");
+    assert_eq!(
+        response["result"]["content"][0]["text"], "slept 200 ms",
+        "{response}"
+    );
+    let progress: Vec<&serde_json::Value> = before
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "progress arrived before the response: {before:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "my-token"),
+        "{progress:?}"
+    );
+    assert_eq!(
+        raw.close().await.code(),
+        Some(0),
+        "the shim exits cleanly when stdin closes"
+    );
 }
 
 #[tokio::test]
 async fn config_errors_carry_file_line_and_column() {
     let env = Env::new();
     env.write_config("servers:\n  fs:\n    comand: npx\n");
-    let out = env.command(&bin("mcpgwd")).arg("--config").arg(env.config_path()).output().unwrap();
+    let out = env
+        .command(&bin("mcpgwd"))
+        .arg("--config")
+        .arg(env.config_path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("gateway.yaml:3:5"), "{stderr}");
@@ -270,11 +421,22 @@ async fn a_second_daemon_on_a_live_socket_refuses() {
     let env = Env::new();
     two_servers(&env, "");
     let _daemon = env.daemon().await;
-    let out = env.command(&bin("mcpgwd")).arg("--config").arg(env.config_path()).output().unwrap();
+    let out = env
+        .command(&bin("mcpgwd"))
+        .arg("--config")
+        .arg(env.config_path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
     // The first daemon still serves.
-    assert_eq!(env.client(None).await.call_text("alpha_echo", json!({"text": "1"})).await, "1");
+    assert_eq!(
+        env.client(None)
+            .await
+            .call_text("alpha_echo", json!({"text": "1"}))
+            .await,
+        "1"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +452,13 @@ async fn a_stale_socket_is_replaced_and_permissions_are_private() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&env.socket()), 0o600);
     assert_eq!(mode(env.socket().parent().unwrap()), 0o700);
-    assert_eq!(env.client(None).await.call_text("alpha_echo", json!({"text": "2"})).await, "2");
+    assert_eq!(
+        env.client(None)
+            .await
+            .call_text("alpha_echo", json!({"text": "2"}))
+            .await,
+        "2"
+    );
 }
 
 #[tokio::test]
@@ -307,7 +475,10 @@ async fn shim_without_a_daemon_says_so_on_stderr() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing but MCP on stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no config file found") || stderr.contains("gateway.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("no config file found") || stderr.contains("gateway.yaml"),
+        "{stderr}"
+    );
     let ctl = env.ctl(&["status"]);
     assert_eq!(ctl.status.code(), Some(3));
 }
@@ -319,12 +490,20 @@ async fn a_protocol_version_mismatch_is_reported() {
     two_servers(&env, "");
     let _daemon = env.daemon().await;
     let mut stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
-    stream.write_all(b"{\"v\":99,\"kind\":\"session\"}\n").unwrap();
+    stream
+        .write_all(b"{\"v\":99,\"kind\":\"session\"}\n")
+        .unwrap();
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line).unwrap();
     let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(reply["ok"], false);
-    assert!(reply["error"].as_str().unwrap().contains("protocol version mismatch"), "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("protocol version mismatch"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -333,17 +512,27 @@ async fn garbage_on_the_socket_does_not_hurt_the_daemon() {
     let env = Env::new();
     two_servers(&env, "");
     let _daemon = env.daemon().await;
-    for junk in [&b"not json\n"[..], b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n", &[0xff; 70_000]] {
+    for junk in [
+        &b"not json\n"[..],
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n",
+        &[0xff; 70_000],
+    ] {
         let mut stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
         let _ = stream.write_all(junk);
         let mut out = Vec::new();
         let _ = stream.read_to_end(&mut out);
-        let reply: serde_json::Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        let reply: serde_json::Value =
+            serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
         assert_eq!(reply["ok"], false);
     }
     // Garbage after a good hello: the session answers with a JSON-RPC parse error or closes.
     let client = env.client(None).await;
-    assert_eq!(client.call_text("alpha_echo", json!({"text": "alive"})).await, "alive");
+    assert_eq!(
+        client
+            .call_text("alpha_echo", json!({"text": "alive"}))
+            .await,
+        "alive"
+    );
 }
 
 #[tokio::test]
@@ -363,7 +552,10 @@ async fn ctl_status_lists_backends_and_sessions() {
     assert_eq!(status["sessions"].as_array().unwrap().len(), 1);
     let human = env.ctl(&["status"]);
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("SERVER") && text.contains("alpha") && text.contains("ready"), "{text}");
+    assert!(
+        text.contains("SERVER") && text.contains("alpha") && text.contains("ready"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -374,7 +566,12 @@ async fn gateway_status_tool_reports_backends() {
     let client = env.client(None).await;
     let text = client.call_text("gateway_status", json!({})).await;
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let names: Vec<&str> = status["backends"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["alpha", "beta"]);
 }
 
@@ -393,13 +590,21 @@ async fn long_and_colliding_names_stay_routable() {
     let client = env.client(None).await;
     let names = client.tool_names().await;
     assert!(names.iter().all(|n| n.len() <= 64), "{names:?}");
-    let collided: Vec<&String> =
-        names.iter().filter(|n| *n == "a_b_c" || n.starts_with("a_b_c_")).collect();
+    let collided: Vec<&String> = names
+        .iter()
+        .filter(|n| *n == "a_b_c" || n.starts_with("a_b_c_"))
+        .collect();
     assert_eq!(collided.len(), 2, "both tools exposed: {names:?}");
     for name in collided {
         assert_eq!(client.call_text(name, json!({"text": name})).await, *name);
     }
-    let long_name = names.iter().find(|n| n.starts_with("a_xxxx")).expect("long tool listed");
+    let long_name = names
+        .iter()
+        .find(|n| n.starts_with("a_xxxx"))
+        .expect("long tool listed");
     assert_eq!(long_name.len(), 64);
-    assert_eq!(client.call_text(long_name, json!({"text": "long"})).await, "long");
+    assert_eq!(
+        client.call_text(long_name, json!({"text": "long"})).await,
+        "long"
+    );
 }

@@ -59,7 +59,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("mcpgw-it-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mcpgw-it-")
+            .tempdir()
+            .unwrap();
         let marker = format!("mk-{}", dir.path().file_name().unwrap().to_string_lossy());
         for sub in ["runtime", "cache", "home", "config"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
@@ -85,7 +88,12 @@ impl Env {
 
     /// A `servers:` entry running the fixture, tagged with this env's marker.
     pub fn fixture_server(&self, name: &str, extra_args: &[&str]) -> String {
-        let mut args = vec!["--marker".to_string(), self.marker.clone(), "--name".into(), name.into()];
+        let mut args = vec![
+            "--marker".to_string(),
+            self.marker.clone(),
+            "--name".into(),
+            name.into(),
+        ];
         args.extend(extra_args.iter().map(|s| s.to_string()));
         format!(
             "  {name}:\n    command: {:?}\n    args: {}\n",
@@ -132,7 +140,11 @@ impl Env {
             if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 return daemon;
             }
-            assert!(start.elapsed() < DEADLINE, "mcpgwd never listened:\n{}", daemon.log());
+            assert!(
+                start.elapsed() < DEADLINE,
+                "mcpgwd never listened:\n{}",
+                daemon.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -149,7 +161,11 @@ impl Env {
 
     pub fn status_json(&self) -> serde_json::Value {
         let out = self.ctl(&["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -211,8 +227,12 @@ fn unique() -> u64 {
 pub fn processes_with(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         if String::from_utf8_lossy(&cmdline).contains(needle) && pid_alive(pid) {
             pids.push(pid);
         }
@@ -224,7 +244,10 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
             state != Some("Z")
         }
         Err(_) => false,
@@ -253,7 +276,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < DEADLINE, "mcpgwd did not stop:\n{}", self.log());
+            assert!(
+                start.elapsed() < DEADLINE,
+                "mcpgwd did not stop:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -314,27 +341,51 @@ pub struct Client {
 
 impl Client {
     pub async fn tools(&self) -> Vec<Tool> {
-        self.service.peer().list_all_tools().await.expect("tools/list")
+        self.service
+            .peer()
+            .list_all_tools()
+            .await
+            .expect("tools/list")
     }
 
     pub async fn tool_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.tools().await.iter().map(|t| t.name.to_string()).collect();
+        let mut names: Vec<String> = self
+            .tools()
+            .await
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
         names.sort();
         names
     }
 
-    pub async fn call(&self, name: &str, args: serde_json::Value) -> Result<CallToolResult, String> {
+    pub async fn call(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<CallToolResult, String> {
         let mut params = CallToolRequestParams::new(name.to_string());
         if let serde_json::Value::Object(map) = args {
             params = params.with_arguments(map);
         }
-        self.service.peer().call_tool(params).await.map_err(|e| e.to_string())
+        self.service
+            .peer()
+            .call_tool(params)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Calls a tool that must succeed and returns its first text content.
     pub async fn call_text(&self, name: &str, args: serde_json::Value) -> String {
-        let result = self.call(name, args).await.unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_ne!(result.is_error, Some(true), "{name} returned a tool error: {result:?}");
+        let result = self
+            .call(name, args)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_ne!(
+            result.is_error,
+            Some(true),
+            "{name} returned a tool error: {result:?}"
+        );
         text_of(&result)
     }
 
@@ -366,18 +417,26 @@ impl RawClient {
         if let Some(role) = role {
             cmd.arg("--role").arg(role);
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
         let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         use tokio::io::AsyncBufReadExt;
-        let mut raw = Self { child, stdin, lines: tokio::io::BufReader::new(stdout).lines() };
+        let mut raw = Self {
+            child,
+            stdin,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        };
         raw.send(serde_json::json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
             .await;
         let init = raw.recv().await;
         assert_eq!(init["id"], "init", "{init}");
-        raw.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        raw.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
         raw
     }
 
@@ -404,7 +463,10 @@ impl RawClient {
     }
 
     /// Reads messages until the response with `id`, returning it and what came before it.
-    pub async fn until_response(&mut self, id: &serde_json::Value) -> (serde_json::Value, Vec<serde_json::Value>) {
+    pub async fn until_response(
+        &mut self,
+        id: &serde_json::Value,
+    ) -> (serde_json::Value, Vec<serde_json::Value>) {
         let mut before = Vec::new();
         loop {
             let msg = self.recv().await;
@@ -417,6 +479,9 @@ impl RawClient {
 
     pub async fn close(mut self) -> std::process::ExitStatus {
         drop(self.stdin);
-        tokio::time::timeout(DEADLINE, self.child.wait()).await.expect("shim exits").unwrap()
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("shim exits")
+            .unwrap()
     }
 }

@@ -14,13 +14,24 @@ async fn sigterm_stops_every_backend_and_removes_the_socket() {
     ));
     let mut daemon = env.daemon().await;
     let client = env.client(None).await;
-    let grandchild: u32 = client.call_text("alpha_spawn_child", json!({})).await.parse().unwrap();
+    let grandchild: u32 = client
+        .call_text("alpha_spawn_child", json!({}))
+        .await
+        .parse()
+        .unwrap();
     client.call_text("beta_echo", json!({"text": "x"})).await;
     assert_eq!(env.backend_pids().len(), 2);
     let status = daemon.stop().await;
     assert!(status.success(), "clean exit: {status}\n{}", daemon.log());
-    assert!(env.backend_pids().is_empty(), "backends left: {:?}", env.backend_pids());
-    assert!(!pid_alive(grandchild), "a backend's child outlived the daemon");
+    assert!(
+        env.backend_pids().is_empty(),
+        "backends left: {:?}",
+        env.backend_pids()
+    );
+    assert!(
+        !pid_alive(grandchild),
+        "a backend's child outlived the daemon"
+    );
     assert!(!env.socket().exists(), "socket removed");
 }
 
@@ -30,7 +41,11 @@ async fn sigkill_of_the_daemon_takes_its_backends_along() {
     env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
     let mut daemon = env.daemon().await;
     let client = env.client(None).await;
-    let pid: u32 = client.call_text("alpha_pid", json!({})).await.parse().unwrap();
+    let pid: u32 = client
+        .call_text("alpha_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
     wait_for("the orphaned backend to die", || !pid_alive(pid)).await;
@@ -42,10 +57,20 @@ async fn a_shim_starts_the_daemon_when_none_runs() {
     env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
     // The shim finds ./gateway.yaml by discovery (its working directory is the env's dir).
     let client = env.client(None).await;
-    assert_eq!(client.call_text("alpha_echo", json!({"text": "auto"})).await, "auto");
+    assert_eq!(
+        client
+            .call_text("alpha_echo", json!({"text": "auto"}))
+            .await,
+        "auto"
+    );
     let status = env.status_json();
     let daemon_pid = status["pid"].as_u64().unwrap() as u32;
-    assert!(status["config_path"].as_str().unwrap().ends_with("gateway.yaml"));
+    assert!(
+        status["config_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("gateway.yaml")
+    );
     client.close().await;
     assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
     wait_for("the autostarted daemon to exit", || !pid_alive(daemon_pid)).await;
@@ -57,12 +82,18 @@ async fn racing_shims_end_up_on_one_daemon() {
     env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
     let clients = futures::future::join_all((0..4).map(|_| env.client(None))).await;
     let pids = futures::future::join_all(
-        clients.iter().map(|c| c.call_text("gateway_status", json!({}))),
+        clients
+            .iter()
+            .map(|c| c.call_text("gateway_status", json!({}))),
     )
     .await;
     let daemons: std::collections::BTreeSet<u64> = pids
         .iter()
-        .map(|text| serde_json::from_str::<serde_json::Value>(text).unwrap()["pid"].as_u64().unwrap())
+        .map(|text| {
+            serde_json::from_str::<serde_json::Value>(text).unwrap()["pid"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(daemons.len(), 1, "one daemon for all: {daemons:?}");
     let daemon_pid = *daemons.iter().next().unwrap() as u32;
@@ -103,5 +134,8 @@ async fn autostart_reports_a_daemon_that_cannot_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing but MCP on stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("gateway.yaml:3:5"), "the daemon's reason reaches the user: {stderr}");
+    assert!(
+        stderr.contains("gateway.yaml:3:5"),
+        "the daemon's reason reaches the user: {stderr}"
+    );
 }

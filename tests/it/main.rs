@@ -5,7 +5,7 @@ mod harness;
 
 mod core;
 mod ctl;
-mod npm;
 mod lifecycle;
+mod npm;
 mod reload;
 mod service;

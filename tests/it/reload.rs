@@ -12,7 +12,10 @@ fn generation(env: &Env) -> u64 {
 }
 
 async fn wait_generation(env: &Env, at_least: u64) {
-    wait_for(&format!("config generation {at_least}"), || generation(env) >= at_least).await;
+    wait_for(&format!("config generation {at_least}"), || {
+        generation(env) >= at_least
+    })
+    .await;
 }
 
 /// Writes the config the way editors that save by rename do.
@@ -29,7 +32,13 @@ async fn adding_a_server_reaches_connected_clients() {
     env.write_config(&one);
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
-    assert!(!client.tool_names().await.iter().any(|n| n.starts_with("beta_")));
+    assert!(
+        !client
+            .tool_names()
+            .await
+            .iter()
+            .any(|n| n.starts_with("beta_"))
+    );
     let pid = client.call_text("alpha_pid", json!({})).await;
     let before = *client.recorder.tools_changed.lock().unwrap();
 
@@ -40,12 +49,24 @@ async fn adding_a_server_reaches_connected_clients() {
     .await;
     let names = client.tool_names().await;
     assert!(names.contains(&"beta_echo".to_string()), "{names:?}");
-    assert_eq!(client.call_text("beta_echo", json!({"text": "new"})).await, "new");
-    assert_eq!(client.call_text("alpha_pid", json!({})).await, pid, "alpha kept its process");
+    assert_eq!(
+        client.call_text("beta_echo", json!({"text": "new"})).await,
+        "new"
+    );
+    assert_eq!(
+        client.call_text("alpha_pid", json!({})).await,
+        pid,
+        "alpha kept its process"
+    );
     let status = env.status_json();
     assert_eq!(status["generation"], 2);
     assert_eq!(status["last_reload"]["ok"], true);
-    assert!(status["last_reload"]["message"].as_str().unwrap().contains("added: beta"));
+    assert!(
+        status["last_reload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("added: beta")
+    );
 }
 
 #[tokio::test]
@@ -59,23 +80,50 @@ async fn removed_and_changed_backends_are_stopped_unchanged_ones_kept() {
     ));
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
-    let keep_pid: u32 = client.call_text("keep_pid", json!({})).await.parse().unwrap();
-    let gone_pid: u32 = client.call_text("gone_pid", json!({})).await.parse().unwrap();
-    let changed_pid: u32 = client.call_text("changed_pid", json!({})).await.parse().unwrap();
+    let keep_pid: u32 = client
+        .call_text("keep_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
+    let gone_pid: u32 = client
+        .call_text("gone_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
+    let changed_pid: u32 = client
+        .call_text("changed_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
 
     save_by_rename(
         &env,
-        &format!("servers:\n{keep}{}", env.fixture_server("changed", &["--extra-tools", "1"])),
+        &format!(
+            "servers:\n{keep}{}",
+            env.fixture_server("changed", &["--extra-tools", "1"])
+        ),
     );
     wait_generation(&env, 2).await;
     wait_for("the removed backend to exit", || !pid_alive(gone_pid)).await;
-    wait_for("the changed backend's old process to exit", || !pid_alive(changed_pid)).await;
+    wait_for("the changed backend's old process to exit", || {
+        !pid_alive(changed_pid)
+    })
+    .await;
     assert!(pid_alive(keep_pid));
-    assert_eq!(client.call_text("keep_pid", json!({})).await, keep_pid.to_string());
+    assert_eq!(
+        client.call_text("keep_pid", json!({})).await,
+        keep_pid.to_string()
+    );
     let new_changed = client.call_text("changed_pid", json!({})).await;
     assert_ne!(new_changed, changed_pid.to_string());
-    assert_eq!(client.call_text("changed_t0", json!({"text": "t0"})).await, "t0");
-    let err = client.call("gone_echo", json!({"text": "x"})).await.unwrap_err();
+    assert_eq!(
+        client.call_text("changed_t0", json!({"text": "t0"})).await,
+        "t0"
+    );
+    let err = client
+        .call("gone_echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
     assert!(err.contains("unknown tool `gone_echo`"), "{err}");
 }
 
@@ -86,7 +134,10 @@ async fn a_broken_edit_is_rejected_and_the_old_table_stays_live() {
     env.write_config(&good);
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
-    assert_eq!(client.call_text("alpha_echo", json!({"text": "a"})).await, "a");
+    assert_eq!(
+        client.call_text("alpha_echo", json!({"text": "a"})).await,
+        "a"
+    );
 
     env.write_config(&format!("{good}    idle_timeuot: 5\n"));
     wait_for("the rejection to be recorded", || {
@@ -98,7 +149,12 @@ async fn a_broken_edit_is_rejected_and_the_old_table_stays_live() {
     assert!(message.contains("gateway.yaml:5:5"), "{message}");
     assert!(message.contains("idle_timeout"), "did you mean: {message}");
     assert_eq!(status["generation"], 1);
-    assert_eq!(client.call_text("alpha_echo", json!({"text": "still"})).await, "still");
+    assert_eq!(
+        client
+            .call_text("alpha_echo", json!({"text": "still"}))
+            .await,
+        "still"
+    );
 
     // mcpgwctl reload reports the same rejection synchronously.
     let out = env.ctl(&["reload"]);
@@ -114,7 +170,11 @@ async fn a_broken_edit_is_rejected_and_the_old_table_stays_live() {
 #[tokio::test]
 async fn role_and_idle_timeout_changes_apply_without_restarts() {
     let env = Env::new();
-    let servers = format!("servers:\n{}{}", env.fixture_server("alpha", &[]), env.fixture_server("beta", &[]));
+    let servers = format!(
+        "servers:\n{}{}",
+        env.fixture_server("alpha", &[]),
+        env.fixture_server("beta", &[])
+    );
     env.write_config(&format!("{servers}roles:\n  ro: [\"alpha_*\"]\n"));
     let _daemon = env.daemon().await;
     let ro = env.client(Some("ro")).await;
@@ -127,14 +187,23 @@ async fn role_and_idle_timeout_changes_apply_without_restarts() {
         *other.recorder.tools_changed.lock().unwrap(),
     );
 
-    env.write_config(&format!("idle_timeout: 1000\n{servers}roles:\n  ro: [\"alpha_*\", \"beta_echo\"]\n"));
+    env.write_config(&format!(
+        "idle_timeout: 1000\n{servers}roles:\n  ro: [\"alpha_*\", \"beta_echo\"]\n"
+    ));
     wait_for("list_changed for the role whose tools changed", || {
         *ro.recorder.tools_changed.lock().unwrap() > ro_before
     })
     .await;
     assert!(ro.tool_names().await.contains(&"beta_echo".to_string()));
-    assert_eq!(ro.call_text("beta_echo", json!({"text": "now"})).await, "now");
-    assert_eq!(ro.call_text("alpha_pid", json!({})).await, alpha_pid, "no restart");
+    assert_eq!(
+        ro.call_text("beta_echo", json!({"text": "now"})).await,
+        "now"
+    );
+    assert_eq!(
+        ro.call_text("alpha_pid", json!({})).await,
+        alpha_pid,
+        "no restart"
+    );
     // Only sessions whose visible tools changed are told.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(*other.recorder.tools_changed.lock().unwrap(), other_before);
@@ -182,22 +251,37 @@ async fn no_call_fails_while_reloading_under_load() {
     for i in 0..20u64 {
         // Alternate adding and removing an unrelated server, and changing the global timeout.
         let yaml = if i % 2 == 0 {
-            format!("idle_timeout: {}\n{base}{}", 300 + i, env.fixture_server("extra", &[]))
+            format!(
+                "idle_timeout: {}\n{base}{}",
+                300 + i,
+                env.fixture_server("extra", &[])
+            )
         } else {
             format!("idle_timeout: {}\n{base}", 300 + i)
         };
         env.write_config(&yaml);
         let out = env.ctl(&["reload"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Both clients get calls through between every two reloads.
-        let marks = [done[0].load(Ordering::Relaxed), done[1].load(Ordering::Relaxed)];
+        let marks = [
+            done[0].load(Ordering::Relaxed),
+            done[1].load(Ordering::Relaxed),
+        ];
         wait_for("calls between reloads", || {
-            done[0].load(Ordering::Relaxed) > marks[0] + 2 && done[1].load(Ordering::Relaxed) > marks[1] + 2
+            done[0].load(Ordering::Relaxed) > marks[0] + 2
+                && done[1].load(Ordering::Relaxed) > marks[1] + 2
         })
         .await;
     }
     stop.store(true, Ordering::Relaxed);
     let (failed_a, failed_b) = (ta.await.unwrap(), tb.await.unwrap());
-    assert!(failed_a.is_empty() && failed_b.is_empty(), "{failed_a:?} {failed_b:?}");
+    assert!(
+        failed_a.is_empty() && failed_b.is_empty(),
+        "{failed_a:?} {failed_b:?}"
+    );
     assert!(generation(&env) >= 21);
 }
