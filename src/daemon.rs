@@ -65,6 +65,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
         Some(inherited) => Listener::inherited(inherited, options.socket.clone()),
         None => Listener::bind(&options.socket).await?,
     };
+    let sessions = CancellationToken::new();
+    let http = crate::http::HttpServer::start(&gateway, &sessions).await?;
     let _watcher = crate::reload::watch(gateway.clone());
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(gateway.clone()));
@@ -73,9 +75,11 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
         config = %options.config_path.display(),
         "mcpgwd ready"
     );
+    if let Some(http) = &http {
+        tracing::info!(url = http.url(), "serving MCP over HTTP");
+    }
     crate::service::notify_ready();
 
-    let sessions = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
@@ -98,10 +102,16 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     tracing::info!("shutting down");
     crate::service::notify_stopping();
     drop(listener);
+    if let Some(http) = &http {
+        http.stop_accepting();
+    }
     gateway.drain(DRAIN_GRACE).await;
     sessions.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    if let Some(http) = http {
+        http.stopped(Duration::from_secs(2)).await;
+    }
     gateway.stop_backends().await;
     tracing::info!("stopped");
     Ok(())

@@ -8,6 +8,7 @@
 //! - [`backend`]: one supervised backend server (lazy start, idle stop, schema cache).
 //! - [`table`]: the immutable routing table (backends, exposed tool names, roles).
 //! - [`session`]: one connected MCP client, served with rmcp.
+//! - [`http`]: the HTTP listener: Streamable HTTP at `/mcp`, legacy SSE, tokens → roles.
 //! - [`gateway`]: the daemon's shared state: current table, sessions, list and call.
 //! - [`reload`]: config reloads (file watch, SIGHUP, mcpgwctl) as table swaps.
 //! - [`daemon`]: `run`, readiness and the one shutdown path.
@@ -33,6 +34,8 @@ pub mod control;
 pub mod daemon;
 #[cfg(feature = "daemon")]
 pub mod gateway;
+#[cfg(feature = "daemon")]
+pub mod http;
 #[cfg(feature = "daemon")]
 pub mod reload;
 #[cfg(feature = "daemon")]

@@ -212,6 +212,9 @@ pub struct BackendStatus {
     pub idle_ms: Option<u64>,
     pub calls: u64,
     pub errors: u64,
+    /// Requests forwarded to it and not answered yet.
+    #[serde(default)]
+    pub inflight: u64,
     /// Tools known for it (from the running server or the schema cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<usize>,

@@ -1,21 +1,31 @@
 //! One connected MCP client, served with rmcp's `ServerHandler`.
 //!
-//! The session knows its role and nothing else: every request loads the current routing table
-//! from the gateway, so a reload is seen by the next request without reconnecting.
+//! The session knows its id and role and nothing else: every request goes to the gateway,
+//! which loads the current routing table, so a reload is seen by the next request without
+//! reconnecting. Lists are paged with opaque gateway cursors.
+
+// Logging, sampling, roots and resources/subscribe are deprecated by SEP-2577 for the 2026-07-28
+// protocol, but every earlier protocol version has them and the gateway relays them faithfully.
+#![allow(deprecated)]
 
 use std::sync::Arc;
 
-use crate::connection::{Reader, Writer};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData as McpError, ServerHandler};
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::Gateway;
+use crate::backend::call::Caller;
+use crate::connection::{Reader, Writer};
+use crate::gateway::{Gateway, ListKind};
 use crate::protocol::Hello;
 
 /// Serves one session until the client disconnects or the daemon stops.
@@ -26,12 +36,8 @@ pub async fn serve(
     writer: Writer,
     stop: CancellationToken,
 ) {
-    let id = gateway.join(hello.role.clone(), hello.pid);
-    let session = Session {
-        id,
-        role: hello.role,
-        gateway: gateway.clone(),
-    };
+    let session = Session::new(gateway, hello.role, hello.pid);
+    let id = session.id;
     // No line limit: a tool result is relayed whole, whatever its size.
     let transport = AsyncRwTransport::new_server(reader, writer).with_max_line_length(usize::MAX);
     match rmcp::service::serve_server_with_ct(session, transport, stop).await {
@@ -40,13 +46,96 @@ pub async fn serve(
         }
         Err(e) => tracing::debug!(session = id, "session ended before initializing: {e}"),
     }
-    gateway.leave(id);
 }
 
-struct Session {
+/// One MCP client of any transport. Registered with the gateway while it exists.
+pub struct Session {
     id: u64,
     role: Option<String>,
     gateway: Arc<Gateway>,
+}
+
+impl Session {
+    /// A session for a client with `role` (already checked against the table's roles).
+    pub fn new(gateway: Arc<Gateway>, role: Option<String>, pid: Option<u32>) -> Self {
+        let id = gateway.join(role.clone(), pid);
+        Self { id, role, gateway }
+    }
+
+    fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        Caller {
+            session: self.id,
+            peer: context.peer.clone(),
+            progress_token: context.meta.get_progress_token(),
+            last_progress: None,
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.gateway.leave(self.id);
+    }
+}
+
+/// Items per page of a list. Large, so that clients that do not page still see everything in
+/// any realistic setup; `MCPGW_PAGE_SIZE` lowers it (tests use that to exercise paging).
+fn page_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("MCPGW_PAGE_SIZE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1000)
+    })
+}
+
+/// One page of `items` and the cursor of the next. Cursors are `<kind>:<offset>` in hex, opaque
+/// to clients and checked: a cursor of another list or past the end is invalid params.
+fn page<T>(
+    mut items: Vec<T>,
+    request: Option<PaginatedRequestParams>,
+    kind: &str,
+) -> Result<(Vec<T>, Option<String>), McpError> {
+    let offset = match request.and_then(|r| r.cursor) {
+        None => 0,
+        Some(cursor) => decode_cursor(&cursor, kind)
+            .filter(|offset| *offset <= items.len())
+            .ok_or_else(|| McpError::invalid_params(format!("invalid cursor `{cursor}`"), None))?,
+    };
+    let end = offset.saturating_add(page_size()).min(items.len());
+    let next = (end < items.len()).then(|| encode_cursor(kind, end));
+    items.truncate(end);
+    items.drain(..offset);
+    Ok((items, next))
+}
+
+fn encode_cursor(kind: &str, offset: usize) -> String {
+    format!("{kind}:{offset}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(cursor: &str, kind: &str) -> Option<usize> {
+    if !cursor.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let (k, offset) = text.split_once(':')?;
+    if k != kind {
+        return None;
+    }
+    offset.parse().ok()
 }
 
 impl ServerHandler for Session {
@@ -54,11 +143,20 @@ impl ServerHandler for Session {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .enable_completions()
+            .enable_logging()
             .build();
         let mut info = InitializeResult::new(capabilities);
         info.server_info = Implementation::new("mcpgw", env!("CARGO_PKG_VERSION"));
-        info.instructions =
-            Some("mcpgw gateway: tools of several MCP servers, each named <server>_<tool>.".into());
+        info.instructions = Some(
+            "mcpgw gateway: the tools and prompts of several MCP servers, each named <server>_<name>."
+                .into(),
+        );
         info
     }
 
@@ -79,12 +177,16 @@ impl ServerHandler for Session {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = self.gateway.list_tools(self.role.as_deref()).await;
-        self.gateway.mark_seen(self.id, self.role.as_deref());
-        Ok(ListToolsResult::with_all_items(tools))
+        let tools = self.gateway.list_tools(self.role()).await;
+        self.gateway
+            .mark_seen(self.id, self.role(), ListKind::Tools);
+        let (tools, next) = page(tools, request, "tools")?;
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next;
+        Ok(result)
     }
 
     async fn call_tool(
@@ -92,12 +194,132 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| (context.peer.clone(), token));
+        let caller = self.caller(&context);
         self.gateway
-            .call_tool(self.role.as_deref(), request, progress, context.ct.clone())
+            .call_tool(self.role(), request, caller, context.ct.clone())
             .await
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let prompts = self.gateway.list_prompts(self.role()).await;
+        self.gateway
+            .mark_seen(self.id, self.role(), ListKind::Prompts);
+        let (prompts, next) = page(prompts, request, "prompts")?;
+        let mut result = ListPromptsResult::with_all_items(prompts);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let caller = self.caller(&context);
+        self.gateway
+            .get_prompt(self.role(), request, caller, context.ct.clone())
+            .await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let resources = self.gateway.list_resources(self.role()).await;
+        self.gateway
+            .mark_seen(self.id, self.role(), ListKind::Resources);
+        let (resources, next) = page(resources, request, "resources")?;
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let templates = self.gateway.list_resource_templates(self.role()).await;
+        self.gateway
+            .mark_seen(self.id, self.role(), ListKind::Resources);
+        let (templates, next) = page(templates, request, "templates")?;
+        let mut result = ListResourceTemplatesResult::with_all_items(templates);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let caller = self.caller(&context);
+        self.gateway
+            .read_resource(self.role(), request, caller, context.ct.clone())
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let caller = self.caller(&context);
+        self.gateway
+            .subscribe(self.role(), request.uri, caller, context.ct.clone())
+            .await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.gateway
+            .unsubscribe(self.role(), self.id, &request.uri)
+            .await
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let caller = self.caller(&context);
+        self.gateway
+            .complete(self.role(), request, caller, context.ct.clone())
+            .await
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.gateway.set_log_level(self.id, request.level).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_are_checked() {
+        let cursor = encode_cursor("tools", 1000);
+        assert_eq!(decode_cursor(&cursor, "tools"), Some(1000));
+        assert_eq!(decode_cursor(&cursor, "prompts"), None);
+        assert_eq!(decode_cursor("zz", "tools"), None);
+        assert_eq!(decode_cursor("abc", "tools"), None);
+        let items: Vec<u32> = (0..5).collect();
+        let bad =
+            Some(PaginatedRequestParams::default().with_cursor(Some(encode_cursor("tools", 9))));
+        assert!(page(items, bad, "tools").is_err());
     }
 }

@@ -273,6 +273,7 @@ mod tests {
             idle_ms: None,
             calls: 0,
             errors: 0,
+            inflight: 0,
             tools: None,
             last_exit: None,
             stderr_tail: vec![],

@@ -1,17 +1,27 @@
 //! The on-disk schema cache: what each backend offers, so lists need no spawn.
 //!
 //! One JSON file per server, named after the server and the hash of its spec, so a changed
-//! command line never serves stale tools. Writes go through a temp file and a rename: a crash
+//! command line never serves stale lists. Writes go through a temp file and a rename: a crash
 //! mid-write leaves the old file, never half a file.
 
 use std::path::{Path, PathBuf};
 
-use rmcp::model::Tool;
+use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
 use serde::{Deserialize, Serialize};
 
+/// Everything a backend lists, as it last listed it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CachedSchema {
+    #[serde(default)]
+    pub capabilities: Option<ServerCapabilities>,
+    #[serde(default)]
     pub tools: Vec<Tool>,
+    #[serde(default)]
+    pub prompts: Vec<Prompt>,
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+    #[serde(default)]
+    pub resource_templates: Vec<ResourceTemplate>,
 }
 
 #[derive(Debug, Clone)]

@@ -3,41 +3,55 @@
 //! A [`Backend`] is created per configured server when a routing table is built and reused by
 //! later tables while its spec is unchanged. It owns at most one running instance at a time:
 //! concurrent first calls share one start, a crash turns into an error for the calls that needed
-//! it (the next call starts it again), and the idle reaper stops it after `idle_timeout`.
+//! it (the next call starts it again), and the idle watcher stops it after `idle_timeout`.
 //! It never blocks the daemon: a backend that fails only fails its own calls.
+//!
+//! Forwarding requests lives in [`call`], what the server sends us in [`handler`].
+
+// Logging, sampling, roots and resources/subscribe are deprecated by SEP-2577 for the 2026-07-28
+// protocol, but every earlier protocol version has them and the gateway relays them faithfully.
+#![allow(deprecated)]
 
 pub mod cache;
+pub mod call;
 pub mod child;
+mod handler;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, CancelledNotificationParam,
-    ClientCapabilities, ClientConfig, ClientRequest, Implementation, ProgressNotificationParam,
-    ProgressToken, ProtocolVersion, ServerResult, Tool,
+    ClientRequest, LoggingLevel, LoggingMessageNotificationParam, ProgressToken,
+    ResourceUpdatedNotificationParam, SetLevelRequest, SetLevelRequestParams, SubscribeRequest,
+    SubscribeRequestParams,
 };
-use rmcp::service::{
-    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, RunningService,
-};
+use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
 use rmcp::transport::async_rw::AsyncRwTransport;
-use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
 use crate::protocol::{BackendState, BackendStatus};
 use cache::{CachedSchema, SchemaCache};
+use call::Caller;
 use child::{ChildHandle, StderrLog};
 
 /// Lines on stdio are not limited by the gateway: a backend's answer is passed on whole or not
 /// at all, and rmcp's default (16 MiB, dropping longer lines silently) would hang the call.
 const MAX_LINE: usize = usize::MAX;
 
-/// Called when the tools a backend offers may have changed (discovered, refreshed, list_changed).
-pub type ToolsChanged = Arc<dyn Fn() + Send + Sync>;
+/// What a backend reports to the gateway. Held weakly: the gateway owns the backends.
+pub trait Events: Send + Sync {
+    /// The backend's lists (tools, prompts, resources, templates) changed.
+    fn schema_changed(&self);
+    fn resource_updated(&self, backend: &str, params: ResourceUpdatedNotificationParam);
+    fn log_message(&self, backend: &str, params: LoggingMessageNotificationParam);
+    /// The most verbose log level any session asked for, to set on backends that start.
+    fn log_level(&self) -> Option<LoggingLevel>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -61,13 +75,6 @@ impl From<BackendError> for McpError {
     }
 }
 
-/// Where progress for one in-flight call goes: the calling session and its own token.
-#[derive(Clone)]
-pub struct ProgressRoute {
-    pub peer: Peer<RoleServer>,
-    pub token: ProgressToken,
-}
-
 pub struct Backend {
     pub name: String,
     pub spec: ServerConfig,
@@ -75,20 +82,27 @@ pub struct Backend {
     idle_timeout_ms: AtomicU64,
     startup_timeout: Duration,
     cache: Arc<SchemaCache>,
-    tools_changed: ToolsChanged,
+    events: Weak<dyn Events>,
     epoch: Instant,
     live: ArcSwapOption<Running>,
     start_lock: Arc<tokio::sync::Mutex<()>>,
     phase: Mutex<Phase>,
-    tools: ArcSwapOption<Vec<Tool>>,
+    schema: ArcSwapOption<CachedSchema>,
     calls: AtomicU64,
     errors: AtomicU64,
-    /// Milliseconds since `epoch` when the last call started; 0 = never used.
+    /// Milliseconds since `epoch` when the last call started or ended; 0 = never used.
     last_used_ms: AtomicU64,
     inflight: AtomicUsize,
     stderr: Arc<StderrLog>,
-    progress: Mutex<HashMap<ProgressToken, ProgressRoute>>,
-    retired: std::sync::atomic::AtomicBool,
+    /// Sessions with a request in flight here, oldest first: where progress and server→client
+    /// requests go.
+    callers: Mutex<BTreeMap<u64, Caller>>,
+    next_call: AtomicU64,
+    /// rmcp's progress token of each in-flight request → its entry in `callers`.
+    progress: Mutex<HashMap<ProgressToken, u64>>,
+    /// Resource URIs subscribed upstream (on behalf of one or more sessions).
+    subscriptions: Mutex<BTreeSet<String>>,
+    retired: AtomicBool,
 }
 
 #[derive(Default)]
@@ -101,7 +115,7 @@ struct Phase {
 
 struct Running {
     peer: Peer<RoleClient>,
-    service: Mutex<Option<RunningService<RoleClient, Handler>>>,
+    service: Mutex<Option<RunningService<RoleClient, handler::Handler>>>,
     child: ChildHandle,
     started: Instant,
     /// Cancelled when this instance is finished (stopped or died).
@@ -114,7 +128,7 @@ impl Backend {
         idle_timeout: Duration,
         startup_timeout: Duration,
         cache: Arc<SchemaCache>,
-        tools_changed: ToolsChanged,
+        events: Weak<dyn Events>,
     ) -> Arc<Self> {
         let spec_hash = spec.spec_hash();
         let cached = spec
@@ -128,19 +142,22 @@ impl Backend {
             idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
             startup_timeout,
             cache,
-            tools_changed,
+            events,
             epoch: Instant::now(),
             live: ArcSwapOption::empty(),
             start_lock: Arc::default(),
             phase: Mutex::default(),
-            tools: ArcSwapOption::new(cached.map(|c| Arc::new(c.tools))),
+            schema: ArcSwapOption::new(cached.map(Arc::new)),
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_used_ms: AtomicU64::new(0),
             inflight: AtomicUsize::new(0),
             stderr: Arc::default(),
+            callers: Mutex::default(),
+            next_call: AtomicU64::new(0),
             progress: Mutex::default(),
-            retired: Default::default(),
+            subscriptions: Mutex::default(),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -154,9 +171,9 @@ impl Backend {
             .store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// The tools known for this server (from the cache or the running server), if any.
-    pub fn tools(&self) -> Option<Arc<Vec<Tool>>> {
-        self.tools.load_full()
+    /// What this server lists (from the cache or the running server), if known yet.
+    pub fn schema(&self) -> Option<Arc<CachedSchema>> {
+        self.schema.load_full()
     }
 
     pub fn inflight(&self) -> usize {
@@ -184,121 +201,10 @@ impl Backend {
         self.live_instance().is_some()
     }
 
-    /// Starts the server if needed and waits until it has answered `tools/list`, so that its
-    /// tools are known. Used to discover servers that have no cache yet.
-    pub async fn discover(self: &Arc<Self>) -> Result<Arc<Vec<Tool>>, BackendError> {
-        self.ensure_running().await?;
-        self.tools().ok_or_else(|| BackendError::Protocol {
-            name: self.name.clone(),
-            message: "listed no tools".into(),
-        })
-    }
-
-    /// Calls a tool on the server (started if needed), with the server's own tool name.
-    /// Cancelling `ct` cancels the request upstream; progress goes to `route`.
-    pub async fn call_tool(
-        self: &Arc<Self>,
-        mut params: CallToolRequestParams,
-        route: Option<ProgressRoute>,
-        ct: CancellationToken,
-    ) -> Result<CallToolResponse, McpError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.touch();
-        self.inflight.fetch_add(1, Ordering::SeqCst);
-        let result = self.call_inner(&mut params, route, ct).await;
-        self.inflight.fetch_sub(1, Ordering::SeqCst);
-        self.touch();
-        let failed = match &result {
-            Ok(CallToolResponse::Complete(r)) => r.is_error == Some(true),
-            Ok(_) => false,
-            Err(_) => true,
-        };
-        if failed {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn call_inner(
-        self: &Arc<Self>,
-        params: &mut CallToolRequestParams,
-        route: Option<ProgressRoute>,
-        ct: CancellationToken,
-    ) -> Result<CallToolResponse, McpError> {
-        let running = tokio::select! {
-            r = self.ensure_running() => r?,
-            () = ct.cancelled() => return Err(cancelled()),
-        };
-        // rmcp sets its own progress token on every request; the client's is kept in the route.
-        if let Some(meta) = params.meta.as_mut() {
-            meta.remove("progressToken");
-        }
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
-        let handle = match running
-            .peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
-            .await
-        {
-            Ok(handle) => handle,
-            Err(e) => return Err(self.service_error(&running, e).await),
-        };
-        let token = handle.progress_token.clone();
-        let request_id = handle.id.clone();
-        let _route = route.map(|r| ProgressGuard::new(self, token, r));
-        let response = tokio::select! {
-            r = handle.await_response() => r,
-            () = ct.cancelled() => {
-                let peer = running.peer.clone();
-                tokio::spawn(async move {
-                    let _ = peer.notify_cancelled(CancelledNotificationParam::new(
-                        Some(request_id),
-                        Some("cancelled by the client".into()),
-                    )).await;
-                });
-                return Err(cancelled());
-            }
-            () = running.gone.cancelled() => {
-                return Err(self.gone_error(&running).await.into());
-            }
-        };
-        match response {
-            Ok(ServerResult::CallToolResult(r)) => Ok(CallToolResponse::Complete(r)),
-            Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
-            Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
-            Ok(other) => Err(McpError::internal_error(
-                format!(
-                    "server `{}` answered tools/call with an unexpected result: {other:?}",
-                    self.name
-                ),
-                None,
-            )),
-            Err(e) => Err(self.service_error(&running, e).await),
-        }
-    }
-
-    async fn service_error(&self, running: &Running, e: rmcp::service::ServiceError) -> McpError {
-        match e {
-            rmcp::service::ServiceError::McpError(e) => e,
-            rmcp::service::ServiceError::TransportClosed
-            | rmcp::service::ServiceError::TransportSend(_) => {
-                self.gone_error(running).await.into()
-            }
-            other => BackendError::Protocol {
-                name: self.name.clone(),
-                message: other.to_string(),
-            }
-            .into(),
-        }
-    }
-
-    async fn gone_error(&self, running: &Running) -> BackendError {
-        let exit = tokio::time::timeout(Duration::from_secs(1), running.child.wait())
-            .await
-            .unwrap_or_else(|_| "no exit status yet".into());
-        BackendError::Gone {
-            name: self.name.clone(),
-            exit,
-        }
+    /// Starts the server if needed and waits until it has answered its lists, so that they are
+    /// known. Used to discover servers that have no cache yet.
+    pub async fn discover(self: &Arc<Self>) -> Result<(), BackendError> {
+        self.ensure_running().await.map(|_| ())
     }
 
     fn touch(&self) {
@@ -391,9 +297,7 @@ impl Backend {
         let (stdout, stdin, child) = child::spawn(&self.spec, self.stderr.clone())
             .map_err(|e| start_error(format!("cannot run `{}`: {e}", self.spec.command)))?;
         let transport = AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_LINE);
-        let handler = Handler {
-            backend: Arc::downgrade(self),
-        };
+        let handler = handler::Handler::new(Arc::downgrade(self));
         let service = match handler.serve(transport).await {
             Ok(service) => service,
             Err(e) => {
@@ -408,12 +312,14 @@ impl Backend {
             }
         };
         let peer = service.peer().clone();
-        let tools = match peer.list_all_tools().await {
-            Ok(tools) => tools,
+        let schema = match fetch_schema(&peer).await {
+            Ok(schema) => schema,
             Err(e) => {
                 drop(service);
                 let exit = child.stop().await;
-                return Err(start_error(format!("tools/list failed: {e} ({exit})")));
+                return Err(start_error(format!(
+                    "listing its capabilities failed: {e} ({exit})"
+                )));
             }
         };
         let running = Arc::new(Running {
@@ -423,11 +329,42 @@ impl Backend {
             started: Instant::now(),
             gone: CancellationToken::new(),
         });
-        self.set_tools(tools);
+        self.resume_session_state(&running).await;
+        self.set_schema(schema);
         self.live.store(Some(running.clone()));
         self.touch();
         tokio::spawn(self.clone().watch(running.clone()));
         Ok(running)
+    }
+
+    /// Re-applies what sessions asked of this server before it (re)started: the log level and
+    /// resource subscriptions.
+    async fn resume_session_state(&self, running: &Running) {
+        let capabilities = running
+            .peer
+            .peer_info()
+            .map(|info| info.capabilities.clone());
+        let supports_logging = capabilities.as_ref().is_some_and(|c| c.logging.is_some());
+        if let (true, Some(level)) = (
+            supports_logging,
+            self.events.upgrade().and_then(|e| e.log_level()),
+        ) {
+            let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(
+                SetLevelRequestParams::new(level),
+            ));
+            if let Err(e) = running.peer.send_request(request).await {
+                tracing::debug!(server = %self.name, "logging/setLevel failed: {e}");
+            }
+        }
+        let uris: Vec<String> = self.subscriptions.lock().unwrap().iter().cloned().collect();
+        for uri in uris {
+            let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
+                SubscribeRequestParams::new(uri),
+            ));
+            if let Err(e) = running.peer.send_request(request).await {
+                tracing::warn!(server = %self.name, "re-subscribing after a restart failed: {e}");
+            }
+        }
     }
 
     /// Follows one running instance: notices its exit, and stops it when idle.
@@ -437,9 +374,7 @@ impl Backend {
             let check = if idle_ms == 0 {
                 Duration::from_secs(3600)
             } else {
-                let since = self.epoch.elapsed().as_millis() as u64
-                    - self.last_used_ms.load(Ordering::Relaxed);
-                Duration::from_millis(idle_ms.saturating_sub(since).max(10))
+                Duration::from_millis(idle_ms.saturating_sub(self.idle_for_ms()).max(10))
             };
             tokio::select! {
                 exit = running.child.wait() => {
@@ -451,14 +386,20 @@ impl Backend {
                 () = tokio::time::sleep(check) => {}
             }
             let idle_ms = self.idle_timeout_ms.load(Ordering::Relaxed);
-            let since =
-                self.epoch.elapsed().as_millis() as u64 - self.last_used_ms.load(Ordering::Relaxed);
-            if idle_ms > 0 && since >= idle_ms && self.inflight.load(Ordering::SeqCst) == 0 {
+            // A subscription is a standing request for updates: the server must keep running.
+            let quiet = self.inflight.load(Ordering::SeqCst) == 0
+                && self.subscriptions.lock().unwrap().is_empty();
+            if idle_ms > 0 && self.idle_for_ms() >= idle_ms && quiet {
                 tracing::info!(server = %self.name, "stopping idle backend");
                 self.stop_instance(&running).await;
                 return;
             }
         }
+    }
+
+    fn idle_for_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_used_ms.load(Ordering::Relaxed))
     }
 
     fn finish(&self, running: &Arc<Running>, exit: String) {
@@ -488,19 +429,45 @@ impl Backend {
         }
     }
 
-    fn set_tools(&self, tools: Vec<Tool>) {
+    fn set_schema(&self, schema: CachedSchema) {
         let unchanged = self
-            .tools
+            .schema
             .load()
             .as_deref()
-            .is_some_and(|old| *old == tools);
+            .is_some_and(|old| *old == schema);
         if unchanged {
             return;
         }
-        let schema = CachedSchema { tools };
         self.cache.store(&self.name, self.spec_hash, &schema);
-        self.tools.store(Some(Arc::new(schema.tools)));
-        (self.tools_changed)();
+        self.schema.store(Some(Arc::new(schema)));
+        if let Some(events) = self.events.upgrade() {
+            events.schema_changed();
+        }
+    }
+
+    /// Re-lists what the server offers (after it said its lists changed).
+    async fn refresh_schema(&self, peer: &Peer<RoleClient>) {
+        match fetch_schema(peer).await {
+            Ok(schema) => self.set_schema(schema),
+            Err(e) => tracing::warn!(server = %self.name, "refreshing lists failed: {e}"),
+        }
+    }
+
+    /// Forwards a session's log level to the running server, if it logs.
+    pub async fn set_log_level(&self, level: LoggingLevel) {
+        let Some(running) = self.live_instance() else {
+            return;
+        };
+        let logs = running
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.logging.is_some());
+        if logs {
+            let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(
+                SetLevelRequestParams::new(level),
+            ));
+            let _ = running.peer.send_request(request).await;
+        }
     }
 
     pub fn status(&self) -> BackendStatus {
@@ -533,11 +500,11 @@ impl Backend {
             uptime_ms: running
                 .as_ref()
                 .map(|r| r.started.elapsed().as_millis() as u64),
-            idle_ms: (last_used > 0)
-                .then(|| (self.epoch.elapsed().as_millis() as u64).saturating_sub(last_used)),
+            idle_ms: (last_used > 0).then(|| self.idle_for_ms()),
             calls: self.calls.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            tools: self.tools().map(|t| t.len()),
+            inflight: self.inflight.load(Ordering::SeqCst) as u64,
+            tools: self.schema().map(|s| s.tools.len()),
             last_exit: phase.last_exit.clone(),
             stderr_tail: self.stderr.tail(5),
         }
@@ -548,79 +515,48 @@ impl Backend {
     }
 }
 
-fn cancelled() -> McpError {
-    McpError::new(
-        rmcp::model::ErrorCode::INTERNAL_ERROR,
-        "request cancelled",
-        None,
-    )
-}
-
-/// Registers a progress route for the lifetime of one call.
-struct ProgressGuard<'a> {
-    backend: &'a Backend,
-    token: ProgressToken,
-}
-
-impl<'a> ProgressGuard<'a> {
-    fn new(backend: &'a Backend, token: ProgressToken, route: ProgressRoute) -> Self {
-        backend
-            .progress
-            .lock()
-            .unwrap()
-            .insert(token.clone(), route);
-        Self { backend, token }
-    }
-}
-
-impl Drop for ProgressGuard<'_> {
-    fn drop(&mut self) {
-        self.backend.progress.lock().unwrap().remove(&self.token);
-    }
-}
-
-/// What a backend sends us: progress for a session's call, changes to its tool list.
-struct Handler {
-    backend: Weak<Backend>,
-}
-
-impl ClientHandler for Handler {
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")),
-        )
-        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        let Some(backend) = self.backend.upgrade() else {
-            return;
-        };
-        let route = backend
-            .progress
-            .lock()
-            .unwrap()
-            .get(&params.progress_token)
-            .cloned();
-        if let Some(route) = route {
-            let mut params = params;
-            params.progress_token = route.token;
-            let _ = route.peer.notify_progress(params).await;
-        }
-    }
-
-    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
-        let Some(backend) = self.backend.upgrade() else {
-            return;
-        };
-        match context.peer.list_all_tools().await {
-            Ok(tools) => backend.set_tools(tools),
-            Err(e) => tracing::warn!(server = %backend.name, "refreshing tools failed: {e}"),
-        }
-    }
+/// Lists everything the server's capabilities say it has.
+async fn fetch_schema(
+    peer: &Peer<RoleClient>,
+) -> Result<CachedSchema, rmcp::service::ServiceError> {
+    let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
+    let has =
+        |f: fn(&rmcp::model::ServerCapabilities) -> bool| capabilities.as_ref().is_some_and(f);
+    let (tools, prompts, resources, templates) = tokio::join!(
+        async {
+            if has(|c| c.tools.is_some()) {
+                peer.list_all_tools().await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if has(|c| c.prompts.is_some()) {
+                peer.list_all_prompts().await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if has(|c| c.resources.is_some()) {
+                peer.list_all_resources().await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if has(|c| c.resources.is_some()) {
+                peer.list_all_resource_templates().await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+    );
+    Ok(CachedSchema {
+        capabilities,
+        tools: tools?,
+        prompts: prompts?,
+        resources: resources?,
+        resource_templates: templates?,
+    })
 }

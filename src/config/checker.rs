@@ -13,7 +13,7 @@ use super::error::ConfigError;
 use super::locate::{Locator, Mark, NodePath, Step};
 use super::suggest::did_you_mean;
 use super::tree::Node;
-use super::{Role, ServerConfig, duration};
+use super::{HttpConfig, Role, ServerConfig, duration};
 
 const TOP_KEYS: &[&str] = &[
     "servers",
@@ -21,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "startup_timeout",
     "roles",
     "plugins",
+    "http",
 ];
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,6 +32,7 @@ pub(super) struct Checked {
     pub startup_timeout: Duration,
     pub servers: BTreeMap<String, ServerConfig>,
     pub roles: BTreeMap<String, Role>,
+    pub http: Option<HttpConfig>,
     pub warnings: Vec<String>,
 }
 
@@ -112,6 +114,7 @@ impl Checker<'_> {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             servers: BTreeMap::new(),
             roles: BTreeMap::new(),
+            http: None,
             warnings: Vec::new(),
         };
         let top = NodePath::default();
@@ -145,6 +148,9 @@ impl Checker<'_> {
         }
         if let Some(entry) = optional(&fields, "roles") {
             checked.roles = self.roles(entry);
+        }
+        if let Some(entry) = optional(&fields, "http") {
+            checked.http = self.http(entry, &checked.roles);
         }
         checked
     }

@@ -2,12 +2,12 @@
 //! [`Config`], with every problem reported at its `file:line:column`, all of them in one pass.
 //!
 //! The format is mcp-unify's, accepted as is (`servers.<name>.command/args/env/enabled`,
-//! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout` and
-//! `startup_timeout`. How the work is split:
+//! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`,
+//! `startup_timeout` and the `http` listener. How the work is split:
 //!
 //! - `tree` reads the YAML into a tree that keeps order and duplicates;
 //! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
-//! - `checker` and `server` check the tree against the format and build the values;
+//! - `checker`, `server` and `http` check the tree against the format and build the values;
 //! - `expand` (`${VAR}`), `duration`, `suggest` (did you mean) and `hash` (spec hashes) are the
 //!   small pieces they use; `discover` finds the file.
 //!
@@ -20,6 +20,7 @@ mod duration;
 mod error;
 mod expand;
 mod hash;
+mod http;
 mod locate;
 mod server;
 mod suggest;
@@ -30,6 +31,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +51,8 @@ pub struct Config {
     /// Every server, including disabled ones.
     pub servers: BTreeMap<String, ServerConfig>,
     pub roles: BTreeMap<String, Role>,
+    /// The HTTP listener, if the config has an `http` section.
+    pub http: Option<HttpConfig>,
     /// Non-fatal problems, each `file:line:col: message`.
     pub warnings: Vec<String>,
 }
@@ -137,6 +141,43 @@ impl fmt::Debug for Redacted {
     }
 }
 
+/// The HTTP listener (`http:`): Streamable HTTP at `/mcp` and legacy SSE at `/sse`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Where to listen. A non-loopback address is only accepted with at least one usable token.
+    pub listen: SocketAddr,
+    /// The usable bearer tokens: one whose `${VAR}` is not set is left out (with a warning).
+    /// Empty = no authentication, which the check allows only on a loopback address.
+    pub tokens: Vec<HttpToken>,
+    /// Browser `Origin`s accepted (`scheme://host[:port]`, `:*` for any port, or `null`); a
+    /// request without `Origin` is always accepted.
+    pub allowed_origins: Vec<String>,
+    /// `Host` values accepted besides loopback names (`host` or `host:port`).
+    pub allowed_hosts: Vec<String>,
+    /// How long an HTTP session may go without a request; [`Duration::ZERO`] = never expire.
+    pub session_idle_timeout: Duration,
+}
+
+/// A bearer token and the role its clients get.
+///
+/// `Debug` is written by hand: the token is a secret and prints as `***`.
+#[derive(Clone, PartialEq)]
+pub struct HttpToken {
+    /// After `${VAR}` expansion; never empty.
+    pub token: String,
+    /// A role defined in `roles`, or `None` for the default role.
+    pub role: Option<String>,
+}
+
+impl fmt::Debug for HttpToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpToken")
+            .field("token", &Redacted)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
 /// Which tools a client with this role sees (and may call).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Role {
@@ -173,6 +214,7 @@ pub fn parse(
         startup_timeout: checked.startup_timeout,
         servers: checked.servers,
         roles: checked.roles,
+        http: checked.http,
         warnings: checked.warnings,
     })
 }

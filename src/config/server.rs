@@ -271,7 +271,13 @@ impl Checker<'_> {
 
     /// The source position of `raw[offset..offset + len]`, found by searching the source from the
     /// value's start for the same text (a reference reads the same in the source and the value).
-    fn mark_inside(&self, at: &NodePath, raw: &str, offset: usize, len: usize) -> Option<Mark> {
+    pub(super) fn mark_inside(
+        &self,
+        at: &NodePath,
+        raw: &str,
+        offset: usize,
+        len: usize,
+    ) -> Option<Mark> {
         let needle = &raw[offset..offset + len];
         let nth = raw[..offset].matches(needle).count();
         self.locator.inside(at, needle, nth)

@@ -4,6 +4,9 @@
 //! Everything waits by polling a condition against a generous deadline: CI is two noisy cores.
 
 #![allow(dead_code)]
+// Logging and sampling are deprecated for the 2026-07-28 protocol; the tests exercise them on
+// the versions that have them.
+#![allow(deprecated)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -117,8 +120,14 @@ impl Env {
     }
 
     pub fn start_daemon(&self) -> Daemon {
+        self.start_daemon_with(&[])
+    }
+
+    /// Starts the daemon with extra environment variables (not waiting for it).
+    pub fn start_daemon_with(&self, envs: &[(&str, &str)]) -> Daemon {
         let log = self.path(&format!("mcpgwd-{}.log", unique()));
         let mut cmd = self.command(&bin("mcpgwd"));
+        cmd.envs(envs.iter().copied());
         cmd.arg("--config")
             .arg(self.config_path())
             .stdin(Stdio::null())
@@ -175,19 +184,26 @@ impl Env {
     }
 
     pub async fn try_client(&self, role: Option<&str>) -> Result<Client, String> {
+        self.try_client_with(role, Recorder::default()).await
+    }
+
+    /// Connects a real MCP client with a given handler (e.g. [`Recorder::incapable`]).
+    pub async fn try_client_with(
+        &self,
+        role: Option<&str>,
+        recorder: Recorder,
+    ) -> Result<Client, String> {
         let stderr = self.path(&format!("shim-{}.log", unique()));
         let mut cmd = tokio::process::Command::from(self.command(&bin("mcpgw-shim")));
         cmd.arg("--socket").arg(self.socket());
         if let Some(role) = role {
             cmd.arg("--role").arg(role);
         }
-        cmd.stderr(std::fs::File::create(&stderr).unwrap());
         let transport = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .map(|(t, _)| t)
             .map_err(|e| e.to_string())?;
-        let recorder = Recorder::default();
         match recorder.clone().serve(transport).await {
             Ok(service) => Ok(Client {
                 service,
@@ -260,6 +276,26 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Waits until the daemon accepts connections on `env`'s socket.
+    pub async fn wait_ready(&mut self, env: &Env) {
+        let socket = env.socket();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("mcpgwd exited early ({status}):\n{}", self.log());
+            }
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "mcpgwd never listened:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -305,23 +341,50 @@ pub fn kill(pid: u32, sig: i32) {
     unsafe { libc::kill(pid as i32, sig) };
 }
 
-/// What a test client received from the gateway.
+/// What a test client received from the gateway, and how it answers server requests.
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub tools_changed: Arc<Mutex<usize>>,
+    pub prompts_changed: Arc<Mutex<usize>>,
+    pub resources_changed: Arc<Mutex<usize>>,
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    pub logs: Arc<Mutex<Vec<rmcp::model::LoggingMessageNotificationParam>>>,
+    pub updated: Arc<Mutex<Vec<String>>>,
+    /// Sampling prompts this client was asked to answer.
+    pub sampled: Arc<Mutex<Vec<String>>>,
+    /// Declare no sampling/elicitation support (a client that cannot be asked).
+    pub incapable: bool,
+}
+
+impl Recorder {
+    pub fn incapable() -> Self {
+        Self {
+            incapable: true,
+            ..Self::default()
+        }
+    }
 }
 
 impl ClientHandler for Recorder {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("mcpgw-it", "0"),
-        )
+        let mut capabilities = ClientCapabilities::default();
+        if !self.incapable {
+            capabilities.sampling = Some(Default::default());
+            capabilities.elicitation = Some(Default::default());
+        }
+        ClientConfig::new(capabilities, Implementation::new("mcpgw-it", "0"))
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         *self.tools_changed.lock().unwrap() += 1;
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        *self.prompts_changed.lock().unwrap() += 1;
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        *self.resources_changed.lock().unwrap() += 1;
     }
 
     async fn on_progress(
@@ -330,6 +393,52 @@ impl ClientHandler for Recorder {
         _context: NotificationContext<RoleClient>,
     ) {
         self.progress.lock().unwrap().push(params);
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.logs.lock().unwrap().push(params);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.updated.lock().unwrap().push(params.uri);
+    }
+
+    /// Answers every sampling request with "pong to <prompt>".
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
+        let prompt =
+            serde_json::to_value(&params.messages).unwrap_or_default()[0]["content"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+        self.sampled.lock().unwrap().push(prompt.clone());
+        serde_json::from_value(serde_json::json!({
+            "role": "assistant",
+            "content": {"type": "text", "text": format!("pong to {prompt}")},
+            "model": "test-model",
+        }))
+        .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
+    }
+
+    /// Accepts every elicitation with `{"answer": "42"}`.
+    async fn create_elicitation(
+        &self,
+        _params: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        serde_json::from_value(serde_json::json!({"action": "accept", "content": {"answer": "42"}}))
+            .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
     }
 }
 
@@ -405,6 +514,8 @@ pub fn text_of(result: &CallToolResult) -> String {
 /// A client that speaks raw JSON-RPC lines through a shim, for what typed clients hide
 /// (their own ids and progress tokens, malformed input).
 pub struct RawClient {
+    /// The protocol version the gateway agreed to.
+    pub negotiated: String,
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
@@ -412,6 +523,10 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(env: &Env, role: Option<&str>) -> Self {
+        Self::connect_version(env, role, "2025-06-18").await
+    }
+
+    pub async fn connect_version(env: &Env, role: Option<&str>, version: &str) -> Self {
         let mut cmd = tokio::process::Command::from(env.command(&bin("mcpgw-shim")));
         cmd.arg("--socket").arg(env.socket());
         if let Some(role) = role {
@@ -426,15 +541,20 @@ impl RawClient {
         let stdout = child.stdout.take().unwrap();
         use tokio::io::AsyncBufReadExt;
         let mut raw = Self {
+            negotiated: String::new(),
             child,
             stdin,
             lines: tokio::io::BufReader::new(stdout).lines(),
         };
         raw.send(serde_json::json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
             .await;
         let init = raw.recv().await;
         assert_eq!(init["id"], "init", "{init}");
+        raw.negotiated = init["result"]["protocolVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         raw.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
         raw

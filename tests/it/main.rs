@@ -5,7 +5,9 @@ mod harness;
 
 mod core;
 mod ctl;
+mod http;
 mod lifecycle;
 mod npm;
 mod reload;
 mod service;
+mod surface;

@@ -1,8 +1,16 @@
-//! The daemon's shared state: the current routing table, the connected sessions, and `run`.
+//! The daemon's shared state: the current routing table and the connected sessions.
 //!
-//! Writers (config loads, tool-list changes) serialize on `rebuild` and publish a new table with
-//! one atomic store; readers never lock. After each publication every session whose visible
-//! tools changed is sent `notifications/tools/list_changed`.
+//! Writers (config loads, list changes) serialize on `rebuild` and publish a new table with one
+//! atomic store; readers never lock. After each publication every session whose visible tools,
+//! prompts or resources changed is told so. Routing requests lives in [`route`], what backends
+//! report (logs, resource updates, subscriptions) in [`notify`].
+
+// Logging is deprecated by SEP-2577 for the 2026-07-28 protocol; earlier versions have it and
+// sessions on them keep their own log level.
+#![allow(deprecated)]
+
+mod notify;
+mod route;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,23 +18,19 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, ProgressToken, Tool};
+use rmcp::model::LoggingLevel;
 use rmcp::service::{Peer, RoleServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::cache::SchemaCache;
-use crate::backend::{Backend, ProgressRoute, ToolsChanged};
+use crate::backend::{Backend, Events};
 use crate::config::{Config, ServerConfig};
 use crate::protocol::{ReloadStatus, SessionStatus, Status};
-use crate::table::{Table, Target};
-
-/// How long after a failed start a `tools/list` does not try to discover that server again.
-const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
+use crate::table::Table;
 
 pub struct Gateway {
     table: ArcSwap<Table>,
-    /// Serializes writers of `table` (reloads, tool-list changes).
+    /// Serializes writers of `table` (reloads, list changes).
     pub(crate) rebuild: Mutex<()>,
     sessions: Mutex<BTreeMap<u64, SessionEntry>>,
     next_session: AtomicU64,
@@ -36,6 +40,8 @@ pub struct Gateway {
     /// Bumped by every successful (re)load; 1 for the config the daemon started with.
     pub(crate) generation: AtomicU64,
     pub(crate) last_reload: Mutex<Option<ReloadStatus>>,
+    /// Resource subscriptions: (server, uri) → sessions subscribed.
+    subscriptions: Mutex<BTreeMap<(String, String), std::collections::BTreeSet<u64>>>,
     stop: CancellationToken,
 }
 
@@ -44,8 +50,52 @@ struct SessionEntry {
     pid: Option<u32>,
     client: Option<String>,
     peer: Option<Peer<RoleServer>>,
-    /// Fingerprint of the tools this session saw last; a change triggers list_changed.
-    seen: u64,
+    log_level: Option<LoggingLevel>,
+    /// Fingerprints of what this session saw last; a change sends the matching list_changed.
+    seen: Seen,
+}
+
+/// Fingerprints of the lists a session has fetched. `None` until it lists that kind: a client
+/// that never listed has no view to invalidate, so it is not told of changes (that also keeps
+/// its own first list, which may discover servers, from bouncing back as list_changed).
+#[derive(Clone, Copy, PartialEq, Default)]
+struct Seen {
+    tools: Option<u64>,
+    prompts: Option<u64>,
+    resources: Option<u64>,
+}
+
+/// The lists a session can fetch, for [`Gateway::mark_seen`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+/// Fingerprints of what `role` sees now, by kind.
+fn fingerprints(table: &Table, role: Option<&str>) -> [u64; 3] {
+    let mut tools = Vec::new();
+    for t in table.visible_tools(role) {
+        let _ = serde_json::to_writer(&mut tools, &t.item);
+    }
+    let mut prompts = Vec::new();
+    for p in table.visible_prompts(role) {
+        let _ = serde_json::to_writer(&mut prompts, &p.item);
+    }
+    let mut resources = Vec::new();
+    for r in &table.catalog.resources {
+        if table.allows_resource(role, &r.backend.name, &r.item.uri) {
+            let _ = serde_json::to_writer(&mut resources, &r.item);
+        }
+    }
+    for t in &table.catalog.templates {
+        if table.allows_resource(role, &t.backend.name, &t.item.uri_template) {
+            let _ = serde_json::to_writer(&mut resources, &t.item);
+        }
+    }
+    let hash = crate::config::fnv1a64;
+    [hash(&tools), hash(&prompts), hash(&resources)]
 }
 
 impl Gateway {
@@ -70,6 +120,7 @@ impl Gateway {
                 myself: myself.clone(),
                 generation: AtomicU64::new(1),
                 last_reload: Mutex::new(None),
+                subscriptions: Mutex::default(),
                 stop: CancellationToken::new(),
             }
         }))
@@ -100,35 +151,57 @@ impl Gateway {
         self.stop.cancelled().await;
     }
 
-    /// Rebuilds the exposed-name catalog after a backend's tools changed.
-    fn tools_changed(&self) {
+    /// Rebuilds the catalog after a backend's lists changed.
+    fn lists_changed(&self) {
         let _guard = self.rebuild.lock().unwrap();
         let fresh = self.table.load().with_fresh_catalog();
         self.publish(fresh);
     }
 
-    /// Sends list_changed to every initialized session whose visible tools differ from what it
-    /// saw last.
+    /// Sends list_changed to every initialized session whose visible tools, prompts or
+    /// resources differ from what it last listed.
     fn notify_sessions(&self) {
         let table = self.table.load();
         let mut sessions = self.sessions.lock().unwrap();
         for entry in sessions.values_mut() {
             let Some(peer) = &entry.peer else { continue };
-            let now = fingerprint(&table, entry.role.as_deref());
-            if now != entry.seen {
-                entry.seen = now;
-                let peer = peer.clone();
-                tokio::spawn(async move {
-                    let _ = peer.notify_tool_list_changed().await;
-                });
+            if entry.seen == Seen::default() {
+                continue;
             }
+            let [tools, prompts, resources] = fingerprints(&table, entry.role.as_deref());
+            let changed = |seen: &mut Option<u64>, now: u64| match seen {
+                Some(before) if *before != now => {
+                    *seen = Some(now);
+                    true
+                }
+                _ => false,
+            };
+            let kinds = [
+                changed(&mut entry.seen.tools, tools),
+                changed(&mut entry.seen.prompts, prompts),
+                changed(&mut entry.seen.resources, resources),
+            ];
+            if kinds == [false; 3] {
+                continue;
+            }
+            let peer = peer.clone();
+            tokio::spawn(async move {
+                if kinds[0] {
+                    let _ = peer.notify_tool_list_changed().await;
+                }
+                if kinds[1] {
+                    let _ = peer.notify_prompt_list_changed().await;
+                }
+                if kinds[2] {
+                    let _ = peer.notify_resource_list_changed().await;
+                }
+            });
         }
     }
 
-    /// Registers a session at hello; returns its id. The caller must [`Gateway::leave`].
+    /// Registers a session; returns its id. The caller must [`Gateway::leave`].
     pub fn join(&self, role: Option<String>, pid: Option<u32>) -> u64 {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let seen = fingerprint(&self.table.load(), role.as_deref());
         self.sessions.lock().unwrap().insert(
             id,
             SessionEntry {
@@ -136,7 +209,8 @@ impl Gateway {
                 pid,
                 client: None,
                 peer: None,
-                seen,
+                log_level: None,
+                seen: Seen::default(),
             },
         );
         id
@@ -150,87 +224,21 @@ impl Gateway {
         }
     }
 
-    /// Records that a session has just listed the current tools, so that only later changes
-    /// send it list_changed.
-    pub fn mark_seen(&self, id: u64, role: Option<&str>) {
-        let now = fingerprint(&self.table.load(), role);
+    /// Records that a session has just fetched a list, so that later changes notify it.
+    pub fn mark_seen(&self, id: u64, role: Option<&str>, kind: ListKind) {
+        let [tools, prompts, resources] = fingerprints(&self.table.load(), role);
         if let Some(entry) = self.sessions.lock().unwrap().get_mut(&id) {
-            entry.seen = now;
+            match kind {
+                ListKind::Tools => entry.seen.tools = Some(tools),
+                ListKind::Prompts => entry.seen.prompts = Some(prompts),
+                ListKind::Resources => entry.seen.resources = Some(resources),
+            }
         }
     }
 
     pub fn leave(&self, id: u64) {
         self.sessions.lock().unwrap().remove(&id);
-    }
-
-    /// Tools visible to `role`, discovering servers that have no cached schema yet.
-    pub async fn list_tools(&self, role: Option<&str>) -> Vec<Tool> {
-        self.discover_missing().await;
-        let table = self.table();
-        table.visible(role).map(|e| e.tool.clone()).collect()
-    }
-
-    /// Starts every enabled server whose tools are unknown, in parallel, each bounded by its
-    /// startup timeout; failures are logged and skipped (the server is just not listed).
-    pub(crate) async fn discover_missing(&self) {
-        let table = self.table();
-        let missing: Vec<Arc<Backend>> = table
-            .backends
-            .values()
-            .filter(|b| b.spec.enabled && b.tools().is_none() && b.discovery_due(DISCOVERY_BACKOFF))
-            .cloned()
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        let results = futures::future::join_all(missing.iter().map(|b| b.discover())).await;
-        for (backend, result) in missing.iter().zip(results) {
-            if let Err(e) = result {
-                tracing::warn!(server = %backend.name, "discovery failed: {e}");
-            }
-        }
-    }
-
-    /// Routes one `tools/call` from a session of `role`.
-    pub async fn call_tool(
-        &self,
-        role: Option<&str>,
-        mut params: CallToolRequestParams,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
-        ct: CancellationToken,
-    ) -> Result<CallToolResponse, McpError> {
-        let mut table = self.table();
-        if table.catalog.get(&params.name).is_none() {
-            // The client may call a tool it knows from an earlier session before listing.
-            self.discover_missing().await;
-            table = self.table();
-        }
-        let Some(exposed) = table.catalog.get(&params.name) else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool `{}`", params.name),
-                None,
-            ));
-        };
-        if !table.roles.allows(role, &params.name) {
-            return Err(McpError::invalid_params(
-                format!(
-                    "tool `{}` is not available to role `{}`",
-                    params.name,
-                    role.unwrap_or(crate::table::DEFAULT_ROLE)
-                ),
-                None,
-            ));
-        }
-        match &exposed.target {
-            Target::Builtin(builtin) => Ok(CallToolResponse::Complete(builtin.call(self).await)),
-            Target::Backend { backend, original } => {
-                params.name = original.clone().into();
-                let backend = backend.clone();
-                drop(table);
-                let route = progress.map(|(peer, token)| ProgressRoute { peer, token });
-                backend.call_tool(params, route, ct).await
-            }
-        }
+        self.drop_subscriptions(id);
     }
 
     /// Waits until no call is in flight on any backend, or `grace` has passed.
@@ -284,27 +292,12 @@ pub(crate) fn new_backend(
     cache: &Arc<SchemaCache>,
     gateway: &Weak<Gateway>,
 ) -> Arc<Backend> {
-    let gateway = gateway.clone();
-    let on_change: ToolsChanged = Arc::new(move || {
-        if let Some(gateway) = gateway.upgrade() {
-            gateway.tools_changed();
-        }
-    });
+    let events: Weak<dyn Events> = gateway.clone();
     Backend::new(
         spec.clone(),
         spec.effective_idle_timeout(config.idle_timeout),
         config.startup_timeout,
         cache.clone(),
-        on_change,
+        events,
     )
-}
-
-/// A cheap fingerprint of what `role` sees: names and schemas of its visible tools.
-fn fingerprint(table: &Table, role: Option<&str>) -> u64 {
-    let mut bytes = Vec::new();
-    for exposed in table.visible(role) {
-        let _ = serde_json::to_writer(&mut bytes, &exposed.tool);
-        bytes.push(0);
-    }
-    crate::config::fnv1a64(&bytes)
 }

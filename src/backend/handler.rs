@@ -1,0 +1,214 @@
+//! What a backend sends the gateway: progress, log messages, resource updates, list changes,
+//! and server→client requests (sampling, elicitation, roots), each routed to the right session.
+
+// Logging, sampling, roots and resources/subscribe are deprecated by SEP-2577 for the 2026-07-28
+// protocol, but every earlier protocol version has them and the gateway relays them faithfully.
+#![allow(deprecated)]
+
+use std::sync::Weak;
+
+use rmcp::ClientHandler;
+use rmcp::ErrorData as McpError;
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequest,
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
+    ElicitResult, ErrorCode, Implementation, ListRootsResult, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ProtocolVersion, ResourceUpdatedNotificationParam, ServerRequest,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RoleClient};
+
+use super::Backend;
+use super::call::{Caller, cancelled};
+
+pub(super) struct Handler {
+    backend: Weak<Backend>,
+}
+
+impl Handler {
+    pub(super) fn new(backend: Weak<Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// Sends a server→client request to the session whose call raised it, and its answer back.
+    async fn relay(
+        &self,
+        request: ServerRequest,
+        capable: fn(&ClientCapabilities) -> bool,
+        what: &str,
+        context: &RequestContext<RoleClient>,
+    ) -> Result<ClientResult, McpError> {
+        let backend = self.backend.upgrade().ok_or_else(cancelled)?;
+        let Some(Caller { peer, .. }) = backend.oldest_caller() else {
+            return Err(McpError::new(
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "mcpgw: no client request is in flight on `{}` to ask for {what}",
+                    backend.name
+                ),
+                None,
+            ));
+        };
+        let supported = peer
+            .peer_info()
+            .is_some_and(|info| capable(&info.capabilities));
+        if !supported {
+            return Err(McpError::new(
+                ErrorCode::INVALID_REQUEST,
+                format!("mcpgw: the client does not support {what}"),
+                None,
+            ));
+        }
+        let handle = peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| McpError::internal_error(format!("mcpgw: {e}"), None))?;
+        let id = handle.id.clone();
+        tokio::select! {
+            result = handle.await_response() => result.map_err(|e| match e {
+                rmcp::service::ServiceError::McpError(e) => e,
+                other => McpError::internal_error(format!("mcpgw: {other}"), None),
+            }),
+            () = context.ct.cancelled() => {
+                // The server withdrew its request: withdraw ours from the client.
+                let param = rmcp::model::CancelledNotificationParam::new(Some(id), None);
+                let _ = peer.notify_cancelled(param).await;
+                Err(cancelled())
+            }
+        }
+    }
+}
+
+impl ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        // Sampling and elicitation can be delivered: to the client whose call is in flight.
+        // Roots are a client's own and a shared backend has many clients: not advertised.
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.sampling = Some(Default::default());
+        capabilities.elicitation = Some(Default::default());
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        match self
+            .relay(request, |c| c.sampling.is_some(), "sampling", &context)
+            .await?
+        {
+            ClientResult::CreateMessageResult(result) => Ok(*result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        match self
+            .relay(
+                request,
+                |c| c.elicitation.is_some(),
+                "elicitation",
+                &context,
+            )
+            .await?
+        {
+            ClientResult::ElicitResult(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn list_roots(
+        &self,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        let request = ServerRequest::ListRootsRequest(Default::default());
+        match self
+            .relay(request, |c| c.roots.is_some(), "roots", &context)
+            .await
+        {
+            Ok(ClientResult::ListRootsResult(result)) => Ok(result),
+            // Not advertised, so not owed: a server asking anyway gets no roots.
+            _ => Ok(ListRootsResult::default()),
+        }
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let Some(backend) = self.backend.upgrade() else {
+            return;
+        };
+        let Some(caller) = backend.progress_caller(&params.progress_token, params.progress) else {
+            return;
+        };
+        let Some(token) = caller.progress_token else {
+            return;
+        };
+        let mut params = params;
+        params.progress_token = token;
+        let _ = caller.peer.notify_progress(params).await;
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(backend) = self.backend.upgrade()
+            && let Some(events) = backend.events.upgrade()
+        {
+            events.log_message(&backend.name, params);
+        }
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(backend) = self.backend.upgrade()
+            && let Some(events) = backend.events.upgrade()
+        {
+            events.resource_updated(&backend.name, params);
+        }
+    }
+
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.refresh(context).await;
+    }
+
+    async fn on_prompt_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.refresh(context).await;
+    }
+
+    async fn on_resource_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.refresh(context).await;
+    }
+}
+
+impl Handler {
+    async fn refresh(&self, context: NotificationContext<RoleClient>) {
+        if let Some(backend) = self.backend.upgrade() {
+            backend.refresh_schema(&context.peer).await;
+        }
+    }
+}
+
+fn unexpected(result: ClientResult) -> McpError {
+    McpError::internal_error(
+        format!("mcpgw: unexpected answer from the client: {result:?}"),
+        None,
+    )
+}

@@ -1,0 +1,296 @@
+//! Routing a session's requests: lists from the catalog, everything else to the owning backend.
+//!
+//! Each request loads the table once. Names are checked against the session's role before
+//! anything is forwarded: a hidden item is also unreachable.
+
+// Logging, sampling, roots and resources/subscribe are deprecated by SEP-2577 for the 2026-07-28
+// protocol, but every earlier protocol version has them and the gateway relays them faithfully.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::ErrorData as McpError;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
+    CompleteRequestParams, CompleteResult, ErrorCode, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResponse, Prompt, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, Resource, ResourceTemplate, ServerResult, Tool,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::Gateway;
+use crate::backend::Backend;
+use crate::backend::call::Caller;
+use crate::table::{DEFAULT_ROLE, Table, Target};
+
+/// How long after a failed start a list does not try to discover that server again.
+const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
+
+fn not_allowed(kind: &str, name: &str, role: Option<&str>) -> McpError {
+    McpError::invalid_params(
+        format!(
+            "{kind} `{name}` is not available to role `{}`",
+            role.unwrap_or(DEFAULT_ROLE)
+        ),
+        None,
+    )
+}
+
+fn unexpected(backend: &Backend, what: &str, result: ServerResult) -> McpError {
+    McpError::internal_error(
+        format!(
+            "server `{}` answered {what} with an unexpected result: {result:?}",
+            backend.name
+        ),
+        None,
+    )
+}
+
+impl Gateway {
+    /// Starts every enabled server whose lists are unknown, in parallel, each bounded by its
+    /// startup timeout; failures are logged and skipped (the server is just not listed).
+    pub(crate) async fn discover_missing(&self) {
+        let table = self.table();
+        let missing: Vec<Arc<Backend>> = table
+            .backends
+            .values()
+            .filter(|b| {
+                b.spec.enabled && b.schema().is_none() && b.discovery_due(DISCOVERY_BACKOFF)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let results = futures::future::join_all(missing.iter().map(|b| b.discover())).await;
+        for (backend, result) in missing.iter().zip(results) {
+            if let Err(e) = result {
+                tracing::warn!(server = %backend.name, "discovery failed: {e}");
+            }
+        }
+    }
+
+    /// The table after discovering unknown servers: what lists are answered from.
+    async fn discovered_table(&self) -> Arc<Table> {
+        self.discover_missing().await;
+        self.table()
+    }
+
+    pub async fn list_tools(&self, role: Option<&str>) -> Vec<Tool> {
+        let table = self.discovered_table().await;
+        table.visible_tools(role).map(|t| t.item.clone()).collect()
+    }
+
+    pub async fn list_prompts(&self, role: Option<&str>) -> Vec<Prompt> {
+        let table = self.discovered_table().await;
+        table
+            .visible_prompts(role)
+            .map(|p| p.item.clone())
+            .collect()
+    }
+
+    pub async fn list_resources(&self, role: Option<&str>) -> Vec<Resource> {
+        let table = self.discovered_table().await;
+        let visible = |r: &&crate::table::Owned<Resource>| {
+            table.allows_resource(role, &r.backend.name, &r.item.uri)
+        };
+        table
+            .catalog
+            .resources
+            .iter()
+            .filter(visible)
+            .map(|r| r.item.clone())
+            .collect()
+    }
+
+    pub async fn list_resource_templates(&self, role: Option<&str>) -> Vec<ResourceTemplate> {
+        let table = self.discovered_table().await;
+        let visible = |t: &&crate::table::Owned<ResourceTemplate>| {
+            table.allows_resource(role, &t.backend.name, &t.item.uri_template)
+        };
+        table
+            .catalog
+            .templates
+            .iter()
+            .filter(visible)
+            .map(|t| t.item.clone())
+            .collect()
+    }
+
+    /// Looks `name` up in the table, discovering unknown servers once if it is not there (a
+    /// client may call what it knows from an earlier session before listing).
+    async fn resolve<T: Clone>(
+        &self,
+        lookup: impl Fn(&Table) -> Option<T>,
+    ) -> (Arc<Table>, Option<T>) {
+        let table = self.table();
+        if let Some(found) = lookup(&table) {
+            return (table, Some(found));
+        }
+        let table = self.discovered_table().await;
+        let found = lookup(&table);
+        (table, found)
+    }
+
+    pub async fn call_tool(
+        &self,
+        role: Option<&str>,
+        mut params: CallToolRequestParams,
+        caller: Caller,
+        ct: CancellationToken,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = params.name.to_string();
+        let (table, target) = self
+            .resolve(|t| t.catalog.tools.get(&name).map(|e| e.target.clone()))
+            .await;
+        let Some(target) = target else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{name}`"),
+                None,
+            ));
+        };
+        if !table.roles.allows(role, &name) {
+            return Err(not_allowed("tool", &name, role));
+        }
+        drop(table);
+        let (backend, original) = match target {
+            Target::Builtin(builtin) => {
+                return Ok(CallToolResponse::Complete(builtin.call(self).await));
+            }
+            Target::Backend { backend, original } => (backend, original),
+        };
+        params.name = original.into();
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        match backend.request(request, caller, ct).await? {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            other => Err(unexpected(&backend, "tools/call", other)),
+        }
+    }
+
+    pub async fn get_prompt(
+        &self,
+        role: Option<&str>,
+        mut params: GetPromptRequestParams,
+        caller: Caller,
+        ct: CancellationToken,
+    ) -> Result<GetPromptResponse, McpError> {
+        let name = params.name.clone();
+        let (table, target) = self
+            .resolve(|t| t.catalog.prompts.get(&name).map(|e| e.target.clone()))
+            .await;
+        let Some(Target::Backend { backend, original }) = target else {
+            return Err(McpError::invalid_params(
+                format!("unknown prompt `{name}`"),
+                None,
+            ));
+        };
+        if !table.roles.allows(role, &name) {
+            return Err(not_allowed("prompt", &name, role));
+        }
+        drop(table);
+        params.name = original;
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
+        match backend.request(request, caller, ct).await? {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            other => Err(unexpected(&backend, "prompts/get", other)),
+        }
+    }
+
+    /// The backend serving `uri` for `role`, or the MCP error for an unknown/hidden resource.
+    pub(crate) async fn resource_backend(
+        &self,
+        role: Option<&str>,
+        uri: &str,
+    ) -> Result<Arc<Backend>, McpError> {
+        let (table, backend) = self
+            .resolve(|t| t.catalog.resource_owner(uri).cloned())
+            .await;
+        let Some(backend) = backend else {
+            return Err(McpError::new(
+                ErrorCode::RESOURCE_NOT_FOUND,
+                format!("resource `{uri}` not found"),
+                Some(serde_json::json!({ "uri": uri })),
+            ));
+        };
+        if !table.allows_resource(role, &backend.name, uri) {
+            return Err(not_allowed("resource", uri, role));
+        }
+        Ok(backend)
+    }
+
+    pub async fn read_resource(
+        &self,
+        role: Option<&str>,
+        params: ReadResourceRequestParams,
+        caller: Caller,
+        ct: CancellationToken,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let backend = self.resource_backend(role, &params.uri).await?;
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
+        match backend.request(request, caller, ct).await? {
+            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            other => Err(unexpected(&backend, "resources/read", other)),
+        }
+    }
+
+    /// Completion of a prompt's or a resource template's argument, by the server that owns it.
+    pub async fn complete(
+        &self,
+        role: Option<&str>,
+        mut params: CompleteRequestParams,
+        caller: Caller,
+        ct: CancellationToken,
+    ) -> Result<CompleteResult, McpError> {
+        let backend = match &mut params.r#ref {
+            Reference::Prompt(prompt) => {
+                let name = prompt.name.clone();
+                let (table, target) = self
+                    .resolve(|t| t.catalog.prompts.get(&name).map(|e| e.target.clone()))
+                    .await;
+                let Some(Target::Backend { backend, original }) = target else {
+                    return Err(McpError::invalid_params(
+                        format!("unknown prompt `{name}`"),
+                        None,
+                    ));
+                };
+                if !table.roles.allows(role, &name) {
+                    return Err(not_allowed("prompt", &name, role));
+                }
+                prompt.name = original;
+                backend
+            }
+            Reference::Resource(template) => {
+                let uri = template.uri.clone();
+                let (table, backend) = self
+                    .resolve(|t| t.catalog.template_owner(&uri).cloned())
+                    .await;
+                let Some(backend) = backend else {
+                    return Err(McpError::invalid_params(
+                        format!("unknown resource template `{uri}`"),
+                        None,
+                    ));
+                };
+                if !table.allows_resource(role, &backend.name, &uri) {
+                    return Err(not_allowed("resource template", &uri, role));
+                }
+                backend
+            }
+            other => {
+                return Err(McpError::invalid_params(
+                    format!("unsupported completion reference: {other:?}"),
+                    None,
+                ));
+            }
+        };
+        let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
+        match backend.request(request, caller, ct).await? {
+            ServerResult::CompleteResult(r) => Ok(r),
+            other => Err(unexpected(&backend, "completion/complete", other)),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Streamable HTTP at `/mcp`, served by rmcp: one `StreamableHttpService` per role.
+//!
+//! rmcp's service factory gets no request, so it cannot learn the caller's role; instead each
+//! role has its own service (made on first use) whose factory builds sessions of that role. Its
+//! session manager keeps the `Mcp-Session-Id`s of that role only, so a session id is useless
+//! with a token of another role (404).
+//!
+//! rmcp does the protocol: sessions and their ids, 404 for unknown or expired ones, DELETE,
+//! SSE response streams with priming events and `Last-Event-ID` replay from its per-session
+//! cache, keep-alive pings, idle expiry, and the stateless 2026-07-28 path. Host and Origin are
+//! checked by our guard in front (against the live config), so rmcp's own checks are off.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use rmcp::transport::StreamableHttpService;
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::guard::Caller;
+use crate::gateway::Gateway;
+use crate::session::Session;
+
+type RoleService = StreamableHttpService<Session, LocalSessionManager>;
+
+/// The per-role services, made lazily.
+pub(super) struct Services {
+    gateway: Arc<Gateway>,
+    /// Cancelled with the daemon's sessions: ends every HTTP session and stream.
+    cancel: CancellationToken,
+    /// Fixed at start, like the listen address.
+    idle_timeout: Duration,
+    by_role: Mutex<HashMap<Option<String>, RoleService>>,
+}
+
+impl Services {
+    pub(super) fn new(
+        gateway: Arc<Gateway>,
+        cancel: CancellationToken,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            gateway,
+            cancel,
+            idle_timeout,
+            by_role: Mutex::default(),
+        }
+    }
+
+    fn for_role(&self, role: Option<String>) -> RoleService {
+        let mut by_role = self.by_role.lock().unwrap();
+        by_role
+            .entry(role.clone())
+            .or_insert_with(|| {
+                let mut manager = LocalSessionManager::default();
+                manager.session_config.keep_alive =
+                    (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
+                let config = StreamableHttpServerConfig::default()
+                    .disable_allowed_hosts()
+                    .disable_allowed_origins()
+                    .with_cancellation_token(self.cancel.child_token());
+                let gateway = self.gateway.clone();
+                StreamableHttpService::new(
+                    move || Ok(Session::new(gateway.clone(), role.clone(), None)),
+                    Arc::new(manager),
+                    config,
+                )
+            })
+            .clone()
+    }
+}
+
+/// `/mcp`, any method: hands the admitted request to its role's service.
+pub(super) async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
+    let service = shared.mcp.for_role(caller.role);
+    service.handle(request).await.map(Body::new)
+}

@@ -1,0 +1,238 @@
+//! The HTTP listener (`http:` in the config): MCP over Streamable HTTP at `/mcp`, and the legacy
+//! HTTP+SSE transport at `/sse` + `/messages`, for clients that cannot launch the shim.
+//!
+//! Every request passes the guard first (`guard.rs`: Host, Origin, bearer token → role), which
+//! reads the current config, so a reload applies new tokens and allow-lists to the next request.
+//! The listen address and the session idle timeout are read once, at start. HTTP sessions are
+//! ordinary [`Session`](crate::session::Session)s: they are listed in status, see the tools of
+//! their role, and end with the daemon's other sessions.
+//!
+//! - `guard` — who may call, and with which role.
+//! - `mcp` — `/mcp`, rmcp's Streamable HTTP service, one per role.
+//! - `sse` — `/sse` and `/messages`, the 2024-11-05 transport, written here over rmcp's
+//!   line transport.
+
+mod guard;
+mod mcp;
+mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::ORIGIN;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::guard::Admission;
+use crate::config::{Config, HttpConfig};
+use crate::gateway::Gateway;
+
+/// The largest request body accepted (rmcp's limit for `/mcp` is the same).
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// How often the listener looks for a reloaded config, to say what needs a restart.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// A running HTTP listener.
+pub struct HttpServer {
+    url: String,
+    stop_accepting: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What the handlers share.
+struct Shared {
+    gateway: Arc<Gateway>,
+    /// The address actually bound (the config's `listen` may change on reload).
+    bound: SocketAddr,
+    /// The daemon's session token: cancelled, it ends every HTTP session and stream.
+    cancel: CancellationToken,
+    mcp: mcp::Services,
+    sse: sse::Sessions,
+}
+
+impl HttpServer {
+    /// Binds the config's `http.listen` and serves it, if the config has an `http` section.
+    /// `sessions` is the daemon's session token: its cancellation ends every HTTP session.
+    pub async fn start(
+        gateway: &Arc<Gateway>,
+        sessions: &CancellationToken,
+    ) -> anyhow::Result<Option<Self>> {
+        let config = gateway.table().config.clone();
+        let Some(http) = config.http.clone() else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for HTTP on {} (`http.listen` in {})",
+                    http.listen,
+                    config.path.display()
+                )
+            })?;
+        let bound = listener.local_addr()?;
+        let cancel = sessions.child_token();
+        let shared = Arc::new(Shared {
+            gateway: gateway.clone(),
+            bound,
+            mcp: mcp::Services::new(gateway.clone(), cancel.clone(), http.session_idle_timeout),
+            sse: sse::Sessions::default(),
+            cancel,
+        });
+        let app = router(shared);
+        let stop_accepting = CancellationToken::new();
+        // Server-sent events are small writes that must go out at once.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!("the HTTP listener failed: {e}");
+            }
+        });
+        tokio::spawn(watch_config(
+            gateway.clone(),
+            config,
+            http,
+            bound,
+            stop_accepting.clone(),
+        ));
+        Ok(Some(Self {
+            url: format!("http://{bound}/mcp"),
+            stop_accepting,
+            task,
+        }))
+    }
+
+    /// The Streamable HTTP endpoint, with the port actually bound.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes the listening socket; requests in progress go on.
+    pub fn stop_accepting(&self) {
+        self.stop_accepting.cancel();
+    }
+
+    /// Waits for the open connections to finish, at most `grace`. Call it after cancelling the
+    /// sessions, which ends their streams.
+    pub async fn stopped(self, grace: Duration) {
+        self.stop_accepting.cancel();
+        if tokio::time::timeout(grace, self.task).await.is_err() {
+            tracing::warn!("HTTP connections still open after {grace:?}; leaving them");
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/mcp", any(mcp::handle))
+        .route("/sse", get(sse::open))
+        .route("/messages", post(sse::post))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), admit))
+        .with_state(shared)
+}
+
+/// The guard in front of every route: refuses, answers a CORS preflight, or records the
+/// caller's role for the handler.
+async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let table = shared.gateway.table();
+    let admitted = guard::admit(
+        table.config.http.as_ref(),
+        shared.bound,
+        request.method(),
+        request.uri(),
+        request.headers(),
+    );
+    drop(table);
+    let origin = request.headers().get(ORIGIN).cloned();
+    let (mut response, cors, preflight) = match admitted {
+        Ok(Admission::Caller(caller)) => {
+            request.extensions_mut().insert(caller);
+            (next.run(request).await, true, false)
+        }
+        Ok(Admission::Preflight) => (StatusCode::NO_CONTENT.into_response(), true, true),
+        Err(refusal) => {
+            let cors = refusal.origin_allowed();
+            (refusal.into_response(), cors, false)
+        }
+    };
+    if let Some(origin) = origin
+        && cors
+    {
+        guard::allow_cors(&mut response, origin, preflight);
+    }
+    response
+}
+
+/// Logs, after a reload, what of a changed `http` section applies now and what needs a restart.
+async fn watch_config(
+    gateway: Arc<Gateway>,
+    mut seen: Arc<Config>,
+    started: HttpConfig,
+    bound: SocketAddr,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(CONFIG_POLL);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let config = gateway.table().config.clone();
+        if Arc::ptr_eq(&config, &seen) {
+            continue;
+        }
+        let (before, after) = (seen.http.as_ref(), config.http.as_ref());
+        match after {
+            None if before.is_some() => tracing::warn!(
+                "the config no longer has an `http` section: HTTP requests are refused (503) \
+                 until mcpgwd restarts, which closes {bound}"
+            ),
+            None => {}
+            Some(after) => {
+                if after.listen != started.listen && before.map(|b| b.listen) != Some(after.listen)
+                {
+                    tracing::warn!(
+                        "`http.listen` changed to {}: restart mcpgwd to listen there (still \
+                         listening on {bound})",
+                        after.listen
+                    );
+                }
+                if after.session_idle_timeout != started.session_idle_timeout
+                    && before.map(|b| b.session_idle_timeout) != Some(after.session_idle_timeout)
+                {
+                    tracing::warn!(
+                        "`http.session_idle_timeout` changed: it applies after a restart"
+                    );
+                }
+                let policy = |h: &HttpConfig| {
+                    (
+                        h.tokens.clone(),
+                        h.allowed_origins.clone(),
+                        h.allowed_hosts.clone(),
+                    )
+                };
+                if before.map(policy) != Some(policy(after)) {
+                    tracing::info!(
+                        tokens = after.tokens.len(),
+                        "HTTP tokens and allowed hosts/origins reloaded"
+                    );
+                }
+            }
+        }
+        seen = config;
+    }
+}

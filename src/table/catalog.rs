@@ -1,0 +1,294 @@
+//! The catalog: everything the backends offer, under the names clients see.
+//!
+//! Tools and prompts are exposed as `<server>_<name>` (shortened deterministically past 64
+//! characters, renamed with a hash suffix on collision, so every item stays reachable).
+//! Resources keep their URIs — a URI is the resource's identity — and are routed by exact URI,
+//! then by the first resource template that matches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+
+use crate::backend::Backend;
+use crate::builtin::Builtin;
+
+/// MCP clients commonly reject tool names longer than this.
+pub const MAX_NAME: usize = 64;
+
+/// Where a request for an exposed item goes.
+#[derive(Clone)]
+pub enum Target {
+    Builtin(Builtin),
+    Backend {
+        backend: Arc<Backend>,
+        /// The item's name on its server.
+        original: String,
+    },
+}
+
+/// A tool or prompt as clients see it: the backend's item with `name` replaced.
+#[derive(Clone)]
+pub struct Named<T> {
+    pub item: T,
+    pub target: Target,
+}
+
+/// A resource or template with the backend that serves it.
+#[derive(Clone)]
+pub struct Owned<T> {
+    pub item: T,
+    pub backend: Arc<Backend>,
+}
+
+/// Tools or prompts, in order, with an index by exposed name.
+pub struct NameSpace<T> {
+    pub items: Vec<Named<T>>,
+    index: HashMap<String, usize>,
+}
+
+impl<T> Default for NameSpace<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<T> NameSpace<T> {
+    pub fn get(&self, exposed: &str) -> Option<&Named<T>> {
+        self.index.get(exposed).map(|&i| &self.items[i])
+    }
+
+    /// Adds `item` under `<server>_<original>` (or a disambiguated form, noted in `collisions`)
+    /// and returns the name used.
+    fn add(
+        &mut self,
+        backend: &Arc<Backend>,
+        original: &str,
+        item: T,
+        kind: &str,
+        collisions: &mut Vec<String>,
+    ) -> String {
+        let mut exposed = exposed_name(&backend.name, original);
+        if self.index.contains_key(&exposed) {
+            let renamed = shorten(&exposed, &format!("{}\0{original}", backend.name));
+            let note = format!(
+                "{kind} `{original}` of server `{}` would be exposed as `{exposed}`, which is taken; exposed as `{renamed}`",
+                backend.name
+            );
+            tracing::warn!("{note}");
+            collisions.push(note);
+            exposed = renamed;
+        }
+        let target = Target::Backend {
+            backend: backend.clone(),
+            original: original.to_string(),
+        };
+        self.index.insert(exposed.clone(), self.items.len());
+        self.items.push(Named { item, target });
+        exposed
+    }
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    pub tools: NameSpace<Tool>,
+    pub prompts: NameSpace<Prompt>,
+    pub resources: Vec<Owned<Resource>>,
+    resource_index: HashMap<String, usize>,
+    pub templates: Vec<Owned<ResourceTemplate>>,
+    /// Human-readable notes about names that clashed and how they were resolved.
+    pub collisions: Vec<String>,
+}
+
+impl Catalog {
+    pub fn build(backends: &BTreeMap<String, Arc<Backend>>) -> Self {
+        let mut catalog = Catalog::default();
+        for builtin in Builtin::ALL {
+            let tool = builtin.tool();
+            catalog
+                .tools
+                .index
+                .insert(tool.name.to_string(), catalog.tools.items.len());
+            catalog.tools.items.push(Named {
+                item: tool,
+                target: Target::Builtin(builtin),
+            });
+        }
+        for backend in backends.values().filter(|b| b.spec.enabled) {
+            let Some(schema) = backend.schema() else {
+                continue;
+            };
+            for tool in &schema.tools {
+                let mut tool = tool.clone();
+                let original = tool.name.to_string();
+                let exposed = catalog.tools.add(
+                    backend,
+                    &original,
+                    tool.clone(),
+                    "tool",
+                    &mut catalog.collisions,
+                );
+                tool.name = exposed.into();
+                catalog.tools.items.last_mut().expect("just added").item = tool;
+            }
+            for prompt in &schema.prompts {
+                let mut prompt = prompt.clone();
+                let original = prompt.name.clone();
+                let exposed = catalog.prompts.add(
+                    backend,
+                    &original,
+                    prompt.clone(),
+                    "prompt",
+                    &mut catalog.collisions,
+                );
+                prompt.name = exposed;
+                catalog.prompts.items.last_mut().expect("just added").item = prompt;
+            }
+            for resource in &schema.resources {
+                if let Some(&first) = catalog.resource_index.get(&resource.uri) {
+                    catalog.collisions.push(format!(
+                        "resource `{}` of server `{}` is also offered by `{}`; reads go to `{}`",
+                        resource.uri,
+                        backend.name,
+                        catalog.resources[first].backend.name,
+                        catalog.resources[first].backend.name
+                    ));
+                    continue;
+                }
+                catalog
+                    .resource_index
+                    .insert(resource.uri.clone(), catalog.resources.len());
+                catalog.resources.push(Owned {
+                    item: resource.clone(),
+                    backend: backend.clone(),
+                });
+            }
+            for template in &schema.resource_templates {
+                catalog.templates.push(Owned {
+                    item: template.clone(),
+                    backend: backend.clone(),
+                });
+            }
+        }
+        catalog
+    }
+
+    /// The backend that serves `uri`: the one listing it, else the first whose template
+    /// matches it.
+    pub fn resource_owner(&self, uri: &str) -> Option<&Arc<Backend>> {
+        if let Some(&i) = self.resource_index.get(uri) {
+            return Some(&self.resources[i].backend);
+        }
+        self.templates
+            .iter()
+            .find(|t| template_matches(&t.item.uri_template, uri))
+            .map(|t| &t.backend)
+    }
+
+    /// The backend that owns a resource template (for completions of its arguments).
+    pub fn template_owner(&self, uri_template: &str) -> Option<&Arc<Backend>> {
+        self.templates
+            .iter()
+            .find(|t| t.item.uri_template == uri_template)
+            .map(|t| &t.backend)
+            .or_else(|| self.resource_owner(uri_template))
+    }
+}
+
+/// The name roles match resources and templates by: `<server>_resource:<uri>`, so a role's
+/// `filesystem_*` covers the filesystem server's resources as well as its tools.
+pub fn resource_role_name(server: &str, uri: &str) -> String {
+    format!("{server}_resource:{uri}")
+}
+
+/// `<server>_<name>`, shortened deterministically to [`MAX_NAME`] when longer: the first 55
+/// bytes, `_`, and 8 hex digits of a hash of the full name, so it stays unique and stable.
+pub fn exposed_name(server: &str, name: &str) -> String {
+    let full = format!("{server}_{name}");
+    if full.len() <= MAX_NAME {
+        return full;
+    }
+    shorten(&full, &full)
+}
+
+fn shorten(name: &str, hash_input: &str) -> String {
+    let keep = MAX_NAME - 9;
+    let mut end = keep.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let hash = crate::config::fnv1a64(hash_input.as_bytes()) as u32;
+    format!("{}_{hash:08x}", &name[..end])
+}
+
+/// Whether `uri` fits an RFC 6570 template, treating every `{…}` expression as "one or more
+/// characters up to the next literal part". Enough to route reads; the server does the real
+/// expansion.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    let mut literals = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        literals.push(&rest[..open]);
+        match rest[open..].find('}') {
+            Some(close) => rest = &rest[open + close + 1..],
+            None => return template == uri,
+        }
+    }
+    let tail = rest;
+    let Some((first, middle)) = literals.split_first() else {
+        return template == uri;
+    };
+    let Some(mut remaining) = uri.strip_prefix(first) else {
+        return false;
+    };
+    for literal in middle {
+        // A variable takes at least one character, then the next literal must follow.
+        let Some(pos) = remaining.get(1..).and_then(|r| r.find(literal)) else {
+            return false;
+        };
+        remaining = &remaining[1 + pos + literal.len()..];
+    }
+    remaining.len() > tail.len() && remaining.ends_with(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_plain_prefixes() {
+        assert_eq!(
+            exposed_name("filesystem", "read_file"),
+            "filesystem_read_file"
+        );
+    }
+
+    #[test]
+    fn long_names_shorten_deterministically() {
+        let tool = "a".repeat(80);
+        let name = exposed_name("srv", &tool);
+        assert_eq!(name.len(), MAX_NAME);
+        assert_eq!(name, exposed_name("srv", &tool));
+        assert_ne!(name, exposed_name("srv", &format!("{tool}b")));
+        assert!(name.starts_with("srv_aaaa"));
+    }
+
+    #[test]
+    fn templates_match_uris() {
+        assert!(template_matches("fixture://item/{id}", "fixture://item/42"));
+        assert!(!template_matches("fixture://item/{id}", "fixture://item/"));
+        assert!(!template_matches(
+            "fixture://item/{id}",
+            "fixture://other/42"
+        ));
+        assert!(template_matches("file:///{path}.md", "file:///docs/a.md"));
+        assert!(!template_matches("file:///{path}.md", "file:///docs/a.txt"));
+        assert!(template_matches("x://{a}/y/{b}", "x://1/y/2"));
+        assert!(!template_matches("x://{a}/y/{b}", "x://1/z/2"));
+        assert!(template_matches("plain://uri", "plain://uri"));
+        assert!(!template_matches("plain://uri", "plain://uri2"));
+    }
+}

@@ -1,0 +1,152 @@
+//! The routing table: an immutable snapshot of backends, roles and exposed tool names.
+//!
+//! Every request loads the current table once (lock-free, from an `ArcSwap` in the gateway) and
+//! finishes on that snapshot. A new table is built when the config is (re)loaded or when a
+//! backend's tool list changes; building reuses the `Arc<Backend>` of every server whose spec is
+//! unchanged, so running processes survive.
+
+mod catalog;
+mod roles;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rmcp::model::{Prompt, Tool};
+
+use crate::backend::Backend;
+use crate::config::Config;
+
+pub use catalog::{Catalog, Named, Owned, Target, exposed_name, resource_role_name};
+pub use roles::{DEFAULT_ROLE, Roles};
+
+pub struct Table {
+    pub config: Arc<Config>,
+    pub backends: BTreeMap<String, Arc<Backend>>,
+    pub roles: Roles,
+    pub catalog: Catalog,
+}
+
+impl Table {
+    /// Builds a table for `config`, reusing the backends of `prev` whose spec is unchanged.
+    pub fn build(
+        config: Arc<Config>,
+        prev: Option<&Table>,
+        mut new_backend: impl FnMut(&crate::config::ServerConfig) -> Arc<Backend>,
+    ) -> Result<Self, String> {
+        let roles = Roles::compile(&config.roles)?;
+        let mut backends = BTreeMap::new();
+        for (name, spec) in &config.servers {
+            // Same process spec and same enabled state: keep the running backend. Everything
+            // else a server entry holds (idle_timeout) is applied to the kept backend below.
+            let reused = prev
+                .and_then(|t| t.backends.get(name))
+                .filter(|b| {
+                    b.spec_hash() == spec.spec_hash()
+                        && b.spec.enabled == spec.enabled
+                        && b.spec.disabled_reason == spec.disabled_reason
+                })
+                .cloned();
+            let backend = match reused {
+                Some(backend) => {
+                    backend.set_idle_timeout(spec.effective_idle_timeout(config.idle_timeout));
+                    backend
+                }
+                None => new_backend(spec),
+            };
+            backends.insert(name.clone(), backend);
+        }
+        let catalog = Catalog::build(&backends);
+        Ok(Self {
+            config,
+            backends,
+            roles,
+            catalog,
+        })
+    }
+
+    /// The same table with its catalog rebuilt from the backends' current tools.
+    pub fn with_fresh_catalog(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            backends: self.backends.clone(),
+            roles: self.roles.clone(),
+            catalog: Catalog::build(&self.backends),
+        }
+    }
+
+    /// The tools a session of `role` sees, in catalog order.
+    pub fn visible_tools<'a>(
+        &'a self,
+        role: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Named<Tool>> + 'a {
+        self.catalog
+            .tools
+            .items
+            .iter()
+            .filter(move |e| self.roles.allows(role, &e.item.name))
+    }
+
+    pub fn visible_prompts<'a>(
+        &'a self,
+        role: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Named<Prompt>> + 'a {
+        self.catalog
+            .prompts
+            .items
+            .iter()
+            .filter(move |e| self.roles.allows(role, &e.item.name))
+    }
+
+    /// Whether `role` may see and use a resource (or template) of `server`.
+    pub fn allows_resource(&self, role: Option<&str>, server: &str, uri: &str) -> bool {
+        self.roles.allows(role, &resource_role_name(server, uri))
+    }
+
+    /// Whether `role` sees anything of `server` (for log messages from it).
+    pub fn sees_server(&self, role: Option<&str>, server: &str) -> bool {
+        let of_server =
+            |t: &Target| matches!(t, Target::Backend { backend, .. } if backend.name == server);
+        self.visible_tools(role).any(|t| of_server(&t.target))
+            || self.visible_prompts(role).any(|p| of_server(&p.target))
+            || self.catalog.resources.iter().any(|r| {
+                r.backend.name == server && self.allows_resource(role, server, &r.item.uri)
+            })
+            || self.catalog.templates.iter().any(|t| {
+                t.backend.name == server && self.allows_resource(role, server, &t.item.uri_template)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Role;
+
+    #[test]
+    fn roles_filter_and_default() {
+        let mut defs = BTreeMap::new();
+        defs.insert("admin".to_string(), Role::All);
+        defs.insert(
+            "readonly".to_string(),
+            Role::Patterns(vec!["fs_*".into(), "gateway_status".into()]),
+        );
+        let roles = Roles::compile(&defs).unwrap();
+        assert!(roles.allows(Some("readonly"), "fs_read"));
+        assert!(!roles.allows(Some("readonly"), "git_push"));
+        assert!(roles.allows(Some("readonly"), &resource_role_name("fs", "file:///x")));
+        assert!(!roles.allows(Some("readonly"), &resource_role_name("git", "file:///x")));
+        assert!(roles.allows(Some("admin"), "git_push"));
+        assert!(roles.allows(None, "git_push"));
+        assert!(!roles.allows(Some("gone"), "fs_read"));
+        let err = roles.check(Some("writer")).unwrap_err();
+        assert_eq!(err, "unknown role `writer`; known roles: admin, readonly");
+
+        defs.insert(
+            DEFAULT_ROLE.to_string(),
+            Role::Patterns(vec!["fs_*".into()]),
+        );
+        let roles = Roles::compile(&defs).unwrap();
+        assert!(!roles.allows(None, "git_push"));
+        assert!(roles.allows(None, "fs_read"));
+    }
+}

@@ -1,0 +1,717 @@
+//! The HTTP listener: Streamable HTTP at `/mcp` with real rmcp clients, raw HTTP for the
+//! guard (tokens, Host, Origin) and session handling, the legacy SSE transport, config
+//! rejection, status, reload and shutdown.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::ProtocolVersion;
+use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const ADMIN: &str = "admin-s3cret-token";
+const READONLY: &str = "readonly-s3cret-token";
+/// The admin token comes from this variable, set in the daemon's environment.
+const ADMIN_VAR: &str = "MCPGW_IT_ADMIN_TOKEN";
+
+/// The config used by most tests: `alpha`, two roles, two tokens (one through `${VAR}`).
+fn config(env: &Env, port: u16, extra_http: &str) -> String {
+    format!(
+        "servers:\n{}roles:\n  admin: null\n  readonly: [\"alpha_echo\", \"alpha_pid\", \"gateway_status\"]\n\
+         http:\n  listen: \"127.0.0.1:{port}\"\n  tokens:\n    - token: \"${{{ADMIN_VAR}}}\"\n      role: admin\n\
+         \x20   - token: {READONLY}\n      role: readonly\n  allowed_origins: [\"http://localhost:*\"]\n{extra_http}",
+        env.fixture_server("alpha", &[]),
+    )
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon serving HTTP on a free port. The port can be taken by someone else between
+/// `free_port` and the daemon's bind: then the daemon exits naming the address, and this
+/// tries again with another port.
+struct HttpDaemon {
+    daemon: Daemon,
+    port: u16,
+}
+
+impl HttpDaemon {
+    async fn start(env: &Env, make_config: impl Fn(u16) -> String) -> Self {
+        for _ in 0..5 {
+            let port = free_port();
+            env.write_config(&make_config(port));
+            let mut daemon = start_daemon(env);
+            let start = Instant::now();
+            loop {
+                if let Some(status) = daemon.child.try_wait().unwrap() {
+                    let log = daemon.log();
+                    assert!(
+                        log.contains("cannot listen for HTTP on"),
+                        "mcpgwd exited early ({status}):\n{log}"
+                    );
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && std::os::unix::net::UnixStream::connect(env.socket()).is_ok()
+                {
+                    return Self { daemon, port };
+                }
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "no HTTP listener:\n{}",
+                    daemon.log()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        panic!("no free port after 5 tries");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// Like `Env::start_daemon`, with the admin token's variable set.
+fn start_daemon(env: &Env) -> Daemon {
+    let log = env.path(&format!("mcpgwd-http-{}.log", free_port()));
+    let mut cmd = env.command(&bin("mcpgwd"));
+    cmd.arg("--config")
+        .arg(env.config_path())
+        .env(ADMIN_VAR, ADMIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    Daemon {
+        child: cmd.spawn().expect("spawn mcpgwd"),
+        log,
+    }
+}
+
+type HttpClient = RunningService<RoleClient, Recorder>;
+
+/// A real MCP client over Streamable HTTP, with the handshake of 2025-11-25 (sessions).
+async fn http_client(url: &str, token: Option<&str>) -> Result<HttpClient, String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(token) = token {
+        config = config.auth_header(token);
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    Recorder::default()
+        .serve(transport)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn names(client: &HttpClient) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .peer()
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn call(client: &HttpClient, name: &str, args: Value) -> Result<String, String> {
+    let mut params = rmcp::model::CallToolRequestParams::new(name.to_string());
+    if let Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    client
+        .peer()
+        .call_tool(params)
+        .await
+        .map(|result| text_of(&result))
+        .map_err(|e| e.to_string())
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": ProtocolVersion::V_2025_06_18.as_str(), "capabilities": {},
+        "clientInfo": {"name": "raw-http", "version": "0"}}})
+}
+
+/// A raw Streamable HTTP POST, with what a conforming client sends.
+fn post_mcp(port: u16, body: &Value) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}
+
+/// The JSON messages in an SSE body (`data:` lines).
+fn sse_messages(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn tokens_pick_roles_that_filter_lists_and_calls() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
+    let admin = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
+    let readonly = http_client(&http.url("/mcp"), Some(READONLY))
+        .await
+        .unwrap();
+
+    let admin_names = names(&admin).await;
+    for expected in ["alpha_add", "alpha_echo", "alpha_pid", "gateway_status"] {
+        assert!(
+            admin_names.contains(&expected.to_string()),
+            "{admin_names:?}"
+        );
+    }
+    assert_eq!(
+        names(&readonly).await,
+        ["alpha_echo", "alpha_pid", "gateway_status"]
+    );
+    assert_eq!(
+        call(&admin, "alpha_add", json!({"a": 2, "b": 3})).await,
+        Ok("5".into())
+    );
+    assert_eq!(
+        call(&readonly, "alpha_echo", json!({"text": "hi"})).await,
+        Ok("hi".into())
+    );
+    let refused = call(&readonly, "alpha_add", json!({"a": 1, "b": 1}))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("not available to role `readonly`"),
+        "{refused}"
+    );
+
+    // Both HTTP sessions are in status with their role, beside a socket client; all three use
+    // the one backend process.
+    let socket = env.client(None).await;
+    let status = env.status_json();
+    let mut roles: Vec<Value> = status["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["role"].clone())
+        .collect();
+    roles.sort_by_key(|r| r.to_string());
+    assert_eq!(
+        roles,
+        [json!("admin"), json!("readonly"), Value::Null],
+        "{status}"
+    );
+    let pid = socket.call_text("alpha_pid", json!({})).await;
+    assert_eq!(call(&admin, "alpha_pid", json!({})).await, Ok(pid.clone()));
+    assert_eq!(call(&readonly, "alpha_pid", json!({})).await, Ok(pid));
+
+    // Tokens stay out of the log and of status.
+    let log = http.daemon.log();
+    assert!(!log.contains(ADMIN) && !log.contains(READONLY), "{log}");
+    assert!(!status.to_string().contains(ADMIN));
+
+    let _ = admin.cancel().await;
+    wait_for("the admin HTTP session to leave status", || {
+        env.status_json()["sessions"].as_array().unwrap().len() == 2
+    })
+    .await;
+    let _ = readonly.cancel().await;
+    socket.close().await;
+
+    // A 2026-07-28 client (no handshake, no session: every request stands alone) works too.
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(http.url("/mcp")).auth_header(READONLY);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let stateless = serve_client_with_lifecycle(Recorder::default(), transport, lifecycle)
+        .await
+        .expect("server/discover over HTTP");
+    assert_eq!(
+        names(&stateless).await,
+        ["alpha_echo", "alpha_pid", "gateway_status"]
+    );
+    assert_eq!(
+        call(&stateless, "alpha_echo", json!({"text": "modern"})).await,
+        Ok("modern".into())
+    );
+    let _ = stateless.cancel().await;
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_401() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
+    let none = post_mcp(http.port, &initialize()).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let challenge = none.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    let wrong = post_mcp(http.port, &initialize())
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let sse = reqwest::get(http.url("/sse")).await.unwrap();
+    assert_eq!(sse.status(), 401, "legacy SSE has the same guard");
+    let client = http_client(&http.url("/mcp"), Some("nope")).await;
+    assert!(client.is_err(), "an rmcp client with a wrong token fails");
+    let ok = post_mcp(http.port, &initialize())
+        .bearer_auth(READONLY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn host_and_origin_are_checked() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  allowed_hosts: [\"mcp.example\"]\n")
+    })
+    .await;
+    let with = |headers: &[(&str, &str)]| {
+        let mut request = post_mcp(http.port, &initialize()).bearer_auth(ADMIN);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    assert_eq!(
+        with(&[("origin", "http://evil.example")])
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        with(&[("origin", "https://localhost:3000")])
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        with(&[("origin", "http://localhost:3000")])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        with(&[("host", "evil.example")]).await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        with(&[("host", "mcp.example:1234")])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(with(&[("host", "localhost")]).await.unwrap().status(), 200);
+    // A browser's CORS preflight from an allowed Origin is answered without a token, and
+    // responses to it carry the CORS headers.
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, http.url("/mcp"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("Authorization"), "{allowed}");
+    let from_browser = with(&[("origin", "http://localhost:5173")]).await.unwrap();
+    assert_eq!(
+        from_browser.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let exposed = from_browser.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("Mcp-Session-Id"), "{exposed}");
+    // The Origin check comes before the token: a browser page learns nothing from a 401.
+    let anonymous = post_mcp(http.port, &initialize())
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 403);
+}
+
+#[tokio::test]
+async fn sessions_404_when_unknown_end_on_delete_and_expire_when_idle() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  session_idle_timeout: 2s\n")
+    })
+    .await;
+    let port = http.port;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let in_session = |id: &str, body: &Value| {
+        post_mcp(port, body)
+            .bearer_auth(ADMIN)
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+    };
+    let open = || async {
+        let response = post_mcp(port, &initialize())
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let messages = sse_messages(&response.text().await.unwrap());
+        assert!(
+            messages
+                .iter()
+                .any(|m| m["id"] == 1 && m["result"].is_object()),
+            "{messages:?}"
+        );
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let response = in_session(&id, &initialized).await.unwrap();
+        assert_eq!(response.status(), 202);
+        id
+    };
+
+    let unknown = in_session("no-such-session", &list).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let id = open().await;
+    let listed = in_session(&id, &list).await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let messages = sse_messages(&listed.text().await.unwrap());
+    assert!(messages.iter().any(|m| m["id"] == 2), "{messages:?}");
+    // A response stream is resumable: after a disconnect, `Last-Event-ID` (here the priming
+    // event's) reattaches to it and the call's response still arrives.
+    let slow = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "alpha_slow", "arguments": {"ms": 1500, "steps": 1}}});
+    let mut call = SseStream::new(in_session(&id, &slow).await.unwrap());
+    let (_, _, priming) = call.next_with_id().await.expect("a priming event");
+    drop(call);
+    let resumed = reqwest::Client::new()
+        .get(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", &priming)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let response = SseStream::new(resumed).response(3).await;
+    assert_eq!(
+        response["result"]["content"][0]["text"], "slept 1500 ms",
+        "{response}"
+    );
+    // A session is bound to its role: another token's role does not know it.
+    let other_role = post_mcp(port, &list)
+        .bearer_auth(READONLY)
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_role.status(), 404);
+
+    let deleted = reqwest::Client::new()
+        .delete(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert_eq!(in_session(&id, &list).await.unwrap().status(), 404);
+
+    // Idle expiry: nothing for longer than `session_idle_timeout`.
+    let id = open().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(in_session(&id, &list).await.unwrap().status(), 404);
+    wait_for("expired sessions to leave status", || {
+        env.status_json()["sessions"].as_array().unwrap().is_empty()
+    })
+    .await;
+}
+
+/// An SSE stream being read event by event.
+struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseStream {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    async fn open(url: &str, token: &str) -> Self {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        Self::new(response)
+    }
+
+    /// The next event as (event name, data), skipping keep-alive comments and priming events.
+    async fn next(&mut self) -> Option<(String, String)> {
+        loop {
+            let (event, data, _) = self.next_with_id().await?;
+            if !(event.is_empty() && data.is_empty()) {
+                return Some((event, data));
+            }
+        }
+    }
+
+    /// The next event as (event name, data, id), skipping keep-alive comments.
+    async fn next_with_id(&mut self) -> Option<(String, String, String)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut data, mut id) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    } else if let Some(value) = line.strip_prefix("id:") {
+                        id = value.trim().to_owned();
+                    }
+                }
+                if event.is_empty() && data.is_empty() && id.is_empty() {
+                    continue;
+                }
+                return Some((event, data, id));
+            }
+            let chunk = tokio::time::timeout(DEADLINE, self.response.chunk())
+                .await
+                .expect("an SSE event before the deadline")
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads `message` events until the response with `id`.
+    async fn response(&mut self, id: i64) -> Value {
+        loop {
+            let (event, data) = self.next().await.expect("the stream ended");
+            assert!(event.is_empty() || event == "message", "{event}: {data}");
+            let message: Value = serde_json::from_str(&data).unwrap();
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn legacy_sse_endpoint_messages_and_responses() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
+    let mut stream = SseStream::open(&http.url("/sse"), ADMIN).await;
+    let (event, endpoint) = stream.next().await.unwrap();
+    assert_eq!(event, "endpoint");
+    assert!(endpoint.starts_with("/messages?sessionId="), "{endpoint}");
+    let post = |body: String, token: &str| {
+        reqwest::Client::new()
+            .post(http.url(&endpoint))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let send = |message: Value| post(message.to_string(), ADMIN);
+
+    // Pretty-printed JSON is fine: it is re-encoded on one line for the session.
+    let init = serde_json::to_string_pretty(&initialize()).unwrap();
+    assert_eq!(post(init, ADMIN).await.unwrap().status(), 202);
+    let reply = stream.response(1).await;
+    assert_eq!(reply["result"]["serverInfo"]["name"], "mcpgw", "{reply}");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(send(initialized).await.unwrap().status(), 202);
+
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    assert_eq!(send(list).await.unwrap().status(), 202);
+    let tools = stream.response(2).await;
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"alpha_add"), "{names:?}");
+
+    let add = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "alpha_add", "arguments": {"a": 20, "b": 22}}});
+    assert_eq!(send(add).await.unwrap().status(), 202);
+    let result = stream.response(3).await;
+    assert_eq!(result["result"]["content"][0]["text"], "42", "{result}");
+
+    // The session is in status, with its role.
+    let sessions = env.status_json()["sessions"].clone();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(sessions[0]["role"], "admin");
+
+    // Refusals: malformed, not JSON-RPC, unknown session, another role's session, no id.
+    assert_eq!(post("{not json".into(), ADMIN).await.unwrap().status(), 400);
+    assert_eq!(post("[1, 2]".into(), ADMIN).await.unwrap().status(), 400);
+    assert_eq!(post("{}".into(), READONLY).await.unwrap().status(), 404);
+    let unknown = reqwest::Client::new()
+        .post(http.url("/messages?sessionId=nope"))
+        .bearer_auth(ADMIN)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let no_id = reqwest::Client::new()
+        .post(http.url("/messages"))
+        .bearer_auth(ADMIN)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_id.status(), 400);
+
+    // Closing the stream ends the session.
+    drop(stream);
+    wait_for("the SSE session to leave status", || {
+        env.status_json()["sessions"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let ping = json!({"jsonrpc": "2.0", "id": 4, "method": "ping"});
+    assert_eq!(send(ping).await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_public_listen_address_without_tokens_is_rejected() {
+    let env = Env::new();
+    let yaml = format!(
+        "servers:\n{}http:\n  listen: \"0.0.0.0:{}\"\n",
+        env.fixture_server("alpha", &[]),
+        free_port()
+    );
+    env.write_config(&yaml);
+    let out = env
+        .command(&bin("mcpgwd"))
+        .arg("--config")
+        .arg(env.config_path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:6:11: listening on 0.0.0.0:",
+        env.config_path().display()
+    );
+    assert!(
+        stderr.contains(&expected) && stderr.contains("requires tokens"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn reloaded_tokens_apply_to_the_next_request() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
+    let status = |token: &'static str| post_mcp(http.port, &initialize()).bearer_auth(token).send();
+    assert_eq!(status(READONLY).await.unwrap().status(), 200);
+    let rotated = config(&env, http.port, "").replace(READONLY, "rotated-token");
+    env.write_config(&rotated);
+    let out = env.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(READONLY).await.unwrap().status(), 401);
+    assert_eq!(status("rotated-token").await.unwrap().status(), 200);
+    assert_eq!(status(ADMIN).await.unwrap().status(), 200);
+    wait_for("the reload of the tokens to be logged", || {
+        http.daemon
+            .log()
+            .contains("HTTP tokens and allowed hosts/origins reloaded")
+    })
+    .await;
+
+    // A new listen address needs a restart: it is logged, and the old one keeps serving.
+    let other_port = free_port();
+    env.write_config(&config(&env, other_port, ""));
+    assert!(env.ctl(&["reload"]).status.success());
+    wait_for("the listen change to be logged", || {
+        http.daemon
+            .log()
+            .contains(&format!("`http.listen` changed to 127.0.0.1:{other_port}"))
+    })
+    .await;
+    assert_eq!(status(READONLY).await.unwrap().status(), 200);
+
+    // Without the `http` section, the listener refuses everything until the restart.
+    let servers_only = format!("servers:\n{}", env.fixture_server("alpha", &[]));
+    env.write_config(&servers_only);
+    assert!(env.ctl(&["reload"]).status.success());
+    assert_eq!(status(ADMIN).await.unwrap().status(), 503);
+}
+
+#[tokio::test]
+async fn sigterm_closes_http_sessions_and_releases_the_port() {
+    let env = Env::new();
+    let mut http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
+    let client = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
+    assert_eq!(
+        call(&client, "alpha_echo", json!({"text": "x"})).await,
+        Ok("x".into())
+    );
+    let mut stream = SseStream::open(&http.url("/sse"), READONLY).await;
+    assert_eq!(stream.next().await.unwrap().0, "endpoint");
+
+    let status = http.daemon.stop().await;
+    assert!(status.success(), "{status}:\n{}", http.daemon.log());
+    assert!(stream.next().await.is_none(), "the SSE stream ends");
+    std::net::TcpListener::bind(("127.0.0.1", http.port)).expect("the port is free again");
+    let log = http.daemon.log();
+    assert!(log.contains("serving MCP over HTTP"), "{log}");
+    drop(client);
+}
