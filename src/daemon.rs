@@ -54,6 +54,9 @@ pub async fn shutdown_signal() {
 
 /// Runs the daemon until `shutdown` resolves or a client asks it to stop.
 pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Remote backends over https: one process-wide TLS provider (ring; see Cargo.toml). An
+    // embedder may have installed its own already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config =
         crate::config::load(&options.config_path).map_err(|e| ConfigInvalid(e.to_string()))?;
     for warning in &config.warnings {

@@ -59,6 +59,7 @@ impl Gateway {
                 }
                 let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
                 self.publish(next);
+                self.prune_instances();
                 tracing::info!("config generation {generation} live: {summary}");
                 // Connected clients can only learn the tools of a new server if someone starts
                 // it once; do it now rather than on the next list, so list_changed reaches them.

@@ -278,11 +278,19 @@ impl ServerHandler for Session {
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        let caller = self.caller(&context);
         self.gateway
-            .unsubscribe(self.role(), self.id, &request.uri)
+            .unsubscribe(self.role(), caller, &request.uri)
             .await
+    }
+
+    async fn on_roots_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<RoleServer>,
+    ) {
+        self.gateway.roots_changed(self.id).await;
     }
 
     async fn complete(

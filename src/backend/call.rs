@@ -112,7 +112,7 @@ impl Backend {
     }
 
     async fn gone_error(&self, running: &Running) -> BackendError {
-        let exit = tokio::time::timeout(std::time::Duration::from_secs(1), running.child.wait())
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(1), running.exited())
             .await
             .unwrap_or_else(|_| "no exit status yet".into());
         BackendError::Gone {
@@ -126,6 +126,15 @@ impl Backend {
     /// request cannot be attributed for sure (stdio carries no "related request"); oldest-first
     /// is deterministic and matches the common case of one call waiting on user input.
     pub(super) fn oldest_caller(&self) -> Option<Caller> {
+        if let Some((session, peer)) = &self.owner {
+            // A per-client instance has exactly one client, busy or not.
+            return Some(Caller {
+                session: *session,
+                peer: peer.clone(),
+                progress_token: None,
+                last_progress: None,
+            });
+        }
         self.callers.lock().unwrap().values().next().cloned()
     }
 

@@ -81,10 +81,21 @@ impl Handler {
 impl ClientHandler for Handler {
     fn get_info(&self) -> ClientConfig {
         // Sampling and elicitation can be delivered: to the client whose call is in flight.
-        // Roots are a client's own and a shared backend has many clients: not advertised.
+        // Roots are a client's own: advertised only by a per-client instance whose client has
+        // them, never by a shared backend serving many clients.
         let mut capabilities = ClientCapabilities::default();
         capabilities.sampling = Some(Default::default());
         capabilities.elicitation = Some(Default::default());
+        let owner_roots = self
+            .backend
+            .upgrade()
+            .and_then(|b| b.owner.as_ref().and_then(|(_, peer)| peer.peer_info()))
+            .and_then(|info| info.capabilities.roots.clone());
+        if owner_roots.is_some() {
+            let mut roots = rmcp::model::RootsCapabilities::default();
+            roots.list_changed = Some(true);
+            capabilities.roots = Some(roots);
+        }
         ClientConfig::new(
             capabilities,
             Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")),
@@ -169,7 +180,7 @@ impl ClientHandler for Handler {
         if let Some(backend) = self.backend.upgrade()
             && let Some(events) = backend.events.upgrade()
         {
-            events.log_message(&backend.name, params);
+            events.log_message(&backend.name, backend.owner_session(), params);
         }
     }
 
@@ -181,7 +192,7 @@ impl ClientHandler for Handler {
         if let Some(backend) = self.backend.upgrade()
             && let Some(events) = backend.events.upgrade()
         {
-            events.resource_updated(&backend.name, params);
+            events.resource_updated(&backend.name, backend.owner_session(), params);
         }
     }
 

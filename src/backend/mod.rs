@@ -15,7 +15,9 @@
 pub mod cache;
 pub mod call;
 pub mod child;
+mod connect;
 mod handler;
+mod sse_client;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -29,8 +31,7 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, SetLevelRequest, SetLevelRequestParams, SubscribeRequest,
     SubscribeRequestParams,
 };
-use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
-use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::service::{Peer, RoleClient, RoleServer, RunningServiceCancellationToken};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
@@ -39,16 +40,23 @@ use cache::{CachedSchema, SchemaCache};
 use call::Caller;
 use child::{ChildHandle, StderrLog};
 
-/// Lines on stdio are not limited by the gateway: a backend's answer is passed on whole or not
-/// at all, and rmcp's default (16 MiB, dropping longer lines silently) would hang the call.
-const MAX_LINE: usize = usize::MAX;
-
 /// What a backend reports to the gateway. Held weakly: the gateway owns the backends.
 pub trait Events: Send + Sync {
     /// The backend's lists (tools, prompts, resources, templates) changed.
     fn schema_changed(&self);
-    fn resource_updated(&self, backend: &str, params: ResourceUpdatedNotificationParam);
-    fn log_message(&self, backend: &str, params: LoggingMessageNotificationParam);
+    /// `owner` is the session of a per-client instance: only it may hear from its instance.
+    fn resource_updated(
+        &self,
+        backend: &str,
+        owner: Option<u64>,
+        params: ResourceUpdatedNotificationParam,
+    );
+    fn log_message(
+        &self,
+        backend: &str,
+        owner: Option<u64>,
+        params: LoggingMessageNotificationParam,
+    );
     /// The most verbose log level any session asked for, to set on backends that start.
     fn log_level(&self) -> Option<LoggingLevel>;
 }
@@ -103,6 +111,9 @@ pub struct Backend {
     /// Resource URIs subscribed upstream (on behalf of one or more sessions).
     subscriptions: Mutex<BTreeSet<String>>,
     retired: AtomicBool,
+    /// For an instance of a `scope: per-client` server: the one session it serves. Its roots
+    /// are that client's, and server→client requests always go to it.
+    owner: Option<(u64, Peer<RoleServer>)>,
 }
 
 #[derive(Default)]
@@ -115,11 +126,32 @@ struct Phase {
 
 struct Running {
     peer: Peer<RoleClient>,
-    service: Mutex<Option<RunningService<RoleClient, handler::Handler>>>,
-    child: ChildHandle,
+    /// Closes the MCP connection (for stdio: the child's stdin).
+    close: Mutex<Option<RunningServiceCancellationToken>>,
+    /// Cancelled when rmcp's service loop ended: the connection is closed.
+    ended: CancellationToken,
+    /// The process, for stdio backends.
+    child: Option<ChildHandle>,
     started: Instant,
     /// Cancelled when this instance is finished (stopped or died).
     gone: CancellationToken,
+}
+
+impl Running {
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.pid)
+    }
+
+    /// Waits until the instance is over: its process exited, or (remote) its connection closed.
+    async fn exited(&self) -> String {
+        match &self.child {
+            Some(child) => child.wait().await,
+            None => {
+                self.ended.cancelled().await;
+                "connection closed".into()
+            }
+        }
+    }
 }
 
 impl Backend {
@@ -129,6 +161,7 @@ impl Backend {
         startup_timeout: Duration,
         cache: Arc<SchemaCache>,
         events: Weak<dyn Events>,
+        owner: Option<(u64, Peer<RoleServer>)>,
     ) -> Arc<Self> {
         let spec_hash = spec.spec_hash();
         let cached = spec
@@ -158,6 +191,7 @@ impl Backend {
             progress: Mutex::default(),
             subscriptions: Mutex::default(),
             retired: AtomicBool::new(false),
+            owner,
         })
     }
 
@@ -276,7 +310,7 @@ impl Backend {
         phase.starting = false;
         match result {
             Ok(running) => {
-                tracing::info!(server = %self.name, pid = ?running.child.pid, "backend ready");
+                tracing::info!(server = %self.name, pid = ?running.pid(), "backend ready");
                 Ok(running)
             }
             Err(e) => {
@@ -290,41 +324,33 @@ impl Backend {
     }
 
     async fn spawn_and_initialize(self: &Arc<Self>) -> Result<Arc<Running>, BackendError> {
-        let start_error = |reason: String| BackendError::Start {
-            name: self.name.clone(),
-            reason,
-        };
-        let (stdout, stdin, child) = child::spawn(&self.spec, self.stderr.clone())
-            .map_err(|e| start_error(format!("cannot run `{}`: {e}", self.spec.command)))?;
-        let transport = AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_LINE);
-        let handler = handler::Handler::new(Arc::downgrade(self));
-        let service = match handler.serve(transport).await {
-            Ok(service) => service,
-            Err(e) => {
-                let exit = child.stop().await;
-                let tail = self.stderr.tail(3).join(" | ");
-                let detail = if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("; stderr: {tail}")
-                };
-                return Err(start_error(format!("{e} ({exit}){detail}")));
-            }
-        };
+        let connect::Connected { service, child } = connect::connect(self).await?;
         let peer = service.peer().clone();
+        let close = service.cancellation_token();
+        let ended = CancellationToken::new();
+        let on_end = ended.clone();
+        tokio::spawn(async move {
+            let _ = service.waiting().await;
+            on_end.cancel();
+        });
         let schema = match fetch_schema(&peer).await {
             Ok(schema) => schema,
             Err(e) => {
-                drop(service);
-                let exit = child.stop().await;
-                return Err(start_error(format!(
-                    "listing its capabilities failed: {e} ({exit})"
-                )));
+                close.cancel();
+                let exit = match &child {
+                    Some(child) => child.stop().await,
+                    None => "connection closed".into(),
+                };
+                return Err(BackendError::Start {
+                    name: self.name.clone(),
+                    reason: format!("listing its capabilities failed: {e} ({exit})"),
+                });
             }
         };
         let running = Arc::new(Running {
             peer,
-            service: Mutex::new(Some(service)),
+            close: Mutex::new(Some(close)),
+            ended,
             child,
             started: Instant::now(),
             gone: CancellationToken::new(),
@@ -377,7 +403,7 @@ impl Backend {
                 Duration::from_millis(idle_ms.saturating_sub(self.idle_for_ms()).max(10))
             };
             tokio::select! {
-                exit = running.child.wait() => {
+                exit = running.exited() => {
                     tracing::warn!(server = %self.name, "backend exited: {exit}");
                     self.finish(&running, exit);
                     return;
@@ -413,12 +439,18 @@ impl Backend {
     }
 
     async fn stop_instance(&self, running: &Arc<Running>) {
-        let service = running.service.lock().unwrap().take();
         // Closing the MCP connection closes the child's stdin: the polite way to ask it to exit.
-        if let Some(mut service) = service {
-            let _ = service.close_with_timeout(Duration::from_millis(100)).await;
+        if let Some(close) = running.close.lock().unwrap().take() {
+            close.cancel();
         }
-        let exit = running.child.stop().await;
+        let exit = match &running.child {
+            Some(child) => child.stop().await,
+            None => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), running.ended.cancelled()).await;
+                "stopped".into()
+            }
+        };
         self.finish(running, exit);
     }
 
@@ -450,6 +482,21 @@ impl Backend {
         match fetch_schema(peer).await {
             Ok(schema) => self.set_schema(schema),
             Err(e) => tracing::warn!(server = %self.name, "refreshing lists failed: {e}"),
+        }
+    }
+
+    /// The session a per-client instance serves.
+    pub fn owner_session(&self) -> Option<u64> {
+        self.owner.as_ref().map(|(session, _)| *session)
+    }
+
+    /// Tells the running server that its client's roots changed (per-client instances only).
+    pub async fn roots_changed(&self) {
+        if self.owner.is_none() {
+            return;
+        }
+        if let Some(running) = self.live_instance() {
+            let _ = running.peer.notify_roots_list_changed().await;
         }
     }
 
@@ -489,7 +536,7 @@ impl Backend {
             BackendState::Failed => phase.failure.clone(),
             _ => None,
         };
-        let pid = running.as_ref().and_then(|r| r.child.pid);
+        let pid = running.as_ref().and_then(|r| r.pid());
         let last_used = self.last_used_ms.load(Ordering::Relaxed);
         BackendStatus {
             name: self.name.clone(),

@@ -1,6 +1,6 @@
 //! Turns the YAML tree into config values: every key checked against the format, every value
 //! typed, and every problem recorded at its place, so that one pass reports them all. The
-//! top level and roles are here; servers are in `server.rs`.
+//! top level and roles are here; servers are in `server.rs` and `remote.rs`.
 //!
 //! Messages never quote a value that may come from the environment: they say what was found
 //! ("found a string"), not what it was.
@@ -343,6 +343,36 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// A string that must be one of `choices` (config spelling, value), with "did you mean".
+    /// `key` names it in messages: "unknown scope `per_client` in server `fs`: …".
+    pub(super) fn choice<T: Copy>(
+        &mut self,
+        entry: &Entry<'_>,
+        key: &str,
+        context: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        let expected = names.join(", ");
+        let Node::Str(value) = entry.value else {
+            let subject = format!("`{key}` {context}");
+            self.mismatch(entry, &subject, &format!("one of: {expected}"));
+            return None;
+        };
+        if let Some((_, chosen)) = choices.iter().find(|(name, _)| name == value) {
+            return Some(*chosen);
+        }
+        let message = match did_you_mean(value, &names) {
+            Some(near) => format!(
+                "unknown {key} `{value}` {context}: did you mean `{near}`? \
+                 (expected one of: {expected})"
+            ),
+            None => format!("unknown {key} `{value}` {context} (expected one of: {expected})"),
+        };
+        self.error(&entry.value_at, message);
+        None
     }
 
     pub(super) fn error(&mut self, at: &NodePath, message: impl Into<String>) {

@@ -2,12 +2,14 @@
 //! [`Config`], with every problem reported at its `file:line:column`, all of them in one pass.
 //!
 //! The format is mcp-unify's, accepted as is (`servers.<name>.command/args/env/enabled`,
-//! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`,
-//! `startup_timeout` and the `http` listener. How the work is split:
+//! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`, remote
+//! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout` and the `http`
+//! listener. How the work is split:
 //!
 //! - `tree` reads the YAML into a tree that keeps order and duplicates;
 //! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
-//! - `checker`, `server` and `http` check the tree against the format and build the values;
+//! - `checker`, `server` (with `names` for server names and prefixes, `remote` for `url`,
+//!   `headers` and `transport`) and `http` check the tree against the format and build the values;
 //! - `expand` (`${VAR}`), `duration`, `suggest` (did you mean) and `hash` (spec hashes) are the
 //!   small pieces they use; `discover` finds the file.
 //!
@@ -22,6 +24,8 @@ mod expand;
 mod hash;
 mod http;
 mod locate;
+mod names;
+mod remote;
 mod server;
 mod suggest;
 mod tree;
@@ -57,12 +61,15 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// One backend MCP server, as the config describes it.
+/// One backend MCP server, as the config describes it: a local program (`command`, spoken to
+/// over stdio) or a remote endpoint (`url`, over Streamable HTTP or legacy SSE).
 ///
-/// `Debug` is written by hand: env values are secrets and print as `***`.
+/// `Debug` is written by hand: env and header values are secrets and print as `***`, and so does
+/// everything in `url` after its origin (a query or path may carry a key).
 #[derive(Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
+    /// The program to run; empty for a remote server.
     pub command: String,
     /// After `${VAR}` expansion.
     pub args: Vec<String>,
@@ -70,6 +77,18 @@ pub struct ServerConfig {
     pub env: BTreeMap<String, String>,
     /// After `${VAR}` expansion, absolute (relative paths resolve against the config's directory).
     pub cwd: Option<PathBuf>,
+    /// How to reach the server: [`Transport::Stdio`] with `command`, the others with `url`.
+    pub transport: Transport,
+    /// After `${VAR}` expansion; an absolute `http(s)://` URL. `Some` iff `transport` is not
+    /// [`Transport::Stdio`]. May hold a secret: show it with [`Self::redacted_url`].
+    pub url: Option<String>,
+    /// Extra HTTP headers for a remote server, names as written (unique ignoring case). Values
+    /// are after `${VAR}` expansion and are secrets.
+    pub headers: BTreeMap<String, String>,
+    /// Exposed names are `<prefix>_<name>`; `""` = unprefixed. Defaults to the server name.
+    pub prefix: String,
+    /// Whether all clients share one backend instance or each client session gets its own.
+    pub scope: Scope,
     /// False if `enabled: false` or a variable it needs is not set.
     pub enabled: bool,
     /// Why it is disabled: "disabled in config" or
@@ -79,10 +98,57 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
 }
 
+/// How the gateway talks to a backend (`transport:` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `stdio`: a child process started from `command`.
+    Stdio,
+    /// `streamable-http`: MCP's Streamable HTTP at `url` (the default with `url`).
+    StreamableHttp,
+    /// `sse`: the legacy HTTP+SSE transport (2024-11-05) at `url`.
+    Sse,
+}
+
+impl Transport {
+    /// The config's spelling: `stdio`, `streamable-http` or `sse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Stdio => "stdio",
+            Transport::StreamableHttp => "streamable-http",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+/// How many backend instances a server has (`scope:` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// `shared`: one instance for every client.
+    #[default]
+    Shared,
+    /// `per-client`: one instance per client session.
+    PerClient,
+}
+
+impl Scope {
+    /// The config's spelling: `shared` or `per-client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Shared => "shared",
+            Scope::PerClient => "per-client",
+        }
+    }
+}
+
 impl ServerConfig {
-    /// A hash of what determines the process: command, args, env and cwd (not the name, not
-    /// `enabled`, not `idle_timeout`). Stable across runs and Rust versions: it keys the schema
-    /// cache, and on reload an unchanged hash means the running backend can be kept.
+    /// A hash of what determines the backend: command, args, env and cwd, and for a remote
+    /// server its transport, url and headers (not the name, `enabled`, `idle_timeout`, `prefix`
+    /// or `scope`). Stable across runs and Rust versions: it keys the schema cache, and on reload
+    /// an unchanged hash means the running backend can be kept.
+    ///
+    /// The connection fields are hashed only when there is something in them (a transport other
+    /// than stdio, a url or headers), so a stdio server hashes as it did before they existed and
+    /// its schema cache stays valid across the upgrade.
     pub fn spec_hash(&self) -> u64 {
         let mut hasher = hash::Fnv1a::new();
         hasher.field(b"mcpgw-spec-1");
@@ -103,6 +169,22 @@ impl ServerConfig {
                 hasher.field(&path_bytes(dir));
             }
         }
+        if self.transport != Transport::Stdio || self.url.is_some() || !self.headers.is_empty() {
+            hasher.field(b"remote");
+            hasher.field(self.transport.as_str().as_bytes());
+            match &self.url {
+                None => hasher.write(&[0]),
+                Some(url) => {
+                    hasher.write(&[1]);
+                    hasher.field(url.as_bytes());
+                }
+            }
+            hasher.count(self.headers.len());
+            for (name, value) in &self.headers {
+                hasher.field(name.as_bytes());
+                hasher.field(value.as_bytes());
+            }
+        }
         hasher.finish()
     }
 
@@ -110,6 +192,26 @@ impl ServerConfig {
     pub fn effective_idle_timeout(&self, global: Duration) -> Duration {
         self.idle_timeout.unwrap_or(global)
     }
+
+    /// `url` safe to log or show in status: its origin (`https://host:port`), with `/***` in
+    /// place of any path, query or fragment, and user info left out; `None` for a stdio server.
+    pub fn redacted_url(&self) -> Option<String> {
+        self.url.as_deref().map(redact_url)
+    }
+}
+
+/// `scheme://host[:port]`, then `/***` if anything followed. User info (`user:pass@`) is dropped.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let tail = if end < rest.len() { "/***" } else { "" };
+    format!("{scheme}://{host}{tail}")
 }
 
 impl fmt::Debug for ServerConfig {
@@ -119,12 +221,22 @@ impl fmt::Debug for ServerConfig {
             .keys()
             .map(|key| (key.as_str(), Redacted))
             .collect();
+        let headers: BTreeMap<&str, Redacted> = self
+            .headers
+            .keys()
+            .map(|name| (name.as_str(), Redacted))
+            .collect();
         f.debug_struct("ServerConfig")
             .field("name", &self.name)
             .field("command", &self.command)
             .field("args", &self.args)
             .field("env", &env)
             .field("cwd", &self.cwd)
+            .field("transport", &self.transport)
+            .field("url", &self.redacted_url())
+            .field("headers", &headers)
+            .field("prefix", &self.prefix)
+            .field("scope", &self.scope)
             .field("enabled", &self.enabled)
             .field("disabled_reason", &self.disabled_reason)
             .field("idle_timeout", &self.idle_timeout)

@@ -1,25 +1,41 @@
-//! Checks the `servers` mapping: names, each server's keys and values, and `${VAR}` expansion in
-//! `args`, `env` values and `cwd`. A variable that is not set disables its server, not the config.
+//! Checks the `servers` mapping: each server's keys and values, which of `command` (a local
+//! program) and `url` (a remote server, checked in `remote.rs`) it has, and `${VAR}` expansion in
+//! `args`, `env` values, `cwd`, `url` and header values. A variable that is not set disables its
+//! server, not the config. Names and prefixes are checked in `names.rs`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::ServerConfig;
 use super::checker::{Checker, Entry, optional, quote_hint};
 use super::expand;
 use super::locate::{Mark, NodePath, Step};
 use super::tree::Node;
+use super::{Scope, ServerConfig};
 
-const SERVER_KEYS: &[&str] = &["command", "args", "env", "cwd", "enabled", "idle_timeout"];
+const SERVER_KEYS: &[&str] = &[
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "transport",
+    "prefix",
+    "scope",
+    "enabled",
+    "idle_timeout",
+];
 
-/// The gateway's own tools are `gateway_*`; a server named so would shadow or mix with them.
-const RESERVED: &str = "gateway";
+/// The keys that only a server with `command` takes.
+const LOCAL_KEYS: &[&str] = &["args", "env", "cwd"];
+
+const SCOPES: &[(&str, Scope)] = &[("shared", Scope::Shared), ("per-client", Scope::PerClient)];
 
 /// One server being checked: its name, how messages refer to it, and the variables it lacks.
-struct Scope<'s> {
+pub(super) struct ServerCheck<'s> {
     name: &'s str,
     /// "in server `name`", completing messages such as "`args` in server `name` must be …".
-    context: String,
+    pub(super) context: String,
     missing: Vec<MissingVar>,
 }
 
@@ -27,6 +43,24 @@ struct Scope<'s> {
 struct MissingVar {
     name: String,
     mark: Option<Mark>,
+}
+
+/// A string value after `${VAR}` expansion.
+pub(super) struct Expanded {
+    pub(super) value: String,
+    /// False if a variable it needs is not set (the server is then disabled).
+    pub(super) complete: bool,
+}
+
+/// What a server is, from which of `command` and `url` it has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `command` only: a program spoken to over stdio.
+    Local,
+    /// `url` only: a remote server.
+    Remote,
+    /// Both or neither, already reported: no check that depends on the kind is made.
+    Unknown,
 }
 
 impl Checker<'_> {
@@ -40,101 +74,156 @@ impl Checker<'_> {
             );
             return servers;
         };
+        let mut claims = Vec::new();
         for server in self.entries(map, &entry.value_at, "in `servers`") {
             let named = self.server_name(&server);
-            if let Some(config) = self.server(&server)
+            if let Some((config, prefix_at)) = self.server(&server)
                 && named
             {
+                self.claim_prefix(&config, &prefix_at, &mut claims);
                 servers.insert(config.name.clone(), config);
             }
         }
         servers
     }
 
-    /// Exposed tools are named `<server>_<tool>`, so the name must be tool-name safe.
-    fn server_name(&mut self, server: &Entry<'_>) -> bool {
-        let name = server.key;
-        let mut chars = name.chars();
-        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        let problem = if !valid {
-            "names must start with a letter or digit and contain only letters, digits, `_` and `-`"
-        } else if name
-            .strip_prefix(RESERVED)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
-        {
-            "it is reserved: the gateway's own tools are named `gateway_*`; choose another name"
-        } else {
-            return true;
-        };
-        self.error(
-            &server.key_at,
-            format!("invalid server name `{name}`: {problem}"),
-        );
-        false
-    }
-
-    fn server(&mut self, server: &Entry<'_>) -> Option<ServerConfig> {
+    /// The server, and where its prefix comes from (its `prefix` value, else its name).
+    fn server(&mut self, server: &Entry<'_>) -> Option<(ServerConfig, NodePath)> {
         let name = server.key;
         let map = match server.value {
             Node::Map(map) => map,
             Node::Null => {
-                let message =
-                    format!("server `{name}` has no settings; it needs at least `command`");
+                let message = format!(
+                    "server `{name}` has no settings; it needs `command` (a program to run) or \
+                     `url` (a remote server)"
+                );
                 self.error(&server.key_at, message);
                 return None;
             }
             other => {
                 let found = other.describe();
                 let message = format!(
-                    "server `{name}` must be a mapping with at least `command`, found {found}"
+                    "server `{name}` must be a mapping with `command` or `url`, found {found}"
                 );
                 self.error(&server.value_at, message);
                 return None;
             }
         };
-        let mut scope = Scope {
+        let mut check = ServerCheck {
             name,
             context: format!("in server `{name}`"),
             missing: Vec::new(),
         };
-        let fields = self.fields(map, &server.value_at, SERVER_KEYS, &scope.context);
-        let command = self.command(&fields, server, &scope);
-        let args = optional(&fields, "args").map(|e| self.args(e, &mut scope));
-        let env = optional(&fields, "env").map(|e| self.env_vars(e, &mut scope));
-        let cwd = optional(&fields, "cwd").and_then(|e| self.cwd(e, &mut scope));
-        let subject = |key: &str| format!("`{key}` {}", scope.context);
+        let fields = self.fields(map, &server.value_at, SERVER_KEYS, &check.context);
+        let kind = self.kind(&fields, server, &check);
+        let command_entry = fields.iter().find(|e| e.key == "command");
+        let command = command_entry.map(|e| self.command(e, &check));
+        let url_entry = fields.iter().find(|e| e.key == "url");
+        let url = url_entry.map(|e| self.url(e, &mut check));
+        self.keys_of_the_other_kind(&fields, kind, &check);
+        // Keys reported as belonging to the other kind are not checked further.
+        let local = kind != Kind::Remote;
+        let args = optional(&fields, "args")
+            .filter(|_| local)
+            .map(|e| self.args(e, &mut check));
+        let env = optional(&fields, "env")
+            .filter(|_| local)
+            .map(|e| self.env_vars(e, &mut check));
+        let cwd = optional(&fields, "cwd")
+            .filter(|_| local)
+            .and_then(|e| self.cwd(e, &mut check));
+        let headers = optional(&fields, "headers")
+            .filter(|_| kind != Kind::Local)
+            .map(|e| self.headers(e, &mut check));
+        let transport = self.transport(&fields, kind, &check);
+        let (prefix, prefix_at) = match optional(&fields, "prefix") {
+            Some(entry) => (self.prefix(entry, &check), entry.value_at.clone()),
+            None => (Some(name.to_owned()), server.key_at.clone()),
+        };
+        let subject = |key: &str| format!("`{key}` {}", check.context);
+        let scope = optional(&fields, "scope")
+            .and_then(|e| self.choice(e, "scope", &check.context, SCOPES))
+            .unwrap_or_default();
         let enabled = optional(&fields, "enabled")
             .and_then(|e| self.boolean(e, &subject("enabled")))
             .unwrap_or(true);
         let idle_timeout = optional(&fields, "idle_timeout")
             .and_then(|e| self.duration(e, &subject("idle_timeout")));
-        let (enabled, disabled_reason) = self.availability(enabled, &scope);
-        Some(ServerConfig {
+        let (enabled, disabled_reason) = self.availability(enabled, &check);
+        let (command, url) = match kind {
+            Kind::Local => (command.flatten()?, None),
+            Kind::Remote => (String::new(), Some(url.flatten()?)),
+            Kind::Unknown => return None,
+        };
+        let config = ServerConfig {
             name: name.to_owned(),
-            command: command?,
+            command,
             args: args.unwrap_or_default(),
             env: env.unwrap_or_default(),
             cwd,
+            transport,
+            url,
+            headers: headers.unwrap_or_default(),
+            prefix: prefix?,
+            scope,
             enabled,
             disabled_reason,
             idle_timeout,
-        })
+        };
+        Some((config, prefix_at))
     }
 
-    fn command(
+    /// Exactly one of `command` and `url`; with both, the error is at the later one.
+    fn kind(&mut self, fields: &[Entry<'_>], server: &Entry<'_>, check: &ServerCheck<'_>) -> Kind {
+        let name = check.name;
+        let mut found = fields
+            .iter()
+            .filter(|e| e.key == "command" || e.key == "url");
+        match (found.next(), found.next()) {
+            (Some(only), None) if only.key == "command" => Kind::Local,
+            (Some(_), None) => Kind::Remote,
+            (None, _) => {
+                let message = format!(
+                    "server `{name}` is missing `command` (the program to run) or `url` (a remote \
+                     server)"
+                );
+                self.error(&server.key_at, message);
+                Kind::Unknown
+            }
+            (Some(_), Some(later)) => {
+                let message = format!(
+                    "server `{name}` has both `command` and `url`: it either runs a program or \
+                     connects to a remote server; remove one of them"
+                );
+                self.error(&later.key_at, message);
+                Kind::Unknown
+            }
+        }
+    }
+
+    /// `args`, `env` and `cwd` are for programs, `headers` for remote servers.
+    fn keys_of_the_other_kind(
         &mut self,
         fields: &[Entry<'_>],
-        server: &Entry<'_>,
-        scope: &Scope<'_>,
-    ) -> Option<String> {
-        let subject = format!("`command` {}", scope.context);
-        let Some(entry) = fields.iter().find(|e| e.key == "command") else {
-            let name = scope.name;
-            let message = format!("server `{name}` is missing `command` (the program to run)");
-            self.error(&server.key_at, message);
-            return None;
+        kind: Kind,
+        check: &ServerCheck<'_>,
+    ) {
+        let (keys, needs, has): (&[&str], _, _) = match kind {
+            Kind::Local => (&["headers"], "url", "command"),
+            Kind::Remote => (LOCAL_KEYS, "command", "url"),
+            Kind::Unknown => return,
         };
+        for entry in fields.iter().filter(|e| keys.contains(&e.key)) {
+            let (key, context) = (entry.key, &check.context);
+            let message = format!(
+                "`{key}` {context} is only for servers with `{needs}`; this one has `{has}`"
+            );
+            self.error(&entry.key_at, message);
+        }
+    }
+
+    fn command(&mut self, entry: &Entry<'_>, check: &ServerCheck<'_>) -> Option<String> {
+        let subject = format!("`command` {}", check.context);
         let Node::Str(command) = entry.value else {
             self.mismatch(entry, &subject, "a string (the program to run)");
             return None;
@@ -151,15 +240,16 @@ impl Checker<'_> {
         }
         if command.contains("${") {
             let message = format!(
-                "{subject} contains `${{`, which is only expanded in `args`, `env` and `cwd`"
+                "{subject} contains `${{`, which is only expanded in `args`, `env`, `cwd`, `url` \
+                 and `headers`"
             );
             self.warn(&entry.value_at, message);
         }
         Some(command.clone())
     }
 
-    fn args(&mut self, entry: &Entry<'_>, scope: &mut Scope<'_>) -> Vec<String> {
-        let subject = format!("`args` {}", scope.context);
+    fn args(&mut self, entry: &Entry<'_>, check: &mut ServerCheck<'_>) -> Vec<String> {
+        let subject = format!("`args` {}", check.context);
         let Node::Seq(items) = entry.value else {
             self.mismatch(entry, &subject, "a list of strings");
             return Vec::new();
@@ -168,7 +258,7 @@ impl Checker<'_> {
         for (i, item) in items.iter().enumerate() {
             let at = entry.value_at.then(Step::Item(i));
             match item {
-                Node::Str(raw) => args.push(self.expand(raw, &at, &subject, scope)),
+                Node::Str(raw) => args.push(self.expand(raw, &at, &subject, check)),
                 other => {
                     let (n, found, hint) = (i + 1, other.describe(), quote_hint(other));
                     let message =
@@ -180,14 +270,18 @@ impl Checker<'_> {
         args
     }
 
-    fn env_vars(&mut self, entry: &Entry<'_>, scope: &mut Scope<'_>) -> BTreeMap<String, String> {
+    fn env_vars(
+        &mut self,
+        entry: &Entry<'_>,
+        check: &mut ServerCheck<'_>,
+    ) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let Node::Map(map) = entry.value else {
-            let subject = format!("`env` {}", scope.context);
+            let subject = format!("`env` {}", check.context);
             self.mismatch(entry, &subject, "a mapping from variable names to strings");
             return env;
         };
-        let context = format!("in `env` {}", scope.context);
+        let context = format!("in `env` {}", check.context);
         for var in self.entries(map, &entry.value_at, &context) {
             let key = var.key;
             if key.is_empty() || key.contains(['=', '\0']) {
@@ -197,10 +291,10 @@ impl Checker<'_> {
                 );
                 self.error(&var.key_at, message);
             }
-            let subject = format!("`env.{key}` {}", scope.context);
+            let subject = format!("`env.{key}` {}", check.context);
             match var.value {
                 Node::Str(raw) => {
-                    let value = self.expand(raw, &var.value_at, &subject, scope);
+                    let value = self.expand(raw, &var.value_at, &subject, check);
                     env.insert(key.to_owned(), value);
                 }
                 Node::Null => {
@@ -218,8 +312,8 @@ impl Checker<'_> {
     }
 
     /// The directory to start the server in, made absolute against the config file's directory.
-    fn cwd(&mut self, entry: &Entry<'_>, scope: &mut Scope<'_>) -> Option<PathBuf> {
-        let subject = format!("`cwd` {}", scope.context);
+    fn cwd(&mut self, entry: &Entry<'_>, check: &mut ServerCheck<'_>) -> Option<PathBuf> {
+        let subject = format!("`cwd` {}", check.context);
         let Node::Str(raw) = entry.value else {
             self.mismatch(entry, &subject, "a string (a directory)");
             return None;
@@ -230,34 +324,53 @@ impl Checker<'_> {
             );
             self.warn(&entry.value_at, message);
         }
-        let missing_before = scope.missing.len();
-        let dir = self.expand(raw, &entry.value_at, &subject, scope);
-        if dir.is_empty() {
+        let dir = self.expand_checked(raw, &entry.value_at, &subject, check)?;
+        if dir.value.is_empty() {
             // With a variable missing the server is disabled anyway; say nothing more.
-            if scope.missing.len() == missing_before {
+            if dir.complete {
                 self.error(&entry.value_at, format!("{subject} must not be empty"));
             }
             return None;
         }
         // `components()` drops the `.` of `./work`, and the base is absolute, so the result is too.
-        Some(self.config_dir.join(dir).components().collect())
+        Some(self.config_dir.join(dir.value).components().collect())
     }
 
     /// Expands `${VAR}` in a string value, recording errors and missing variables with the
-    /// position of their `${` in the source.
-    fn expand(&mut self, raw: &str, at: &NodePath, subject: &str, scope: &mut Scope<'_>) -> String {
+    /// position of their `${` in the source; a malformed reference leaves an empty string.
+    fn expand(
+        &mut self,
+        raw: &str,
+        at: &NodePath,
+        subject: &str,
+        check: &mut ServerCheck<'_>,
+    ) -> String {
+        self.expand_checked(raw, at, subject, check)
+            .map_or_else(String::new, |expanded| expanded.value)
+    }
+
+    /// Like [`Self::expand`], but `None` for a malformed reference (already reported), and
+    /// saying whether every variable was found.
+    pub(super) fn expand_checked(
+        &mut self,
+        raw: &str,
+        at: &NodePath,
+        subject: &str,
+        check: &mut ServerCheck<'_>,
+    ) -> Option<Expanded> {
         let expansion = match expand::expand(raw, self.env) {
             Ok(expansion) => expansion,
             Err(e) => {
                 let mark = self.mark_inside(at, raw, e.offset, 2);
                 self.error_at(mark, format!("{subject}: {}", e.message));
-                return String::new();
+                return None;
             }
         };
+        let complete = expansion.missing.is_empty();
         for missing in expansion.missing {
-            if scope.missing.iter().all(|m| m.name != missing.name) {
+            if check.missing.iter().all(|m| m.name != missing.name) {
                 let mark = self.mark_inside(at, raw, missing.offset, 2 + missing.name.len());
-                scope.missing.push(MissingVar {
+                check.missing.push(MissingVar {
                     name: missing.name,
                     mark,
                 });
@@ -266,7 +379,10 @@ impl Checker<'_> {
         if expansion.value.contains('\0') {
             self.error(at, format!("{subject} contains a NUL character"));
         }
-        expansion.value
+        Some(Expanded {
+            value: expansion.value,
+            complete,
+        })
     }
 
     /// The source position of `raw[offset..offset + len]`, found by searching the source from the
@@ -285,18 +401,18 @@ impl Checker<'_> {
 
     /// Whether the server may run: `enabled: false` wins; otherwise a missing variable disables
     /// it, with a warning per variable so that the rest of the config still loads.
-    fn availability(&mut self, enabled: bool, scope: &Scope<'_>) -> (bool, Option<String>) {
+    fn availability(&mut self, enabled: bool, check: &ServerCheck<'_>) -> (bool, Option<String>) {
         if !enabled {
             return (false, Some("disabled in config".to_owned()));
         }
-        if scope.missing.is_empty() {
+        if check.missing.is_empty() {
             return (true, None);
         }
-        let mut missing_vars: Vec<&MissingVar> = scope.missing.iter().collect();
+        let mut missing_vars: Vec<&MissingVar> = check.missing.iter().collect();
         missing_vars.sort_by_key(|m| m.mark.map(|mark| mark.index));
         let mut cited = Vec::new();
         for missing in missing_vars {
-            let (name, var) = (scope.name, &missing.name);
+            let (name, var) = (check.name, &missing.name);
             let message =
                 format!("server `{name}` is disabled: environment variable {var} is not set");
             self.warn_at(missing.mark, message);

@@ -1,9 +1,14 @@
 //! "Did you mean …?" for misspelt keys.
 
-/// Keys other MCP configs use for what we call otherwise (Claude Desktop's `mcpServers`,
-/// Cursor's `disabled`, …), too far from ours for edit distance to find.
+/// Keys and values other MCP configs use for what we call otherwise (Claude Desktop's
+/// `mcpServers`, Cursor's `disabled`, VS Code's `type: http`, …), too far from ours for edit
+/// distance to find.
 const OTHER_NAMES: &[(&str, &str)] = &[
     ("mcpServers", "servers"),
+    ("type", "transport"),
+    ("serverUrl", "url"),
+    ("httpUrl", "url"),
+    ("http", "streamable-http"),
     ("mcp_servers", "servers"),
     ("disabled", "enabled"),
     ("environment", "env"),

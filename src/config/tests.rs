@@ -198,9 +198,11 @@ fn unknown_key_in_a_server_with_did_you_mean() {
     assert_eq!(
         errors(text),
         [
-            "gateway.yaml:2:3: server `filesystem` is missing `command` (the program to run)",
+            "gateway.yaml:2:3: server `filesystem` is missing `command` (the program to run) or `url` \
+             (a remote server)",
             "gateway.yaml:3:5: unknown key `comand` in server `filesystem`: did you mean `command`? \
-             (expected one of: command, args, env, cwd, enabled, idle_timeout)",
+             (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
+             enabled, idle_timeout)",
         ]
     );
 }
@@ -218,9 +220,10 @@ fn unknown_keys_at_every_level() {
          (expected one of: servers, idle_timeout, startup_timeout, roles, plugins, http)"
     );
     assert_eq!(
-        error("servers:\n  a:\n    command: x\n    transport: sse\n"),
-        "gateway.yaml:4:5: unknown key `transport` in server `a` \
-         (expected one of: command, args, env, cwd, enabled, idle_timeout)"
+        error("servers:\n  a:\n    command: x\n    restart: always\n"),
+        "gateway.yaml:4:5: unknown key `restart` in server `a` \
+         (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
+         enabled, idle_timeout)"
     );
 }
 
@@ -230,7 +233,8 @@ fn flow_style_positions() {
     assert_eq!(
         error(text),
         "gateway.yaml:1:30: unknown key `arsg` in server `fs`: did you mean `args`? \
-         (expected one of: command, args, env, cwd, enabled, idle_timeout)"
+         (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
+         enabled, idle_timeout)"
     );
 }
 
@@ -265,11 +269,12 @@ fn type_errors_say_what_was_expected() {
     );
     assert_eq!(
         error("servers:\n  a: npx\n"),
-        "gateway.yaml:2:6: server `a` must be a mapping with at least `command`, found a string"
+        "gateway.yaml:2:6: server `a` must be a mapping with `command` or `url`, found a string"
     );
     assert_eq!(
         error("servers:\n  a:\n"),
-        "gateway.yaml:2:3: server `a` has no settings; it needs at least `command`"
+        "gateway.yaml:2:3: server `a` has no settings; it needs `command` (a program to run) or `url` \
+         (a remote server)"
     );
     assert_eq!(
         error("servers:\n  a:\n    command: \"  \"\n"),
@@ -417,7 +422,7 @@ fn variables_expand_in_args_env_and_cwd_only() {
     assert_eq!(
         config.warnings,
         [
-            "/etc/mcpgw/gateway.yaml:3:14: `command` in server `a` contains `${`, which is only expanded in `args`, `env` and `cwd`"
+            "/etc/mcpgw/gateway.yaml:3:14: `command` in server `a` contains `${`, which is only expanded in `args`, `env`, `cwd`, `url` and `headers`"
         ]
     );
 }
@@ -829,3 +834,474 @@ fn http_tokens_stay_out_of_debug_errors_and_warnings() {
     assert_eq!(errors.0.len(), 2, "{errors}");
     assert!(!errors.to_string().contains(SECRET), "{errors}");
 }
+
+const REMOTE_EXAMPLE: &str = r#"servers:
+  github:
+    url: "https://api.example.com/mcp"
+    headers: { Authorization: "Bearer ${GITHUB_TOKEN}", X-Team: core }
+  legacy:
+    url: http://127.0.0.1:9000/sse
+    transport: sse
+    prefix: old
+  fs:
+    command: npx
+    prefix: files
+    scope: per-client
+  plain:
+    command: x
+    transport: stdio
+    prefix: ""
+"#;
+
+#[test]
+fn remote_servers_prefix_and_scope_as_documented() {
+    let config = ok(REMOTE_EXAMPLE);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let github = &config.servers["github"];
+    assert_eq!(github.transport, Transport::StreamableHttp);
+    assert_eq!(github.url.as_deref(), Some("https://api.example.com/mcp"));
+    assert_eq!(github.headers["Authorization"], format!("Bearer {SECRET}"));
+    assert_eq!(github.headers["X-Team"], "core");
+    assert_eq!(github.command, "");
+    assert!(github.args.is_empty() && github.env.is_empty() && github.cwd.is_none());
+    assert_eq!(
+        (github.prefix.as_str(), github.scope),
+        ("github", Scope::Shared)
+    );
+    assert!(github.enabled);
+
+    let legacy = &config.servers["legacy"];
+    assert_eq!(legacy.transport, Transport::Sse);
+    assert_eq!(legacy.url.as_deref(), Some("http://127.0.0.1:9000/sse"));
+    assert!(legacy.headers.is_empty());
+    assert_eq!(legacy.prefix, "old");
+
+    let fs = &config.servers["fs"];
+    assert_eq!((fs.transport, fs.url.as_deref()), (Transport::Stdio, None));
+    assert_eq!((fs.prefix.as_str(), fs.scope), ("files", Scope::PerClient));
+    let plain = &config.servers["plain"];
+    assert_eq!(
+        (plain.transport, plain.prefix.as_str()),
+        (Transport::Stdio, "")
+    );
+
+    assert_eq!(Transport::StreamableHttp.as_str(), "streamable-http");
+    assert_eq!(Scope::PerClient.as_str(), "per-client");
+}
+
+#[test]
+fn readme_config_example_parses() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme
+        .find("## Config")
+        .expect("the README's Config section")..];
+    let start = section.find("```yaml\n").unwrap() + 8;
+    let example = &section[start..];
+    let example = &example[..example.find("```").unwrap()];
+    let config = ok(example);
+    assert_eq!(config.servers.len(), 4);
+    let tracker = &config.servers["tracker"];
+    assert_eq!(tracker.transport, Transport::StreamableHttp);
+    assert!(!tracker.enabled, "TRACKER_TOKEN is not set here");
+    let browser = &config.servers["browser"];
+    assert_eq!(
+        (browser.prefix.as_str(), browser.scope),
+        ("web", Scope::PerClient)
+    );
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(config.warnings[0].contains("TRACKER_TOKEN"));
+}
+
+#[test]
+fn a_server_has_exactly_one_of_command_and_url() {
+    let text = r#"servers:
+  both:
+    command: npx
+    url: https://h/mcp
+  reversed:
+    url: https://h/mcp
+    command: npx
+  neither:
+    headers: {A: b}
+    enabled: false
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:4:5: server `both` has both `command` and `url`: it either runs a program \
+             or connects to a remote server; remove one of them",
+            "gateway.yaml:7:5: server `reversed` has both `command` and `url`: it either runs a \
+             program or connects to a remote server; remove one of them",
+            "gateway.yaml:8:3: server `neither` is missing `command` (the program to run) or `url` \
+             (a remote server)",
+        ]
+    );
+}
+
+#[test]
+fn local_and_remote_keys_do_not_mix() {
+    let text = r#"servers:
+  remote:
+    url: https://h/mcp
+    args: [a]
+    env: {A: b}
+    cwd: /tmp
+  local:
+    command: x
+    headers: {A: b}
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:4:5: `args` in server `remote` is only for servers with `command`; this \
+             one has `url`",
+            "gateway.yaml:5:5: `env` in server `remote` is only for servers with `command`; this \
+             one has `url`",
+            "gateway.yaml:6:5: `cwd` in server `remote` is only for servers with `command`; this \
+             one has `url`",
+            "gateway.yaml:9:5: `headers` in server `local` is only for servers with `url`; this \
+             one has `command`",
+        ]
+    );
+}
+
+#[test]
+fn url_must_be_an_absolute_http_url() {
+    let text = r#"servers:
+  a: {url: "api.example.com/mcp"}
+  b: {url: "ftp://h/x"}
+  c: {url: "https://:8080/mcp"}
+  d: {url: "https://h:99999/"}
+  e: {url: "${DATA}"}
+  f: {url: 8080}
+  g: {url: ""}
+  h: {url: "https://h/${1X}"}
+"#;
+    let absolute =
+        "must be an absolute `http://` or `https://` URL, such as \"https://api.example.com/mcp\"";
+    assert_eq!(
+        errors(text),
+        [
+            format!("gateway.yaml:2:12: `url` in server `a` {absolute}"),
+            format!("gateway.yaml:3:12: `url` in server `b` {absolute}"),
+            "gateway.yaml:4:12: `url` in server `c` has no host".to_owned(),
+            "gateway.yaml:5:12: `url` in server `d` has an invalid port".to_owned(),
+            format!("gateway.yaml:6:12: `url` in server `e` {absolute} (after `${{…}}` expansion)"),
+            "gateway.yaml:7:12: `url` in server `f` must be a string (an `http://` or `https://` \
+             URL), found an integer (quote it to make it a string)"
+                .to_owned(),
+            "gateway.yaml:8:12: `url` in server `g` must not be empty".to_owned(),
+            "gateway.yaml:9:23: `url` in server `h`: invalid variable reference `${1X}`: expected \
+             `${NAME}` or `${NAME:-default}`"
+                .to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_variable_in_url_or_headers_disables_only_its_server() {
+    let text = r#"servers:
+  remote:
+    url: "https://${HOST}/mcp"
+    headers:
+      Authorization: "Bearer ${API_KEY}"
+  local: {command: x}
+"#;
+    let config = ok(text);
+    assert!(config.servers["local"].enabled);
+    let remote = &config.servers["remote"];
+    assert!(!remote.enabled);
+    assert_eq!(
+        remote.disabled_reason.as_deref(),
+        Some("missing environment variables HOST (gateway.yaml:3:19), API_KEY (gateway.yaml:5:30)")
+    );
+    assert_eq!(
+        config.warnings,
+        [
+            "gateway.yaml:3:19: server `remote` is disabled: environment variable HOST is not set",
+            "gateway.yaml:5:30: server `remote` is disabled: environment variable API_KEY is not set",
+        ]
+    );
+    // A URL with a hole is not checked as a URL: the server is disabled for a clearer reason.
+    assert_eq!(remote.transport, Transport::StreamableHttp);
+    assert!(remote.url.is_some());
+}
+
+#[test]
+fn header_names_and_values_are_checked() {
+    let text = r#"servers:
+  r:
+    url: https://h/mcp
+    headers:
+      Bad Header: x
+      X-Key: a
+      x-key: b
+      Accept: text/plain
+      X-Port: 8080
+      X-None:
+      X-Ok: ""
+      X-Tab: "a\tb"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:5:7: invalid header name `Bad Header` in `headers` in server `r`: header \
+             names are not empty and contain only letters, digits and ! # $ % & ' * + - . ^ _ ` | ~",
+            "gateway.yaml:7:7: duplicate header `x-key` in `headers` in server `r`: `X-Key` is the \
+             same header (header names ignore case)",
+            "gateway.yaml:8:7: header `Accept` in `headers` in server `r` cannot be set: the HTTP \
+             transport manages it",
+            "gateway.yaml:9:15: `headers.X-Port` in server `r` must be a string, found an integer \
+             (quote it to make it a string)",
+            "gateway.yaml:10:7: `headers.X-None` in server `r` has no value; write \"\" for an \
+             empty value",
+        ]
+    );
+    let fine =
+        "servers:\n  r:\n    url: https://h/mcp\n    headers: {X-Ok: \"\", X-Tab: \"a\\tb\"}\n";
+    let headers = &ok(fine).servers["r"].headers;
+    assert_eq!(
+        (headers["X-Ok"].as_str(), headers["X-Tab"].as_str()),
+        ("", "a\tb")
+    );
+    assert_eq!(
+        error("servers:\n  r: {url: \"https://h/\", headers: [A]}\n"),
+        "gateway.yaml:2:35: `headers` in server `r` must be a mapping from header names to \
+         strings, found a list"
+    );
+}
+
+#[test]
+fn a_header_value_cannot_hold_a_line_break() {
+    let env = |name: &str| (name == "MULTILINE").then(|| format!("{SECRET}\nX-Injected: 1"));
+    let text = "servers:\n  r:\n    url: https://h/mcp\n    headers: {X-A: \"${MULTILINE}\"}\n";
+    let errors = parse(text, Path::new("gateway.yaml"), &env).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "gateway.yaml:4:20: `headers.X-A` in server `r` contains a control character such as a \
+         line break, which a header value cannot hold"
+    );
+}
+
+#[test]
+fn transport_must_agree_with_command_or_url() {
+    let text = r#"servers:
+  a: {url: "https://h/", transport: stdio}
+  b: {command: x, transport: sse}
+  c: {command: x, transport: streamable-http}
+  d: {url: "https://h/", transport: streamable_http}
+  e: {url: "https://h/", transport: http}
+  f: {url: "https://h/", transport: SSE}
+  g: {url: "https://h/", transport: 1}
+"#;
+    let expected = "(expected one of: stdio, streamable-http, sse)";
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:2:37: `transport: stdio` in server `a` is for servers with `command`; \
+             with `url` use `streamable-http` (the default) or `sse`"
+                .to_owned(),
+            "gateway.yaml:3:30: `transport: sse` in server `b` needs `url` (a remote server); a \
+             server with `command` speaks `stdio`"
+                .to_owned(),
+            "gateway.yaml:4:30: `transport: streamable-http` in server `c` needs `url` (a remote \
+             server); a server with `command` speaks `stdio`"
+                .to_owned(),
+            format!(
+                "gateway.yaml:5:37: unknown transport `streamable_http` in server `d`: did you \
+                 mean `streamable-http`? {expected}"
+            ),
+            format!(
+                "gateway.yaml:6:37: unknown transport `http` in server `e`: did you mean \
+                 `streamable-http`? {expected}"
+            ),
+            format!(
+                "gateway.yaml:7:37: unknown transport `SSE` in server `f`: did you mean `sse`? \
+                 {expected}"
+            ),
+            "gateway.yaml:8:37: `transport` in server `g` must be one of: stdio, streamable-http, \
+             sse, found an integer"
+                .to_owned(),
+        ]
+    );
+    assert_eq!(
+        error("servers:\n  a:\n    url: https://h/\n    type: sse\n"),
+        "gateway.yaml:4:5: unknown key `type` in server `a`: did you mean `transport`? \
+         (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
+         enabled, idle_timeout)"
+    );
+}
+
+#[test]
+fn prefixes_are_checked_and_unique() {
+    let text = r#"servers:
+  files: {command: x}
+  fs: {command: x, prefix: files}
+  a: {command: x, prefix: "a b"}
+  b: {command: x, prefix: gateway}
+  c: {command: x, prefix: gateway_x}
+  d: {command: x, prefix: ""}
+  e: {command: x, prefix: ""}
+  f: {command: x, prefix: 7}
+  g: {command: x, prefix: gateway-ok}
+"#;
+    let invalid = "it must be \"\" (none) or start with a letter or digit and contain only \
+                   letters, digits, `_` and `-`";
+    let reserved =
+        "it is reserved: the gateway's own tools are named `gateway_*`; choose another prefix";
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:3:28: server `fs` uses the prefix `files`, which server `files` already \
+             uses (gateway.yaml:2:3); set a different `prefix` on one of them"
+                .to_owned(),
+            format!("gateway.yaml:4:27: invalid prefix `a b` in server `a`: {invalid}"),
+            format!("gateway.yaml:5:27: invalid prefix `gateway` in server `b`: {reserved}"),
+            format!("gateway.yaml:6:27: invalid prefix `gateway_x` in server `c`: {reserved}"),
+            "gateway.yaml:8:27: server `e` is unprefixed (`prefix: \"\"`), and so is server `d` \
+             (gateway.yaml:7:27): at most one server may be, or their tools would compete for \
+             every name"
+                .to_owned(),
+            "gateway.yaml:9:27: `prefix` in server `f` must be a string (what exposed names start \
+             with, or \"\" for none), found an integer (quote it to make it a string)"
+                .to_owned(),
+        ]
+    );
+    // The later server is the one in error, whether its prefix is explicit or its name.
+    assert_eq!(
+        error("servers:\n  fs: {command: x, prefix: files}\n  files: {command: x}\n"),
+        "gateway.yaml:3:3: server `files` uses the prefix `files`, which server `fs` already uses \
+         (gateway.yaml:2:28); set a different `prefix` on one of them"
+    );
+    // A disabled server keeps its prefix: enabling it must not make the config invalid.
+    assert!(
+        error("servers:\n  a: {command: x, enabled: false}\n  b: {command: x, prefix: a}\n")
+            .starts_with("gateway.yaml:3:27: server `b` uses the prefix `a`")
+    );
+    let config = ok("servers:\n  a: {command: x, prefix: b}\n  b: {command: x, prefix: a}\n");
+    assert_eq!(config.servers["a"].prefix, "b");
+    assert_eq!(
+        ok("servers:\n  a:\n    command: x\n    prefix:\n").servers["a"].prefix,
+        "a"
+    );
+}
+
+#[test]
+fn scope_is_shared_or_per_client() {
+    let config = ok(
+        "servers:\n  a: {command: x, scope: per-client}\n  b: {command: x, scope: shared}\n  c: {command: x}\n",
+    );
+    let scope = |name: &str| config.servers[name].scope;
+    assert_eq!(
+        (scope("a"), scope("b"), scope("c")),
+        (Scope::PerClient, Scope::Shared, Scope::Shared)
+    );
+    let text = "servers:\n  a: {command: x, scope: per_client}\n  b: {command: x, scope: [shared]}\n  c: {command: x, scope: global}\n";
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:2:26: unknown scope `per_client` in server `a`: did you mean \
+             `per-client`? (expected one of: shared, per-client)",
+            "gateway.yaml:3:26: `scope` in server `b` must be one of: shared, per-client, found a \
+             list",
+            "gateway.yaml:4:26: unknown scope `global` in server `c` (expected one of: shared, \
+             per-client)",
+        ]
+    );
+}
+
+#[test]
+fn remote_secrets_stay_out_of_debug_errors_and_warnings() {
+    let text = r#"servers:
+  gh:
+    url: "https://user:${GITHUB_TOKEN}@api.example.com/mcp?key=${GITHUB_TOKEN}"
+    headers: {Authorization: "Bearer ${GITHUB_TOKEN}", X-Other: "${GITHUB_TOKEN}${NOPE}"}
+"#;
+    let config = ok(text);
+    let gh = &config.servers["gh"];
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(SECRET), "{debug}");
+    assert!(debug.contains("\"Authorization\": ***"), "{debug}");
+    assert!(
+        debug.contains("url: Some(\"https://api.example.com/***\")"),
+        "{debug}"
+    );
+    assert_eq!(
+        gh.redacted_url().as_deref(),
+        Some("https://api.example.com/***")
+    );
+    assert!(!config.warnings.concat().contains(SECRET));
+    assert!(!format!("{:?}", gh.disabled_reason).contains(SECRET));
+
+    let broken = r#"servers:
+  a: {url: "${GITHUB_TOKEN}"}
+  b: {url: "https://h/${GITHUB_TOKEN} x"}
+  c: {url: "https://h/", headers: {"${GITHUB_TOKEN}": v, X-A: ["${GITHUB_TOKEN}"]}}
+"#;
+    let errors = parse_at(broken, "gateway.yaml").unwrap_err();
+    assert_eq!(errors.0.len(), 4, "{errors}");
+    assert!(!errors.to_string().contains(SECRET), "{errors}");
+}
+
+#[test]
+fn redacted_url_keeps_only_the_origin() {
+    let mut server = ok("servers:\n  a: {command: x}\n").servers["a"].clone();
+    assert_eq!(server.redacted_url(), None);
+    for (url, shown) in [
+        ("https://u:pw@h:8443/x?k=v", "https://h:8443/***"),
+        ("http://h", "http://h"),
+        ("http://h?k=v", "http://h/***"),
+        ("http://[::1]:9/p", "http://[::1]:9/***"),
+    ] {
+        server.url = Some(url.into());
+        assert_eq!(server.redacted_url().as_deref(), Some(shown), "{url}");
+    }
+}
+
+#[test]
+fn spec_hash_covers_the_connection_but_not_prefix_or_scope() {
+    // A stdio server hashes as before remote servers existed (the literal in
+    // `spec_hash_is_stable_and_ignores_what_does_not_start_the_process`), whatever its prefix
+    // and scope.
+    let local = ok("servers:\n  a:\n    command: npx\n    args: [\"-y\", \"pkg\"]\n    env: {K: v}\n    cwd: /srv\n    prefix: p\n    scope: per-client\n")
+        .servers["a"]
+        .clone();
+    assert_eq!(local.spec_hash(), 0x69b3_f35f_ef0e_e9b4);
+
+    let text = "servers:\n  r:\n    url: https://api.example.com/mcp\n    headers: {Authorization: \"Bearer t\"}\n";
+    let remote = ok(text).servers["r"].clone();
+    // A literal, so that any change to the hash (which names schema-cache files) is noticed.
+    assert_eq!(remote.spec_hash(), REMOTE_SPEC_HASH);
+
+    let mut same = remote.clone();
+    same.name = "other".into();
+    same.prefix = String::new();
+    same.scope = Scope::PerClient;
+    same.enabled = false;
+    same.idle_timeout = Some(Duration::from_secs(1));
+    assert_eq!(same.spec_hash(), remote.spec_hash());
+
+    let changed = |change: &dyn Fn(&mut ServerConfig)| {
+        let mut other = remote.clone();
+        change(&mut other);
+        other.spec_hash()
+    };
+    let hashes = [
+        remote.spec_hash(),
+        changed(&|s| s.url = Some("https://api.example.com/mcp2".into())),
+        changed(&|s| s.transport = Transport::Sse),
+        changed(&|s| s.headers.clear()),
+        changed(&|s| {
+            s.headers.insert("Authorization".into(), "Bearer u".into());
+        }),
+        changed(&|s| {
+            let value = s.headers.remove("Authorization").unwrap();
+            s.headers.insert("X-Authorization".into(), value);
+        }),
+        local.spec_hash(),
+    ];
+    let distinct: std::collections::HashSet<u64> = hashes.iter().copied().collect();
+    assert_eq!(distinct.len(), hashes.len(), "{hashes:x?}");
+}
+
+const REMOTE_SPEC_HASH: u64 = 0xb793_4ba4_ed15_8946;

@@ -9,6 +9,7 @@
 // sessions on them keep their own log level.
 #![allow(deprecated)]
 
+mod instances;
 mod notify;
 mod route;
 
@@ -42,6 +43,8 @@ pub struct Gateway {
     pub(crate) last_reload: Mutex<Option<ReloadStatus>>,
     /// Resource subscriptions: (server, uri) → sessions subscribed.
     subscriptions: Mutex<BTreeMap<(String, String), std::collections::BTreeSet<u64>>>,
+    /// Instances of `scope: per-client` servers, see [`instances`].
+    instances: Mutex<std::collections::HashMap<instances::InstanceKey, Arc<Backend>>>,
     stop: CancellationToken,
 }
 
@@ -121,6 +124,7 @@ impl Gateway {
                 generation: AtomicU64::new(1),
                 last_reload: Mutex::new(None),
                 subscriptions: Mutex::default(),
+                instances: Mutex::default(),
                 stop: CancellationToken::new(),
             }
         }))
@@ -239,6 +243,7 @@ impl Gateway {
     pub fn leave(&self, id: u64) {
         self.sessions.lock().unwrap().remove(&id);
         self.drop_subscriptions(id);
+        self.drop_instances(id);
     }
 
     /// Waits until no call is in flight on any backend, or `grace` has passed.
@@ -275,14 +280,20 @@ impl Gateway {
             last_reload: self.last_reload.lock().unwrap().clone(),
             config_warnings: table.config.warnings.clone(),
             sessions,
-            backends: table.backends.values().map(|b| b.status()).collect(),
+            backends: table
+                .backends
+                .values()
+                .map(|b| b.status())
+                .chain(self.instance_status())
+                .collect(),
         }
     }
 
     /// Stops every backend and waits for their processes to be gone.
     pub async fn stop_backends(&self) {
         let table = self.table();
-        futures::future::join_all(table.backends.values().map(|b| b.stop())).await;
+        let all = table.backends.values().cloned().chain(self.all_instances());
+        futures::future::join_all(all.map(|b| async move { b.stop().await })).await;
     }
 }
 
@@ -299,5 +310,6 @@ pub(crate) fn new_backend(
         config.startup_timeout,
         cache.clone(),
         events,
+        None,
     )
 }

@@ -36,14 +36,24 @@ impl Events for Gateway {
         self.lists_changed();
     }
 
-    fn resource_updated(&self, backend: &str, params: ResourceUpdatedNotificationParam) {
+    fn resource_updated(
+        &self,
+        backend: &str,
+        owner: Option<u64>,
+        params: ResourceUpdatedNotificationParam,
+    ) {
         let key = (backend.to_string(), params.uri.clone());
         let subscribers: Vec<u64> = self
             .subscriptions
             .lock()
             .unwrap()
             .get(&key)
-            .map(|s| s.iter().copied().collect())
+            .map(|s| {
+                s.iter()
+                    .copied()
+                    .filter(|id| owner.is_none_or(|o| o == *id))
+                    .collect()
+            })
             .unwrap_or_default();
         let sessions = self.sessions.lock().unwrap();
         for id in subscribers {
@@ -56,11 +66,19 @@ impl Events for Gateway {
         }
     }
 
-    fn log_message(&self, backend: &str, params: LoggingMessageNotificationParam) {
+    fn log_message(
+        &self,
+        backend: &str,
+        owner: Option<u64>,
+        params: LoggingMessageNotificationParam,
+    ) {
         let table = self.table();
         let sessions = self.sessions.lock().unwrap();
-        for entry in sessions.values() {
+        for (id, entry) in sessions.iter() {
             let Some(peer) = &entry.peer else { continue };
+            if owner.is_some_and(|o| o != *id) {
+                continue;
+            }
             let wanted = entry
                 .log_level
                 .is_none_or(|min| severity(params.level) >= severity(min));
@@ -113,6 +131,18 @@ impl Gateway {
     ) -> Result<(), McpError> {
         let backend = self.resource_backend(role, &uri).await?;
         let key = (backend.name.clone(), uri.clone());
+        if backend.spec.scope == crate::config::Scope::PerClient {
+            // The session's own instance: its subscription is its own.
+            let instance = self.instance_for(&backend, &caller);
+            instance.subscribe(uri, caller.clone(), ct).await?;
+            self.subscriptions
+                .lock()
+                .unwrap()
+                .entry(key)
+                .or_default()
+                .insert(caller.session);
+            return Ok(());
+        }
         let first = {
             let mut subscriptions = self.subscriptions.lock().unwrap();
             let sessions = subscriptions.entry(key.clone()).or_default();
@@ -136,11 +166,19 @@ impl Gateway {
     pub async fn unsubscribe(
         &self,
         role: Option<&str>,
-        session: u64,
+        caller: Caller,
         uri: &str,
     ) -> Result<(), McpError> {
+        let session = caller.session;
         let backend = self.resource_backend(role, uri).await?;
         let key = (backend.name.clone(), uri.to_string());
+        if backend.spec.scope == crate::config::Scope::PerClient {
+            if let Some(sessions) = self.subscriptions.lock().unwrap().get_mut(&key) {
+                sessions.remove(&session);
+            }
+            self.instance_for(&backend, &caller).unsubscribe(uri).await;
+            return Ok(());
+        }
         let last = {
             let mut subscriptions = self.subscriptions.lock().unwrap();
             match subscriptions.get_mut(&key) {

@@ -162,7 +162,11 @@ impl Gateway {
         };
         params.name = original.into();
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        match backend.request(request, caller, ct).await? {
+        match self
+            .instance_for(&backend, &caller)
+            .request(request, caller, ct)
+            .await?
+        {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
@@ -193,7 +197,11 @@ impl Gateway {
         drop(table);
         params.name = original;
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
-        match backend.request(request, caller, ct).await? {
+        match self
+            .instance_for(&backend, &caller)
+            .request(request, caller, ct)
+            .await?
+        {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             other => Err(unexpected(&backend, "prompts/get", other)),
@@ -231,7 +239,11 @@ impl Gateway {
     ) -> Result<ReadResourceResponse, McpError> {
         let backend = self.resource_backend(role, &params.uri).await?;
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
-        match backend.request(request, caller, ct).await? {
+        match self
+            .instance_for(&backend, &caller)
+            .request(request, caller, ct)
+            .await?
+        {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             other => Err(unexpected(&backend, "resources/read", other)),
@@ -288,7 +300,11 @@ impl Gateway {
             }
         };
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
-        match backend.request(request, caller, ct).await? {
+        match self
+            .instance_for(&backend, &caller)
+            .request(request, caller, ct)
+            .await?
+        {
             ServerResult::CompleteResult(r) => Ok(r),
             other => Err(unexpected(&backend, "completion/complete", other)),
         }

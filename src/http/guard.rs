@@ -115,7 +115,7 @@ pub(super) fn admit(
 ) -> Result<Admission, Refusal> {
     let http = http.ok_or(Refusal::Disabled)?;
     check_host(http, bound, uri, headers)?;
-    check_origin(http, headers)?;
+    check_origin(http, bound, headers)?;
     if method == Method::OPTIONS && headers.contains_key(ORIGIN) {
         return Ok(Admission::Preflight);
     }
@@ -181,17 +181,33 @@ fn check_host(
     }
 }
 
-/// A request without `Origin` (not from a browser) passes; one with it must be allowed.
-fn check_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(), Refusal> {
+/// A request without `Origin` (not from a browser) passes; one with it must be the listener's
+/// own origin (a loopback name or the bound IP, with the bound port: what a rebinding attacker's
+/// page can never send) or be allowed in the config.
+fn check_origin(http: &HttpConfig, bound: SocketAddr, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(value) = headers.get(ORIGIN) else {
         return Ok(());
     };
     let origin = value.to_str().ok().and_then(Origin::parse);
+    let own = |origin: &Origin| match origin {
+        Origin::Tuple { scheme, host, port } => {
+            let ip = host.parse::<IpAddr>().ok();
+            scheme == "http"
+                && *port == Some(bound.port())
+                && (host == "localhost"
+                    || ip.is_some_and(|ip| {
+                        ip.is_loopback() || (ip == bound.ip() && !ip.is_unspecified())
+                    }))
+        }
+        Origin::Null => false,
+    };
     let allowed = origin.as_ref().is_some_and(|origin| {
-        http.allowed_origins
-            .iter()
-            .filter_map(|entry| AllowedOrigin::parse(entry))
-            .any(|entry| entry.matches(origin))
+        own(origin)
+            || http
+                .allowed_origins
+                .iter()
+                .filter_map(|entry| AllowedOrigin::parse(entry))
+                .any(|entry| entry.matches(origin))
     });
     if allowed {
         Ok(())

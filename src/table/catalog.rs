@@ -61,34 +61,33 @@ impl<T> NameSpace<T> {
         self.index.get(exposed).map(|&i| &self.items[i])
     }
 
-    /// Adds `item` under `<server>_<original>` (or a disambiguated form, noted in `collisions`)
-    /// and returns the name used.
-    fn add(
-        &mut self,
-        backend: &Arc<Backend>,
+    /// The name to expose `original` of `backend` under: `<prefix>_<original>`, or a
+    /// disambiguated form when that is taken (noted in `collisions`).
+    fn name_for(
+        &self,
+        backend: &Backend,
+        prefix: &str,
         original: &str,
-        item: T,
         kind: &str,
         collisions: &mut Vec<String>,
     ) -> String {
-        let mut exposed = exposed_name(&backend.name, original);
-        if self.index.contains_key(&exposed) {
-            let renamed = shorten(&exposed, &format!("{}\0{original}", backend.name));
-            let note = format!(
-                "{kind} `{original}` of server `{}` would be exposed as `{exposed}`, which is taken; exposed as `{renamed}`",
-                backend.name
-            );
-            tracing::warn!("{note}");
-            collisions.push(note);
-            exposed = renamed;
+        let exposed = exposed_name(prefix, original);
+        if !self.index.contains_key(&exposed) {
+            return exposed;
         }
-        let target = Target::Backend {
-            backend: backend.clone(),
-            original: original.to_string(),
-        };
-        self.index.insert(exposed.clone(), self.items.len());
+        let renamed = shorten(&exposed, &format!("{}\0{original}", backend.name));
+        let note = format!(
+            "{kind} `{original}` of server `{}` would be exposed as `{exposed}`, which is taken; exposed as `{renamed}`",
+            backend.name
+        );
+        tracing::warn!("{note}");
+        collisions.push(note);
+        renamed
+    }
+
+    fn insert(&mut self, exposed: String, item: T, target: Target) {
+        self.index.insert(exposed, self.items.len());
         self.items.push(Named { item, target });
-        exposed
     }
 }
 
@@ -104,48 +103,54 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn build(backends: &BTreeMap<String, Arc<Backend>>) -> Self {
+    pub fn build(
+        config: &crate::config::Config,
+        backends: &BTreeMap<String, Arc<Backend>>,
+    ) -> Self {
         let mut catalog = Catalog::default();
         for builtin in Builtin::ALL {
             let tool = builtin.tool();
             catalog
                 .tools
-                .index
-                .insert(tool.name.to_string(), catalog.tools.items.len());
-            catalog.tools.items.push(Named {
-                item: tool,
-                target: Target::Builtin(builtin),
-            });
+                .insert(tool.name.to_string(), tool, Target::Builtin(builtin));
         }
         for backend in backends.values().filter(|b| b.spec.enabled) {
             let Some(schema) = backend.schema() else {
                 continue;
             };
+            // From the config, not the backend: a kept backend carries its first spec, and a
+            // reload may have changed only the prefix.
+            let prefix = config
+                .servers
+                .get(&backend.name)
+                .map_or(backend.spec.prefix.as_str(), |s| s.prefix.as_str());
+            let target = |original: &str| Target::Backend {
+                backend: backend.clone(),
+                original: original.to_string(),
+            };
             for tool in &schema.tools {
-                let mut tool = tool.clone();
-                let original = tool.name.to_string();
-                let exposed = catalog.tools.add(
+                let exposed = catalog.tools.name_for(
                     backend,
-                    &original,
-                    tool.clone(),
+                    prefix,
+                    &tool.name,
                     "tool",
                     &mut catalog.collisions,
                 );
-                tool.name = exposed.into();
-                catalog.tools.items.last_mut().expect("just added").item = tool;
+                let mut item = tool.clone();
+                item.name = exposed.clone().into();
+                catalog.tools.insert(exposed, item, target(&tool.name));
             }
             for prompt in &schema.prompts {
-                let mut prompt = prompt.clone();
-                let original = prompt.name.clone();
-                let exposed = catalog.prompts.add(
+                let exposed = catalog.prompts.name_for(
                     backend,
-                    &original,
-                    prompt.clone(),
+                    prefix,
+                    &prompt.name,
                     "prompt",
                     &mut catalog.collisions,
                 );
-                prompt.name = exposed;
-                catalog.prompts.items.last_mut().expect("just added").item = prompt;
+                let mut item = prompt.clone();
+                item.name = exposed.clone();
+                catalog.prompts.insert(exposed, item, target(&prompt.name));
             }
             for resource in &schema.resources {
                 if let Some(&first) = catalog.resource_index.get(&resource.uri) {
@@ -204,10 +209,15 @@ pub fn resource_role_name(server: &str, uri: &str) -> String {
     format!("{server}_resource:{uri}")
 }
 
-/// `<server>_<name>`, shortened deterministically to [`MAX_NAME`] when longer: the first 55
-/// bytes, `_`, and 8 hex digits of a hash of the full name, so it stays unique and stable.
-pub fn exposed_name(server: &str, name: &str) -> String {
-    let full = format!("{server}_{name}");
+/// `<prefix>_<name>` (the prefix is the server's name unless configured; empty = the bare
+/// name), shortened deterministically to [`MAX_NAME`] when longer: the first 55 bytes, `_`, and
+/// 8 hex digits of a hash of the full name, so it stays unique and stable.
+pub fn exposed_name(prefix: &str, name: &str) -> String {
+    let full = if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}_{name}")
+    };
     if full.len() <= MAX_NAME {
         return full;
     }
@@ -264,6 +274,11 @@ mod tests {
             exposed_name("filesystem", "read_file"),
             "filesystem_read_file"
         );
+    }
+
+    #[test]
+    fn an_empty_prefix_exposes_the_bare_name() {
+        assert_eq!(exposed_name("", "read_file"), "read_file");
     }
 
     #[test]

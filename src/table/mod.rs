@@ -36,12 +36,14 @@ impl Table {
         let roles = Roles::compile(&config.roles)?;
         let mut backends = BTreeMap::new();
         for (name, spec) in &config.servers {
-            // Same process spec and same enabled state: keep the running backend. Everything
-            // else a server entry holds (idle_timeout) is applied to the kept backend below.
+            // Same connection spec, scope and enabled state: keep the running backend. What else
+            // a server entry holds is applied without a restart: idle_timeout below, and the
+            // prefix by the catalog, which reads it from this table's config.
             let reused = prev
                 .and_then(|t| t.backends.get(name))
                 .filter(|b| {
                     b.spec_hash() == spec.spec_hash()
+                        && b.spec.scope == spec.scope
                         && b.spec.enabled == spec.enabled
                         && b.spec.disabled_reason == spec.disabled_reason
                 })
@@ -55,7 +57,7 @@ impl Table {
             };
             backends.insert(name.clone(), backend);
         }
-        let catalog = Catalog::build(&backends);
+        let catalog = Catalog::build(&config, &backends);
         Ok(Self {
             config,
             backends,
@@ -70,7 +72,7 @@ impl Table {
             config: self.config.clone(),
             backends: self.backends.clone(),
             roles: self.roles.clone(),
-            catalog: Catalog::build(&self.backends),
+            catalog: Catalog::build(&self.config, &self.backends),
         }
     }
 

@@ -62,6 +62,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
+        // reqwest is built without a default TLS provider (the daemon installs ring); test
+        // clients need one too before they build an HTTP client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::Builder::new()
             .prefix("mcpgw-it-")
             .tempdir()
@@ -371,6 +374,7 @@ impl ClientHandler for Recorder {
         if !self.incapable {
             capabilities.sampling = Some(Default::default());
             capabilities.elicitation = Some(Default::default());
+            capabilities.roots = Some(Default::default());
         }
         ClientConfig::new(capabilities, Implementation::new("mcpgw-it", "0"))
     }
@@ -429,6 +433,15 @@ impl ClientHandler for Recorder {
             "model": "test-model",
         }))
         .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
+    }
+
+    /// One root: `file:///mcpgw-it-root`.
+    async fn list_roots(
+        &self,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ListRootsResult, rmcp::ErrorData> {
+        serde_json::from_value(serde_json::json!({"roots": [{"uri": "file:///mcpgw-it-root"}]}))
+            .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
     }
 
     /// Accepts every elicitation with `{"answer": "42"}`.

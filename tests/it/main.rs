@@ -3,11 +3,13 @@
 
 mod harness;
 
+mod conformance;
 mod core;
 mod ctl;
 mod http;
 mod lifecycle;
 mod npm;
 mod reload;
+mod remote;
 mod service;
 mod surface;

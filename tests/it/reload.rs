@@ -285,3 +285,26 @@ async fn no_call_fails_while_reloading_under_load() {
     );
     assert!(generation(&env) >= 21);
 }
+
+#[tokio::test]
+async fn a_prefix_change_renames_tools_without_a_restart() {
+    let env = Env::new();
+    let server = env.fixture_server("alpha", &[]);
+    env.write_config(&format!("servers:\n{server}"));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    assert!(client.tool_names().await.contains(&"alpha_pid".to_string()));
+    let pid = client.call_text("alpha_pid", json!({})).await;
+    let before = *client.recorder.tools_changed.lock().unwrap();
+    env.write_config(&format!("servers:\n{server}    prefix: a\n"));
+    wait_for("list_changed for the renamed tools", || {
+        *client.recorder.tools_changed.lock().unwrap() > before
+    })
+    .await;
+    assert!(client.tool_names().await.contains(&"a_pid".to_string()));
+    assert_eq!(
+        client.call_text("a_pid", json!({})).await,
+        pid,
+        "same process"
+    );
+}

@@ -1,0 +1,119 @@
+//! Reaching a backend: a child process on stdio, a Streamable HTTP endpoint, or a legacy
+//! HTTP+SSE endpoint. Everything after the connection (initialize, lists, calls) is the same.
+
+use std::sync::Arc;
+
+use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use rmcp::transport::async_rw::AsyncRwTransport;
+
+use super::child::{self, ChildHandle};
+use super::handler::Handler;
+use super::{Backend, BackendError};
+use crate::config::Transport;
+
+/// Lines on stdio are not limited by the gateway: a backend's answer is passed on whole or not
+/// at all, and rmcp's default (16 MiB, dropping longer lines silently) would hang the call.
+const MAX_LINE: usize = usize::MAX;
+
+/// A connected, initialized backend and, for stdio, its process.
+pub(super) struct Connected {
+    pub service: RunningService<RoleClient, Handler>,
+    pub child: Option<ChildHandle>,
+}
+
+pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, BackendError> {
+    let handler = Handler::new(Arc::downgrade(backend));
+    let spec = &backend.spec;
+    let start_error = |reason: String| BackendError::Start {
+        name: backend.name.clone(),
+        reason,
+    };
+    match spec.transport {
+        Transport::Stdio => {
+            let (stdout, stdin, child) = child::spawn(spec, backend.stderr.clone())
+                .map_err(|e| start_error(format!("cannot run `{}`: {e}", spec.command)))?;
+            let transport =
+                AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_LINE);
+            match handler.serve(transport).await {
+                Ok(service) => Ok(Connected {
+                    service,
+                    child: Some(child),
+                }),
+                Err(e) => {
+                    let exit = child.stop().await;
+                    let tail = backend.stderr.tail(3).join(" | ");
+                    let detail = if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; stderr: {tail}")
+                    };
+                    Err(start_error(format!("{e} ({exit}){detail}")))
+                }
+            }
+        }
+        // Errors name the URL by its origin only: paths and queries often carry credentials.
+        Transport::StreamableHttp => {
+            let url = spec.url.clone().unwrap_or_default();
+            let shown = spec.redacted_url().unwrap_or_default();
+            let transport = streamable_http(&url, &spec.headers).map_err(start_error)?;
+            let service = handler
+                .serve(transport)
+                .await
+                .map_err(|e| start_error(format!("{shown}: {}", redact(&e.to_string(), &url))))?;
+            Ok(Connected {
+                service,
+                child: None,
+            })
+        }
+        Transport::Sse => {
+            let url = spec.url.clone().unwrap_or_default();
+            let shown = spec.redacted_url().unwrap_or_default();
+            let (read, write) = super::sse_client::connect(&url, &spec.headers)
+                .await
+                .map_err(|e| start_error(format!("{shown}: {}", redact(&e, &url))))?;
+            let transport =
+                AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_LINE);
+            let service = handler
+                .serve(transport)
+                .await
+                .map_err(|e| start_error(format!("{shown}: {}", redact(&e.to_string(), &url))))?;
+            Ok(Connected {
+                service,
+                child: None,
+            })
+        }
+    }
+}
+
+/// Library errors may quote the URL they failed on; the configured one is a possible secret.
+fn redact(message: &str, url: &str) -> String {
+    if url.is_empty() {
+        message.to_string()
+    } else {
+        message.replace(url, "<url>")
+    }
+}
+
+fn streamable_http(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<rmcp::transport::StreamableHttpClientTransport<reqwest::Client>, String> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut custom = std::collections::HashMap::new();
+    for (name, value) in headers {
+        let name =
+            HeaderName::try_from(name.as_str()).map_err(|e| format!("header `{name}`: {e}"))?;
+        // The value is a secret: the error names the header, never its value.
+        let value = HeaderValue::try_from(value.as_str())
+            .map_err(|_| format!("header `{name}` has a value that is not valid in HTTP"))?;
+        custom.insert(name, value);
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(url)
+        .custom_headers(custom)
+        .reinit_on_expired_session(true);
+    Ok(rmcp::transport::StreamableHttpClientTransport::with_client(
+        reqwest::Client::new(),
+        config,
+    ))
+}

@@ -1,0 +1,206 @@
+//! The legacy HTTP+SSE client transport (protocol 2024-11-05), which rmcp 3 no longer has.
+//!
+//! `GET <url>` opens an event stream whose first `endpoint` event names where to POST; every
+//! `message` event is one server message. It is bridged to rmcp as a pair of byte streams:
+//! events become lines to read, lines written become POSTs.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+
+/// Server messages larger than this are not plausible for an event stream; the connection is
+/// dropped rather than buffering without bound.
+const MAX_EVENT: usize = 64 * 1024 * 1024;
+
+/// Opens the stream and waits for its endpoint. Returns (read side, write side) for rmcp.
+pub(super) async fn connect(
+    url: &str,
+    headers: &BTreeMap<String, String>,
+) -> Result<(DuplexStream, DuplexStream), String> {
+    let client = reqwest::Client::new();
+    let mut get = client.get(url).header("Accept", "text/event-stream");
+    for (name, value) in headers {
+        get = get.header(name, value);
+    }
+    let response = get
+        .send()
+        .await
+        .map_err(|e| format!("GET failed: {}", e.without_url()))?;
+    if !response.status().is_success() {
+        return Err(format!("GET answered {}", response.status()));
+    }
+    let base = response.url().clone();
+    let mut events = Events::new(response.bytes_stream().boxed());
+    let endpoint = loop {
+        match events.next().await? {
+            Some((event, data)) if event == "endpoint" => break data,
+            Some(_) => continue,
+            None => return Err("the event stream ended before naming its endpoint".into()),
+        }
+    };
+    let endpoint = base
+        .join(endpoint.trim())
+        .map_err(|e| format!("bad endpoint `{endpoint}`: {e}"))?;
+
+    let (ours_in, rmcp_reads) = tokio::io::duplex(64 * 1024);
+    let (rmcp_writes, ours_out) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(pump_events(events, ours_in));
+    tokio::spawn(pump_posts(client, endpoint, headers.clone(), ours_out));
+    Ok((rmcp_reads, rmcp_writes))
+}
+
+/// Server → rmcp: each `message` event's data as one line.
+async fn pump_events(mut events: Events, mut out: DuplexStream) {
+    while let Ok(Some((event, data))) = events.next().await {
+        if event != "message" {
+            continue;
+        }
+        // JSON text has no raw newlines; strip any the data lines were split on.
+        let line = data.replace('\n', "");
+        if out.write_all(line.as_bytes()).await.is_err() || out.write_all(b"\n").await.is_err() {
+            return;
+        }
+    }
+    // Dropping `out` is end-of-stream for rmcp: the backend is gone.
+}
+
+/// rmcp → server: each line written is POSTed to the endpoint.
+async fn pump_posts(
+    client: reqwest::Client,
+    endpoint: reqwest::Url,
+    headers: BTreeMap<String, String>,
+    input: DuplexStream,
+) {
+    let mut lines = BufReader::new(input).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut post = client
+            .post(endpoint.clone())
+            .header("Content-Type", "application/json")
+            .body(line);
+        for (name, value) in &headers {
+            post = post.header(name, value);
+        }
+        match post.send().await {
+            Ok(r) if r.status().is_success() => {}
+            // Logged by origin only: the endpoint's query names the session.
+            Ok(r) => {
+                tracing::warn!(endpoint = %endpoint.origin().ascii_serialization(), status = %r.status(), "SSE backend refused a message")
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint.origin().ascii_serialization(), "posting to the SSE backend failed: {}", e.without_url());
+                return;
+            }
+        }
+    }
+}
+
+/// A minimal `text/event-stream` parser: yields (event name, data) per dispatched event.
+struct Events {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: Vec<u8>,
+    event: String,
+    data: String,
+}
+
+impl Events {
+    fn new(body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>) -> Self {
+        Self {
+            body,
+            buffer: Vec::new(),
+            event: String::new(),
+            data: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<(String, String)>, String> {
+        loop {
+            while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                let line = String::from_utf8_lossy(&line).into_owned();
+                if let Some(event) = self.field(&line) {
+                    return Ok(Some(event));
+                }
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => {
+                    self.buffer.extend_from_slice(&chunk);
+                    if self.buffer.len() + self.data.len() > MAX_EVENT {
+                        return Err("an event exceeds 64 MiB".into());
+                    }
+                }
+                Some(Err(e)) => return Err(format!("event stream broke: {}", e.without_url())),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Applies one line; returns an event when the line ends one.
+    fn field(&mut self, line: &str) -> Option<(String, String)> {
+        if line.is_empty() {
+            if self.data.is_empty() && self.event.is_empty() {
+                return None;
+            }
+            let event = std::mem::take(&mut self.event);
+            let data = std::mem::take(&mut self.data);
+            let event = if event.is_empty() {
+                "message".to_string()
+            } else {
+                event
+            };
+            return Some((event, data));
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match name {
+            "event" => self.event = value.to_string(),
+            "data" => {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parses_events_split_across_chunks() {
+        let chunks: Vec<reqwest::Result<bytes::Bytes>> = vec![
+            Ok(bytes::Bytes::from_static(
+                b": ping\r\nevent: endpoint\r\ndata: /msg?x=1\r\n\r\n",
+            )),
+            Ok(bytes::Bytes::from_static(b"data: {\"a\":")),
+            Ok(bytes::Bytes::from_static(
+                b"1}\n\nevent: message\ndata: x\ndata: y\n\n",
+            )),
+        ];
+        let mut events = Events::new(futures::stream::iter(chunks).boxed());
+        assert_eq!(
+            events.next().await.unwrap(),
+            Some(("endpoint".into(), "/msg?x=1".into()))
+        );
+        assert_eq!(
+            events.next().await.unwrap(),
+            Some(("message".into(), "{\"a\":1}".into()))
+        );
+        assert_eq!(
+            events.next().await.unwrap(),
+            Some(("message".into(), "x\ny".into()))
+        );
+        assert_eq!(events.next().await.unwrap(), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! Backends of `scope: per-client` servers: one instance per session, for servers whose state
+//! must not be shared (browsers, shells, anything with a "current" something).
+//!
+//! The table's backend for such a server only serves lists (from its cache) and discovery;
+//! every request goes to the session's own instance, created on first use, started lazily,
+//! stopped when idle like any backend, and stopped when the session leaves or a reload changes
+//! or removes the server.
+
+use std::sync::Arc;
+
+use super::Gateway;
+use crate::backend::Backend;
+use crate::backend::call::Caller;
+use crate::config::Scope;
+use crate::protocol::BackendStatus;
+
+/// Key of an instance: the session and the server.
+pub(super) type InstanceKey = (u64, String);
+
+impl Gateway {
+    /// The backend that serves `caller` for the table's `backend`: itself when shared, else the
+    /// caller's own instance.
+    pub(crate) fn instance_for(&self, backend: &Arc<Backend>, caller: &Caller) -> Arc<Backend> {
+        if backend.spec.scope == Scope::Shared {
+            return backend.clone();
+        }
+        let key = (caller.session, backend.name.clone());
+        let mut instances = self.instances.lock().unwrap();
+        if let Some(existing) = instances.get(&key)
+            && existing.spec_hash() == backend.spec_hash()
+        {
+            return existing.clone();
+        }
+        let table = self.table();
+        let events: std::sync::Weak<dyn crate::backend::Events> = self.myself.clone();
+        let instance = Backend::new(
+            backend.spec.clone(),
+            backend
+                .spec
+                .effective_idle_timeout(table.config.idle_timeout),
+            table.config.startup_timeout,
+            self.cache.clone(),
+            events,
+            Some((caller.session, caller.peer.clone())),
+        );
+        if let Some(outdated) = instances.insert(key, instance.clone()) {
+            retire(outdated);
+        }
+        instance
+    }
+
+    /// Stops the instances of a session that left.
+    pub(super) fn drop_instances(&self, session: u64) {
+        let mut instances = self.instances.lock().unwrap();
+        let gone: Vec<InstanceKey> = instances
+            .keys()
+            .filter(|(s, _)| *s == session)
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(instance) = instances.remove(&key) {
+                retire(instance);
+            }
+        }
+    }
+
+    /// Stops instances whose server a reload removed, changed or made shared.
+    pub(crate) fn prune_instances(&self) {
+        let table = self.table();
+        let mut instances = self.instances.lock().unwrap();
+        instances.retain(|(_, server), instance| {
+            let current = table.backends.get(server).is_some_and(|b| {
+                b.spec.scope == Scope::PerClient
+                    && b.spec_hash() == instance.spec_hash()
+                    && b.spec.enabled
+            });
+            if !current {
+                retire(instance.clone());
+            }
+            current
+        });
+    }
+
+    /// Tells a session's instances that its client's roots changed.
+    pub async fn roots_changed(&self, session: u64) {
+        let mine: Vec<Arc<Backend>> = self
+            .instances
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((s, _), _)| *s == session)
+            .map(|(_, b)| b.clone())
+            .collect();
+        futures::future::join_all(mine.iter().map(|b| b.roots_changed())).await;
+    }
+
+    /// Status of every per-client instance, named `<server>@<session>`.
+    pub(super) fn instance_status(&self) -> Vec<BackendStatus> {
+        let instances = self.instances.lock().unwrap();
+        instances
+            .iter()
+            .map(|((session, server), instance)| {
+                let mut status = instance.status();
+                status.name = format!("{server}@{session}");
+                status
+            })
+            .collect()
+    }
+
+    /// Every per-client instance, for shutdown.
+    pub(super) fn all_instances(&self) -> Vec<Arc<Backend>> {
+        self.instances.lock().unwrap().values().cloned().collect()
+    }
+}
+
+/// Lets an instance finish what it is doing, then stops it, in the background.
+fn retire(instance: Arc<Backend>) {
+    instance.retire();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + crate::reload::RETIRE_GRACE;
+        while instance.inflight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        instance.stop().await;
+    });
+}

@@ -1,0 +1,240 @@
+//! Backends beyond a shared stdio process: remote servers over Streamable HTTP and legacy SSE,
+//! custom prefixes, and `scope: per-client` instances.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// server-everything serving HTTP on a free port, stopped on drop.
+struct Everything {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Everything {
+    async fn start(env: &Env, transport: &str) -> Self {
+        let port = free_port();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            script.exists(),
+            "{} is missing: run `npm ci --prefix tests/npm` first",
+            script.display()
+        );
+        let child = std::process::Command::new("node")
+            .arg(script)
+            .arg(transport)
+            .arg(&env.marker)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "server-everything never listened on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_streamable_http_backend_is_aggregated_like_a_local_one() {
+    let env = Env::new();
+    let remote = Everything::start(&env, "streamableHttp").await;
+    env.write_config(&format!(
+        "servers:\n  remote:\n    url: \"http://127.0.0.1:{}/mcp\"\n    headers: {{ X-Test: \"${{MCPGW_IT_HEADER:-yes}}\" }}\n",
+        remote.port
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    assert!(
+        client
+            .tool_names()
+            .await
+            .contains(&"remote_echo".to_string())
+    );
+    assert_eq!(
+        client
+            .call_text("remote_echo", json!({"message": "over http"}))
+            .await,
+        "Echo: over http"
+    );
+    let status = env.status_json();
+    assert_eq!(status["backends"][0]["state"], "ready");
+    assert!(
+        status["backends"][0]["pid"].is_null(),
+        "a remote backend has no process"
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_sse_backend_is_aggregated_like_a_local_one() {
+    let env = Env::new();
+    let remote = Everything::start(&env, "sse").await;
+    env.write_config(&format!(
+        "servers:\n  old:\n    url: \"http://127.0.0.1:{}/sse\"\n    transport: sse\n",
+        remote.port
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    assert!(client.tool_names().await.contains(&"old_echo".to_string()));
+    assert_eq!(
+        client
+            .call_text("old_echo", json!({"message": "over sse"}))
+            .await,
+        "Echo: over sse"
+    );
+    assert_eq!(
+        client
+            .call_text("old_get-sum", json!({"a": 2, "b": 3}))
+            .await,
+        "The sum of 2 and 3 is 5."
+    );
+}
+
+#[tokio::test]
+async fn a_remote_backend_that_is_down_fails_only_its_own_calls() {
+    let env = Env::new();
+    let port = free_port();
+    env.write_config(&format!(
+        "servers:\n{}  down:\n    url: \"http://127.0.0.1:{port}/mcp\"\n",
+        env.fixture_server("local", &[])
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let names = client.tool_names().await;
+    assert!(
+        names.contains(&"local_echo".to_string()) && !names.iter().any(|n| n.starts_with("down_"))
+    );
+    let status = env.status_json();
+    let down = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "down")
+        .unwrap()
+        .clone();
+    assert_eq!(down["state"], "failed", "{status}");
+    assert!(
+        down["reason"].as_str().unwrap().contains(&port.to_string()),
+        "{down}"
+    );
+}
+
+#[tokio::test]
+async fn prefixes_are_configurable_and_may_be_empty() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n{}    prefix: files\n{}    prefix: \"\"\n",
+        env.fixture_server("fs", &[]),
+        env.fixture_server("plain", &["--extra-tools", "1"]),
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let names = client.tool_names().await;
+    assert!(names.contains(&"files_echo".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("fs_")), "{names:?}");
+    assert!(
+        names.contains(&"t0".to_string()) && names.contains(&"echo".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(
+        client.call_text("echo", json!({"text": "bare"})).await,
+        "bare"
+    );
+    assert_eq!(
+        client
+            .call_text("files_echo", json!({"text": "prefixed"}))
+            .await,
+        "prefixed"
+    );
+}
+
+#[tokio::test]
+async fn per_client_servers_get_one_instance_per_session() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n{}    scope: per-client\n",
+        env.fixture_server("browser", &[])
+    ));
+    let _daemon = env.daemon().await;
+    let a = env.client(None).await;
+    let b = env.client(None).await;
+    let pid_a = a.call_text("browser_pid", json!({})).await;
+    let pid_b = b.call_text("browser_pid", json!({})).await;
+    assert_ne!(pid_a, pid_b, "each session has its own process");
+    assert_eq!(
+        a.call_text("browser_pid", json!({})).await,
+        pid_a,
+        "and keeps it"
+    );
+    // A per-client instance knows its one client: its roots reach the server.
+    assert_eq!(
+        a.call_text("browser_roots", json!({})).await,
+        "file:///mcpgw-it-root"
+    );
+    let names: Vec<String> = env.status_json()["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("browser@")).count(),
+        2,
+        "{names:?}"
+    );
+    let pid_a: u32 = pid_a.parse().unwrap();
+    a.close().await;
+    wait_for("the departed session's instance to stop", || {
+        !pid_alive(pid_a)
+    })
+    .await;
+    assert!(pid_alive(pid_b.parse().unwrap()));
+}
+
+#[tokio::test]
+async fn sampling_from_a_per_client_instance_goes_to_its_client() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n{}    scope: per-client\n",
+        env.fixture_server("agent", &[])
+    ));
+    let _daemon = env.daemon().await;
+    let a = env.client(None).await;
+    let b = env.client(None).await;
+    assert_eq!(
+        a.call_text("agent_sample", json!({"prompt": "a?"})).await,
+        "sampled: pong to a?"
+    );
+    assert_eq!(
+        b.call_text("agent_sample", json!({"prompt": "b?"})).await,
+        "sampled: pong to b?"
+    );
+    assert_eq!(a.recorder.sampled.lock().unwrap().as_slice(), ["a?"]);
+    assert_eq!(b.recorder.sampled.lock().unwrap().as_slice(), ["b?"]);
+}
