@@ -81,10 +81,26 @@ impl Backend {
             handle.progress_token.clone(),
             running.peer.clone(),
         );
+        let limit = self.call_timeout_ms.load(Ordering::Relaxed);
+        let timeout = async {
+            match limit {
+                0 => std::future::pending().await,
+                ms => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+            }
+        };
+        // Returning early drops `guard` with the request pending: it is cancelled upstream.
         let response = tokio::select! {
             r = handle.await_response() => r,
             () = ct.cancelled() => return Err(cancelled()),
             () = running.gone.cancelled() => return Err(self.gone_error(&running).await.into()),
+            () = timeout => {
+                let message = format!(
+                    "server `{}` did not answer within {:.1}s (call_timeout); the request was cancelled",
+                    self.name,
+                    limit as f64 / 1000.0
+                );
+                return Err(McpError::internal_error(message, None));
+            }
         };
         guard.answered();
         // Progress notifications are handled on their own tasks; let those already received

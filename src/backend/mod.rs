@@ -88,6 +88,8 @@ pub struct Backend {
     pub spec: ServerConfig,
     spec_hash: u64,
     idle_timeout_ms: AtomicU64,
+    /// 0 = no limit.
+    call_timeout_ms: AtomicU64,
     startup_timeout: Duration,
     cache: Arc<SchemaCache>,
     events: Weak<dyn Events>,
@@ -157,13 +159,14 @@ impl Running {
 impl Backend {
     pub fn new(
         spec: ServerConfig,
-        idle_timeout: Duration,
-        startup_timeout: Duration,
+        config: &crate::config::Config,
         cache: Arc<SchemaCache>,
         events: Weak<dyn Events>,
         owner: Option<(u64, Peer<RoleServer>)>,
     ) -> Arc<Self> {
         let spec_hash = spec.spec_hash();
+        let idle_timeout = spec.effective_idle_timeout(config.idle_timeout);
+        let call_timeout = spec.effective_call_timeout(config.call_timeout);
         let cached = spec
             .enabled
             .then(|| cache.load(&spec.name, spec_hash))
@@ -172,8 +175,9 @@ impl Backend {
             name: spec.name.clone(),
             spec,
             spec_hash,
-            idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
-            startup_timeout,
+            idle_timeout_ms: AtomicU64::new(0),
+            call_timeout_ms: AtomicU64::new(0),
+            startup_timeout: config.startup_timeout,
             cache,
             events,
             epoch: Instant::now(),
@@ -193,16 +197,25 @@ impl Backend {
             retired: AtomicBool::new(false),
             owner,
         })
+        .with_timeouts(idle_timeout, call_timeout)
+    }
+
+    fn with_timeouts(self: Arc<Self>, idle: Duration, call: Duration) -> Arc<Self> {
+        self.set_timeouts(idle, call);
+        self
     }
 
     pub fn spec_hash(&self) -> u64 {
         self.spec_hash
     }
 
-    /// Changes the idle timeout of a backend kept across a reload (takes effect at the next check).
-    pub fn set_idle_timeout(&self, timeout: Duration) {
+    /// Sets the idle and call timeouts (again, for a backend kept across a reload). The idle
+    /// timeout takes effect at the watcher's next check, the call timeout for the next request.
+    pub fn set_timeouts(&self, idle: Duration, call: Duration) {
         self.idle_timeout_ms
-            .store(timeout.as_millis() as u64, Ordering::Relaxed);
+            .store(idle.as_millis() as u64, Ordering::Relaxed);
+        self.call_timeout_ms
+            .store(call.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// What this server lists (from the cache or the running server), if known yet.

@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "servers",
     "idle_timeout",
     "startup_timeout",
+    "call_timeout",
     "roles",
     "plugins",
     "http",
@@ -30,6 +31,7 @@ const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct Checked {
     pub idle_timeout: Duration,
     pub startup_timeout: Duration,
+    pub call_timeout: Duration,
     pub servers: BTreeMap<String, ServerConfig>,
     pub roles: BTreeMap<String, Role>,
     pub http: Option<HttpConfig>,
@@ -112,6 +114,7 @@ impl Checker<'_> {
         let mut checked = Checked {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            call_timeout: Duration::ZERO,
             servers: BTreeMap::new(),
             roles: BTreeMap::new(),
             http: None,
@@ -139,6 +142,9 @@ impl Checker<'_> {
         }
         if let Some(entry) = optional(&fields, "startup_timeout") {
             checked.startup_timeout = self.startup_timeout(entry);
+        }
+        if let Some(entry) = optional(&fields, "call_timeout") {
+            checked.call_timeout = self.duration(entry, "`call_timeout`").unwrap_or_default();
         }
         if let Some(entry) = fields.iter().find(|e| e.key == "plugins") {
             self.plugins(entry);

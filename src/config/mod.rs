@@ -52,6 +52,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Bound for a backend's start + initialize + tools/list during discovery.
     pub startup_timeout: Duration,
+    /// How long a forwarded request may take before the gateway cancels it upstream and
+    /// answers with an error; [`Duration::ZERO`] = no limit.
+    pub call_timeout: Duration,
     /// Every server, including disabled ones.
     pub servers: BTreeMap<String, ServerConfig>,
     pub roles: BTreeMap<String, Role>,
@@ -96,6 +99,8 @@ pub struct ServerConfig {
     pub disabled_reason: Option<String>,
     /// Per-server override of [`Config::idle_timeout`].
     pub idle_timeout: Option<Duration>,
+    /// Per-server override of [`Config::call_timeout`].
+    pub call_timeout: Option<Duration>,
 }
 
 /// How the gateway talks to a backend (`transport:` in the config).
@@ -193,6 +198,11 @@ impl ServerConfig {
         self.idle_timeout.unwrap_or(global)
     }
 
+    /// This server's call timeout: its own if set, else the global one (zero = none).
+    pub fn effective_call_timeout(&self, global: Duration) -> Duration {
+        self.call_timeout.unwrap_or(global)
+    }
+
     /// `url` safe to log or show in status: its origin (`https://host:port`), with `/***` in
     /// place of any path, query or fragment, and user info left out; `None` for a stdio server.
     pub fn redacted_url(&self) -> Option<String> {
@@ -240,6 +250,7 @@ impl fmt::Debug for ServerConfig {
             .field("enabled", &self.enabled)
             .field("disabled_reason", &self.disabled_reason)
             .field("idle_timeout", &self.idle_timeout)
+            .field("call_timeout", &self.call_timeout)
             .finish()
     }
 }
@@ -324,6 +335,7 @@ pub fn parse(
         path: absolute,
         idle_timeout: checked.idle_timeout,
         startup_timeout: checked.startup_timeout,
+        call_timeout: checked.call_timeout,
         servers: checked.servers,
         roles: checked.roles,
         http: checked.http,

@@ -24,6 +24,7 @@ const SERVER_KEYS: &[&str] = &[
     "scope",
     "enabled",
     "idle_timeout",
+    "call_timeout",
 ];
 
 /// The keys that only a server with `command` takes.
@@ -149,6 +150,8 @@ impl Checker<'_> {
             .unwrap_or(true);
         let idle_timeout = optional(&fields, "idle_timeout")
             .and_then(|e| self.duration(e, &subject("idle_timeout")));
+        let call_timeout = optional(&fields, "call_timeout")
+            .and_then(|e| self.duration(e, &subject("call_timeout")));
         let (enabled, disabled_reason) = self.availability(enabled, &check);
         let (command, url) = match kind {
             Kind::Local => (command.flatten()?, None),
@@ -169,6 +172,7 @@ impl Checker<'_> {
             enabled,
             disabled_reason,
             idle_timeout,
+            call_timeout,
         };
         Some((config, prefix_at))
     }

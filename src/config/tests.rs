@@ -202,7 +202,7 @@ fn unknown_key_in_a_server_with_did_you_mean() {
              (a remote server)",
             "gateway.yaml:3:5: unknown key `comand` in server `filesystem`: did you mean `command`? \
              (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
-             enabled, idle_timeout)",
+             enabled, idle_timeout, call_timeout)",
         ]
     );
 }
@@ -212,18 +212,18 @@ fn unknown_keys_at_every_level() {
     assert_eq!(
         error("severs: {}\n"),
         "gateway.yaml:1:1: unknown key `severs` at the top level: did you mean `servers`? \
-         (expected one of: servers, idle_timeout, startup_timeout, roles, plugins, http)"
+         (expected one of: servers, idle_timeout, startup_timeout, call_timeout, roles, plugins, http)"
     );
     assert_eq!(
         error("idle_timeout: 3\nIdle_Timeout: 4\n"),
         "gateway.yaml:2:1: unknown key `Idle_Timeout` at the top level: did you mean `idle_timeout`? \
-         (expected one of: servers, idle_timeout, startup_timeout, roles, plugins, http)"
+         (expected one of: servers, idle_timeout, startup_timeout, call_timeout, roles, plugins, http)"
     );
     assert_eq!(
         error("servers:\n  a:\n    command: x\n    restart: always\n"),
         "gateway.yaml:4:5: unknown key `restart` in server `a` \
          (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
-         enabled, idle_timeout)"
+         enabled, idle_timeout, call_timeout)"
     );
 }
 
@@ -234,7 +234,7 @@ fn flow_style_positions() {
         error(text),
         "gateway.yaml:1:30: unknown key `arsg` in server `fs`: did you mean `args`? \
          (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
-         enabled, idle_timeout)"
+         enabled, idle_timeout, call_timeout)"
     );
 }
 
@@ -1128,7 +1128,7 @@ fn transport_must_agree_with_command_or_url() {
         error("servers:\n  a:\n    url: https://h/\n    type: sse\n"),
         "gateway.yaml:4:5: unknown key `type` in server `a`: did you mean `transport`? \
          (expected one of: command, args, env, cwd, url, headers, transport, prefix, scope, \
-         enabled, idle_timeout)"
+         enabled, idle_timeout, call_timeout)"
     );
 }
 
@@ -1305,3 +1305,26 @@ fn spec_hash_covers_the_connection_but_not_prefix_or_scope() {
 }
 
 const REMOTE_SPEC_HASH: u64 = 0xb793_4ba4_ed15_8946;
+
+#[test]
+fn call_timeouts_are_global_with_per_server_overrides() {
+    let config = ok(
+        "call_timeout: 2m\nservers:\n  a:\n    command: x\n    call_timeout: 500ms\n  b:\n    command: y\n",
+    );
+    assert_eq!(config.call_timeout, Duration::from_secs(120));
+    let (a, b) = (&config.servers["a"], &config.servers["b"]);
+    assert_eq!(
+        a.effective_call_timeout(config.call_timeout),
+        Duration::from_millis(500)
+    );
+    assert_eq!(
+        b.effective_call_timeout(config.call_timeout),
+        Duration::from_secs(120)
+    );
+    assert_eq!(
+        ok("servers: {}\n").call_timeout,
+        Duration::ZERO,
+        "no limit by default"
+    );
+    assert!(error("call_timeout: soon\n").starts_with("gateway.yaml:1:15: "));
+}

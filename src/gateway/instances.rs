@@ -35,10 +35,7 @@ impl Gateway {
         let events: std::sync::Weak<dyn crate::backend::Events> = self.myself.clone();
         let instance = Backend::new(
             backend.spec.clone(),
-            backend
-                .spec
-                .effective_idle_timeout(table.config.idle_timeout),
-            table.config.startup_timeout,
+            &table.config,
             self.cache.clone(),
             events,
             Some((caller.session, caller.peer.clone())),

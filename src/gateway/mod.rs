@@ -304,12 +304,5 @@ pub(crate) fn new_backend(
     gateway: &Weak<Gateway>,
 ) -> Arc<Backend> {
     let events: Weak<dyn Events> = gateway.clone();
-    Backend::new(
-        spec.clone(),
-        spec.effective_idle_timeout(config.idle_timeout),
-        config.startup_timeout,
-        cache.clone(),
-        events,
-        None,
-    )
+    Backend::new(spec.clone(), config, cache.clone(), events, None)
 }

@@ -50,7 +50,10 @@ impl Table {
                 .cloned();
             let backend = match reused {
                 Some(backend) => {
-                    backend.set_idle_timeout(spec.effective_idle_timeout(config.idle_timeout));
+                    backend.set_timeouts(
+                        spec.effective_idle_timeout(config.idle_timeout),
+                        spec.effective_call_timeout(config.call_timeout),
+                    );
                     backend
                 }
                 None => new_backend(spec),

@@ -389,3 +389,32 @@ async fn every_protocol_version_works_through_the_gateway() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_call_timeout_cancels_upstream() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "call_timeout: 30s\nservers:\n{}    call_timeout: 300ms\n",
+        env.fixture_server("fx", &[])
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let err = client
+        .call("fx_slow", json!({"ms": 20000}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("did not answer within 0.3s (call_timeout)"),
+        "{err}"
+    );
+    wait_for("the backend to see the cancel", || {
+        env.status_json()["backends"][0]["stderr_tail"]
+            .as_array()
+            .is_some_and(|lines| lines.iter().any(|l| l == "slow: cancelled"))
+    })
+    .await;
+    assert_eq!(
+        client.call_text("fx_echo", json!({"text": "next"})).await,
+        "next"
+    );
+}
