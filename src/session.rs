@@ -97,8 +97,8 @@ fn page_size() -> usize {
 
 /// One page of `items` and the cursor of the next. Cursors are `<kind>:<offset>` in hex, opaque
 /// to clients and checked: a cursor of another list or past the end is invalid params.
-fn page<T>(
-    mut items: Vec<T>,
+fn page<T: Clone>(
+    items: &[T],
     request: Option<PaginatedRequestParams>,
     kind: &str,
 ) -> Result<(Vec<T>, Option<String>), McpError> {
@@ -110,9 +110,7 @@ fn page<T>(
     };
     let end = offset.saturating_add(page_size()).min(items.len());
     let next = (end < items.len()).then(|| encode_cursor(kind, end));
-    items.truncate(end);
-    items.drain(..offset);
-    Ok((items, next))
+    Ok((items[offset..end].to_vec(), next))
 }
 
 fn encode_cursor(kind: &str, offset: usize) -> String {
@@ -180,10 +178,9 @@ impl ServerHandler for Session {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = self.gateway.list_tools(self.role()).await;
-        self.gateway
-            .mark_seen(self.id, self.role(), ListKind::Tools);
-        let (tools, next) = page(tools, request, "tools")?;
+        let view = self.gateway.view(self.role()).await;
+        self.gateway.mark_seen(self.id, &view, ListKind::Tools);
+        let (tools, next) = page(&view.tools, request, "tools")?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
@@ -195,9 +192,13 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = self.caller(&context);
-        self.gateway
-            .call_tool(self.role(), request, caller, context.ct.clone())
-            .await
+        // Boxed: rmcp spawns a task per request holding this future, and moving a future of
+        // this size into and around the task was the daemon's largest per-call cost (memcpy).
+        Box::pin(
+            self.gateway
+                .call_tool(self.role(), request, caller, context.ct.clone()),
+        )
+        .await
     }
 
     async fn list_prompts(
@@ -205,10 +206,9 @@ impl ServerHandler for Session {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let prompts = self.gateway.list_prompts(self.role()).await;
-        self.gateway
-            .mark_seen(self.id, self.role(), ListKind::Prompts);
-        let (prompts, next) = page(prompts, request, "prompts")?;
+        let view = self.gateway.view(self.role()).await;
+        self.gateway.mark_seen(self.id, &view, ListKind::Prompts);
+        let (prompts, next) = page(&view.prompts, request, "prompts")?;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next;
         Ok(result)
@@ -220,9 +220,11 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let caller = self.caller(&context);
-        self.gateway
-            .get_prompt(self.role(), request, caller, context.ct.clone())
-            .await
+        Box::pin(
+            self.gateway
+                .get_prompt(self.role(), request, caller, context.ct.clone()),
+        )
+        .await
     }
 
     async fn list_resources(
@@ -230,10 +232,9 @@ impl ServerHandler for Session {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let resources = self.gateway.list_resources(self.role()).await;
-        self.gateway
-            .mark_seen(self.id, self.role(), ListKind::Resources);
-        let (resources, next) = page(resources, request, "resources")?;
+        let view = self.gateway.view(self.role()).await;
+        self.gateway.mark_seen(self.id, &view, ListKind::Resources);
+        let (resources, next) = page(&view.resources, request, "resources")?;
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
         Ok(result)
@@ -244,10 +245,9 @@ impl ServerHandler for Session {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let templates = self.gateway.list_resource_templates(self.role()).await;
-        self.gateway
-            .mark_seen(self.id, self.role(), ListKind::Resources);
-        let (templates, next) = page(templates, request, "templates")?;
+        let view = self.gateway.view(self.role()).await;
+        self.gateway.mark_seen(self.id, &view, ListKind::Resources);
+        let (templates, next) = page(&view.templates, request, "templates")?;
         let mut result = ListResourceTemplatesResult::with_all_items(templates);
         result.next_cursor = next;
         Ok(result)
@@ -259,9 +259,11 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let caller = self.caller(&context);
-        self.gateway
-            .read_resource(self.role(), request, caller, context.ct.clone())
-            .await
+        Box::pin(
+            self.gateway
+                .read_resource(self.role(), request, caller, context.ct.clone()),
+        )
+        .await
     }
 
     async fn subscribe(
@@ -299,9 +301,11 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let caller = self.caller(&context);
-        self.gateway
-            .complete(self.role(), request, caller, context.ct.clone())
-            .await
+        Box::pin(
+            self.gateway
+                .complete(self.role(), request, caller, context.ct.clone()),
+        )
+        .await
     }
 
     async fn set_level(
@@ -328,6 +332,6 @@ mod tests {
         let items: Vec<u32> = (0..5).collect();
         let bad =
             Some(PaginatedRequestParams::default().with_cursor(Some(encode_cursor("tools", 9))));
-        assert!(page(items, bad, "tools").is_err());
+        assert!(page(&items, bad, "tools").is_err());
     }
 }

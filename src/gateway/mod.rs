@@ -27,7 +27,7 @@ use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, Events};
 use crate::config::{Config, ServerConfig};
 use crate::protocol::{ReloadStatus, SessionStatus, Status};
-use crate::table::Table;
+use crate::table::{RoleView, Table};
 
 pub struct Gateway {
     table: ArcSwap<Table>,
@@ -74,31 +74,6 @@ pub enum ListKind {
     Tools,
     Prompts,
     Resources,
-}
-
-/// Fingerprints of what `role` sees now, by kind.
-fn fingerprints(table: &Table, role: Option<&str>) -> [u64; 3] {
-    let mut tools = Vec::new();
-    for t in table.visible_tools(role) {
-        let _ = serde_json::to_writer(&mut tools, &t.item);
-    }
-    let mut prompts = Vec::new();
-    for p in table.visible_prompts(role) {
-        let _ = serde_json::to_writer(&mut prompts, &p.item);
-    }
-    let mut resources = Vec::new();
-    for r in &table.catalog.resources {
-        if table.allows_resource(role, &r.backend.name, &r.item.uri) {
-            let _ = serde_json::to_writer(&mut resources, &r.item);
-        }
-    }
-    for t in &table.catalog.templates {
-        if table.allows_resource(role, &t.backend.name, &t.item.uri_template) {
-            let _ = serde_json::to_writer(&mut resources, &t.item);
-        }
-    }
-    let hash = crate::config::fnv1a64;
-    [hash(&tools), hash(&prompts), hash(&resources)]
 }
 
 impl Gateway {
@@ -172,7 +147,7 @@ impl Gateway {
             if entry.seen == Seen::default() {
                 continue;
             }
-            let [tools, prompts, resources] = fingerprints(&table, entry.role.as_deref());
+            let [tools, prompts, resources] = table.view(entry.role.as_deref()).fingerprints;
             let changed = |seen: &mut Option<u64>, now: u64| match seen {
                 Some(before) if *before != now => {
                     *seen = Some(now);
@@ -228,9 +203,10 @@ impl Gateway {
         }
     }
 
-    /// Records that a session has just fetched a list, so that later changes notify it.
-    pub fn mark_seen(&self, id: u64, role: Option<&str>, kind: ListKind) {
-        let [tools, prompts, resources] = fingerprints(&self.table.load(), role);
+    /// Records that a session has just fetched a list from `view`, so that later changes
+    /// notify it.
+    pub fn mark_seen(&self, id: u64, view: &RoleView, kind: ListKind) {
+        let [tools, prompts, resources] = view.fingerprints;
         if let Some(entry) = self.sessions.lock().unwrap().get_mut(&id) {
             match kind {
                 ListKind::Tools => entry.seen.tools = Some(tools),

@@ -14,15 +14,15 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
     CompleteRequestParams, CompleteResult, ErrorCode, GetPromptRequest, GetPromptRequestParams,
-    GetPromptResponse, Prompt, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, Resource, ResourceTemplate, ServerResult, Tool,
+    GetPromptResponse, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ServerResult, Tool,
 };
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
 use crate::backend::Backend;
 use crate::backend::call::Caller;
-use crate::table::{DEFAULT_ROLE, Table, Target};
+use crate::table::{DEFAULT_ROLE, RoleView, Table, Target};
 
 /// How long after a failed start a list does not try to discover that server again.
 const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
@@ -77,45 +77,13 @@ impl Gateway {
         self.table()
     }
 
+    /// What `role` sees, after discovering servers that have no cached lists yet.
+    pub async fn view(&self, role: Option<&str>) -> Arc<RoleView> {
+        self.discovered_table().await.view(role)
+    }
+
     pub async fn list_tools(&self, role: Option<&str>) -> Vec<Tool> {
-        let table = self.discovered_table().await;
-        table.visible_tools(role).map(|t| t.item.clone()).collect()
-    }
-
-    pub async fn list_prompts(&self, role: Option<&str>) -> Vec<Prompt> {
-        let table = self.discovered_table().await;
-        table
-            .visible_prompts(role)
-            .map(|p| p.item.clone())
-            .collect()
-    }
-
-    pub async fn list_resources(&self, role: Option<&str>) -> Vec<Resource> {
-        let table = self.discovered_table().await;
-        let visible = |r: &&crate::table::Owned<Resource>| {
-            table.allows_resource(role, &r.backend.name, &r.item.uri)
-        };
-        table
-            .catalog
-            .resources
-            .iter()
-            .filter(visible)
-            .map(|r| r.item.clone())
-            .collect()
-    }
-
-    pub async fn list_resource_templates(&self, role: Option<&str>) -> Vec<ResourceTemplate> {
-        let table = self.discovered_table().await;
-        let visible = |t: &&crate::table::Owned<ResourceTemplate>| {
-            table.allows_resource(role, &t.backend.name, &t.item.uri_template)
-        };
-        table
-            .catalog
-            .templates
-            .iter()
-            .filter(visible)
-            .map(|t| t.item.clone())
-            .collect()
+        self.view(role).await.tools.clone()
     }
 
     /// Looks `name` up in the table, discovering unknown servers once if it is not there (a

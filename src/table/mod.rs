@@ -11,7 +11,7 @@ mod roles;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rmcp::model::{Prompt, Tool};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::backend::Backend;
 use crate::config::Config;
@@ -24,6 +24,18 @@ pub struct Table {
     pub backends: BTreeMap<String, Arc<Backend>>,
     pub roles: Roles,
     pub catalog: Catalog,
+    /// What each role sees, computed on first use: a table never changes, so neither do these.
+    views: std::sync::Mutex<std::collections::HashMap<Option<String>, Arc<RoleView>>>,
+}
+
+/// Everything one role sees in one table, ready to page, with fingerprints for list_changed.
+pub struct RoleView {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+    /// Hashes of the tools, the prompts, and the resources with templates, as listed.
+    pub fingerprints: [u64; 3],
 }
 
 impl Table {
@@ -66,6 +78,7 @@ impl Table {
             backends,
             roles,
             catalog,
+            views: Default::default(),
         })
     }
 
@@ -76,6 +89,52 @@ impl Table {
             backends: self.backends.clone(),
             roles: self.roles.clone(),
             catalog: Catalog::build(&self.config, &self.backends),
+            views: Default::default(),
+        }
+    }
+
+    /// What `role` sees (built once per table and role).
+    pub fn view(&self, role: Option<&str>) -> Arc<RoleView> {
+        let key = role.map(str::to_string);
+        if let Some(view) = self.views.lock().unwrap().get(&key) {
+            return view.clone();
+        }
+        let view = Arc::new(self.build_view(role));
+        self.views.lock().unwrap().insert(key, view.clone());
+        view
+    }
+
+    fn build_view(&self, role: Option<&str>) -> RoleView {
+        let tools: Vec<Tool> = self.visible_tools(role).map(|t| t.item.clone()).collect();
+        let prompts: Vec<Prompt> = self.visible_prompts(role).map(|p| p.item.clone()).collect();
+        let resources: Vec<Resource> = self
+            .catalog
+            .resources
+            .iter()
+            .filter(|r| self.allows_resource(role, &r.backend.name, &r.item.uri))
+            .map(|r| r.item.clone())
+            .collect();
+        let templates: Vec<ResourceTemplate> = self
+            .catalog
+            .templates
+            .iter()
+            .filter(|t| self.allows_resource(role, &t.backend.name, &t.item.uri_template))
+            .map(|t| t.item.clone())
+            .collect();
+        let hash = |json: Result<Vec<u8>, serde_json::Error>| {
+            crate::config::fnv1a64(&json.unwrap_or_default())
+        };
+        let fingerprints = [
+            hash(serde_json::to_vec(&tools)),
+            hash(serde_json::to_vec(&prompts)),
+            hash(serde_json::to_vec(&(&resources, &templates))),
+        ];
+        RoleView {
+            tools,
+            prompts,
+            resources,
+            templates,
+            fingerprints,
         }
     }
 
