@@ -52,33 +52,23 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
             }
         }
         // Errors name the URL by its origin only: paths and queries often carry credentials.
-        Transport::StreamableHttp => {
+        Transport::StreamableHttp | Transport::Sse => {
             let url = spec.url.clone().unwrap_or_default();
             let shown = spec.redacted_url().unwrap_or_default();
-            let transport = streamable_http(&url, &spec.headers).map_err(start_error)?;
-            let service = handler
-                .serve(transport)
-                .await
-                .map_err(|e| start_error(format!("{shown}: {}", redact(&e.to_string(), &url))))?;
+            let fail = |e: String| start_error(format!("{shown}: {}", redact(&e, &url)));
+            let service = if spec.transport == Transport::Sse {
+                let (read, write) = super::sse_client::connect(&url, &spec.headers)
+                    .await
+                    .map_err(fail)?;
+                let transport =
+                    AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_LINE);
+                handler.serve(transport).await
+            } else {
+                let transport = streamable_http(&url, &spec.headers).map_err(start_error)?;
+                handler.serve(transport).await
+            };
             Ok(Connected {
-                service,
-                child: None,
-            })
-        }
-        Transport::Sse => {
-            let url = spec.url.clone().unwrap_or_default();
-            let shown = spec.redacted_url().unwrap_or_default();
-            let (read, write) = super::sse_client::connect(&url, &spec.headers)
-                .await
-                .map_err(|e| start_error(format!("{shown}: {}", redact(&e, &url))))?;
-            let transport =
-                AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_LINE);
-            let service = handler
-                .serve(transport)
-                .await
-                .map_err(|e| start_error(format!("{shown}: {}", redact(&e.to_string(), &url))))?;
-            Ok(Connected {
-                service,
+                service: service.map_err(|e| fail(e.to_string()))?,
                 child: None,
             })
         }

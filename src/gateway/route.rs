@@ -130,11 +130,7 @@ impl Gateway {
         };
         params.name = original.into();
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        match self
-            .instance_for(&backend, &caller)
-            .request(request, caller, ct)
-            .await?
-        {
+        match self.forward(&backend, request, caller, ct).await? {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
@@ -149,9 +145,24 @@ impl Gateway {
         caller: Caller,
         ct: CancellationToken,
     ) -> Result<GetPromptResponse, McpError> {
-        let name = params.name.clone();
+        let (backend, original) = self.prompt_target(role, &params.name).await?;
+        params.name = original;
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
+        match self.forward(&backend, request, caller, ct).await? {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            other => Err(unexpected(&backend, "prompts/get", other)),
+        }
+    }
+
+    /// The backend and server-side name of the prompt exposed as `name`, if `role` may use it.
+    async fn prompt_target(
+        &self,
+        role: Option<&str>,
+        name: &str,
+    ) -> Result<(Arc<Backend>, String), McpError> {
         let (table, target) = self
-            .resolve(|t| t.catalog.prompts.get(&name).map(|e| e.target.clone()))
+            .resolve(|t| t.catalog.prompts.get(name).map(|e| e.target.clone()))
             .await;
         let Some(Target::Backend { backend, original }) = target else {
             return Err(McpError::invalid_params(
@@ -159,21 +170,23 @@ impl Gateway {
                 None,
             ));
         };
-        if !table.roles.allows(role, &name) {
-            return Err(not_allowed("prompt", &name, role));
+        if !table.roles.allows(role, name) {
+            return Err(not_allowed("prompt", name, role));
         }
-        drop(table);
-        params.name = original;
-        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
-        match self
-            .instance_for(&backend, &caller)
+        Ok((backend, original))
+    }
+
+    /// Sends `request` to the instance of `backend` that serves `caller`.
+    async fn forward(
+        &self,
+        backend: &Arc<Backend>,
+        request: ClientRequest,
+        caller: Caller,
+        ct: CancellationToken,
+    ) -> Result<ServerResult, McpError> {
+        self.instance_for(backend, &caller)
             .request(request, caller, ct)
-            .await?
-        {
-            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
-            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
-            other => Err(unexpected(&backend, "prompts/get", other)),
-        }
+            .await
     }
 
     /// The backend serving `uri` for `role`, or the MCP error for an unknown/hidden resource.
@@ -207,11 +220,7 @@ impl Gateway {
     ) -> Result<ReadResourceResponse, McpError> {
         let backend = self.resource_backend(role, &params.uri).await?;
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
-        match self
-            .instance_for(&backend, &caller)
-            .request(request, caller, ct)
-            .await?
-        {
+        match self.forward(&backend, request, caller, ct).await? {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             other => Err(unexpected(&backend, "resources/read", other)),
@@ -228,19 +237,7 @@ impl Gateway {
     ) -> Result<CompleteResult, McpError> {
         let backend = match &mut params.r#ref {
             Reference::Prompt(prompt) => {
-                let name = prompt.name.clone();
-                let (table, target) = self
-                    .resolve(|t| t.catalog.prompts.get(&name).map(|e| e.target.clone()))
-                    .await;
-                let Some(Target::Backend { backend, original }) = target else {
-                    return Err(McpError::invalid_params(
-                        format!("unknown prompt `{name}`"),
-                        None,
-                    ));
-                };
-                if !table.roles.allows(role, &name) {
-                    return Err(not_allowed("prompt", &name, role));
-                }
+                let (backend, original) = self.prompt_target(role, &prompt.name).await?;
                 prompt.name = original;
                 backend
             }
@@ -268,11 +265,7 @@ impl Gateway {
             }
         };
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
-        match self
-            .instance_for(&backend, &caller)
-            .request(request, caller, ct)
-            .await?
-        {
+        match self.forward(&backend, request, caller, ct).await? {
             ServerResult::CompleteResult(r) => Ok(r),
             other => Err(unexpected(&backend, "completion/complete", other)),
         }

@@ -198,15 +198,6 @@ fn wait_listening(daemon: &mut Daemon, port: u16) -> Result<(), Retry> {
     }
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The installed suite and the Node (>= 22) that runs it.
 #[derive(Clone)]
 struct Suite {

@@ -29,15 +29,6 @@ fn config(env: &Env, port: u16, extra_http: &str) -> String {
     )
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A daemon serving HTTP on a free port. The port can be taken by someone else between
 /// `free_port` and the daemon's bind: then the daemon exits naming the address, and this
 /// tries again with another port.

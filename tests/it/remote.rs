@@ -53,14 +53,6 @@ impl Drop for Everything {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_streamable_http_backend_is_aggregated_like_a_local_one() {
     let env = Env::new();
