@@ -28,6 +28,11 @@ use crate::connection::{Reader, Writer};
 use crate::gateway::{Gateway, ListKind};
 use crate::protocol::Hello;
 
+/// The largest message a client may send. Requests are small (results flow the other way and
+/// are not limited); the bound keeps one broken or hostile client from growing the daemon's
+/// memory without end. A longer line is dropped and logged, the session goes on.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024 * 1024;
+
 /// Serves one session until the client disconnects or the daemon stops.
 pub async fn serve(
     gateway: Arc<Gateway>,
@@ -38,8 +43,8 @@ pub async fn serve(
 ) {
     let session = Session::new(gateway, hello.role, hello.pid);
     let id = session.id;
-    // No line limit: a tool result is relayed whole, whatever its size.
-    let transport = AsyncRwTransport::new_server(reader, writer).with_max_line_length(usize::MAX);
+    let transport =
+        AsyncRwTransport::new_server(reader, writer).with_max_line_length(MAX_CLIENT_MESSAGE);
     match rmcp::service::serve_server_with_ct(session, transport, stop).await {
         Ok(running) => {
             let _ = running.waiting().await;

@@ -608,3 +608,26 @@ async fn long_and_colliding_names_stay_routable() {
         "long"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_client_message_is_dropped_and_the_session_goes_on() {
+    let env = Env::new();
+    two_servers(&env, "");
+    let _daemon = env.daemon().await;
+    let mut raw = RawClient::connect(&env, None).await;
+    // 70 MiB without a newline, then one: over the 64 MiB bound for a client message.
+    let chunk = vec![b'x'; 1024 * 1024];
+    for _ in 0..70 {
+        raw.send_bytes(&chunk).await;
+    }
+    raw.send_bytes(b"\n").await;
+    raw.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "alpha_echo", "arguments": {"text": "still here"}}}))
+        .await;
+    let (response, _) = raw.until_response(&json!(3)).await;
+    assert_eq!(
+        response["result"]["content"][0]["text"], "still here",
+        "{response}"
+    );
+    assert!(env.daemon_log_contains("exceeded the maximum line length"));
+}

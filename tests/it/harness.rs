@@ -220,6 +220,19 @@ impl Env {
         }
     }
 
+    /// Whether any daemon log of this env mentions `needle`.
+    pub fn daemon_log_contains(&self, needle: &str) -> bool {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("mcpgwd-"))
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains(needle)
+            })
+    }
+
     /// Pids of live processes whose command line carries this env's marker.
     pub fn backend_pids(&self) -> Vec<u32> {
         processes_with(&self.marker)
