@@ -6,6 +6,7 @@ mod harness;
 mod conformance;
 mod core;
 mod ctl;
+mod everything;
 mod http;
 mod lifecycle;
 mod npm;

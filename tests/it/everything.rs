@@ -1,0 +1,465 @@
+//! The MCP surface beyond tools (prompts, resources, templates, completion, logging, progress,
+//! sampling, elicitation) of the reference server `@modelcontextprotocol/server-everything`,
+//! through the gateway and compared with the same server used directly by an rmcp client.
+
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use rmcp::ServiceExt;
+use rmcp::model::{
+    ArgumentInfo, CompleteRequestParams, CompletionContext, GetPromptRequestParams,
+    ReadResourceRequestParams, Reference, SetLevelRequestParams,
+};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// `dist/index.js` of the installed server-everything.
+fn everything_js() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        path.exists(),
+        "{} is missing: run `npm ci --prefix tests/npm` first",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// The server's arguments: the transport, then this env's marker (ignored by the server).
+fn args(env: &Env) -> Vec<String> {
+    vec![everything_js(), "stdio".to_string(), env.marker.clone()]
+}
+
+/// An env whose gateway serves server-everything as `everything`, with its daemon running.
+async fn gateway(env: &Env) -> Daemon {
+    env.write_config(&format!(
+        "servers:\n  everything:\n    command: node\n    args: {}\n",
+        serde_json::to_string(&args(env)).unwrap()
+    ));
+    env.daemon().await
+}
+
+type Direct = RunningService<RoleClient, ()>;
+
+/// The same server, spawned directly (no gateway) with a plain rmcp client.
+async fn direct(env: &Env) -> Direct {
+    let mut cmd = tokio::process::Command::from(env.command(Path::new("node")));
+    cmd.args(args(env));
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn node directly");
+    tokio::time::timeout(DEADLINE, ().serve(transport))
+        .await
+        .expect("direct server initializes before the deadline")
+        .expect("direct server initializes")
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
+fn object(value: Value) -> serde_json::Map<String, Value> {
+    let Value::Object(map) = value else {
+        panic!("not an object: {value}")
+    };
+    map
+}
+
+#[tokio::test]
+async fn everything_prompts_through_the_gateway_equal_direct() {
+    let env = Env::new();
+    let daemon = gateway(&env).await;
+    let client = env.client(None).await;
+    let peer = client.service.peer();
+    let direct = direct(&env).await;
+
+    let through = peer.list_all_prompts().await.expect("gateway prompts/list");
+    let plain = direct
+        .peer()
+        .list_all_prompts()
+        .await
+        .expect("direct prompts/list");
+    assert!(
+        plain.iter().any(|p| p.name == "args-prompt"),
+        "direct prompts: {plain:?}"
+    );
+    let mut expected: Vec<String> = plain
+        .iter()
+        .map(|p| format!("everything_{}", p.name))
+        .collect();
+    expected.sort();
+    let mut got: Vec<String> = through.iter().map(|p| p.name.clone()).collect();
+    got.sort();
+    assert_eq!(got, expected, "{}", daemon.log());
+    for prompt in &plain {
+        let exposed = format!("everything_{}", prompt.name);
+        let via = through.iter().find(|p| p.name == exposed).unwrap();
+        assert_eq!(
+            via.description, prompt.description,
+            "description of {exposed}"
+        );
+        assert_eq!(via.title, prompt.title, "title of {exposed}");
+        assert_eq!(
+            to_json(&via.arguments),
+            to_json(&prompt.arguments),
+            "arguments of {exposed}"
+        );
+    }
+
+    for (name, arguments, text) in [
+        (
+            "args-prompt",
+            json!({"city": "Zürich", "state": "ZH"}),
+            "What's weather in Zürich, ZH?",
+        ),
+        (
+            "completable-prompt",
+            json!({"department": "Engineering", "name": "Alice"}),
+            "Please promote Alice to the head of the Engineering team.",
+        ),
+        (
+            "simple-prompt",
+            json!({}),
+            "This is a simple prompt without arguments.",
+        ),
+    ] {
+        let via = peer
+            .get_prompt(
+                GetPromptRequestParams::new(format!("everything_{name}"))
+                    .with_arguments(object(arguments.clone())),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("gateway prompts/get {name}: {e}"));
+        let plain = direct
+            .peer()
+            .get_prompt(GetPromptRequestParams::new(name).with_arguments(object(arguments)))
+            .await
+            .unwrap_or_else(|e| panic!("direct prompts/get {name}: {e}"));
+        assert_eq!(to_json(&via.messages)[0]["content"]["text"], text);
+        assert_eq!(
+            to_json(&via),
+            to_json(&plain),
+            "prompts/get {name} through the gateway vs direct"
+        );
+    }
+
+    direct.cancel().await.unwrap();
+    client.close().await;
+}
+
+/// A dynamic text resource without its creation time (`… created at <time>`), which may differ
+/// between two reads.
+fn without_timestamp(mut read: Value) -> Value {
+    for content in read["contents"].as_array_mut().unwrap() {
+        let text = content["text"].as_str().unwrap();
+        let cut = text.find(" created at ").expect("a timestamped text");
+        content["text"] = Value::String(text[..cut].to_string());
+    }
+    read
+}
+
+#[tokio::test]
+async fn everything_resources_through_the_gateway_equal_direct() {
+    let env = Env::new();
+    let daemon = gateway(&env).await;
+    let client = env.client(None).await;
+    let peer = client.service.peer();
+    let direct = direct(&env).await;
+
+    // The first page: the same resources under the same URIs.
+    let through = peer
+        .list_resources(None)
+        .await
+        .expect("gateway resources/list");
+    let plain = direct
+        .peer()
+        .list_resources(None)
+        .await
+        .expect("direct resources/list");
+    let uris = |list: &rmcp::model::ListResourcesResult| -> Vec<String> {
+        list.resources.iter().map(|r| r.uri.clone()).collect()
+    };
+    assert!(!plain.resources.is_empty(), "direct lists no resources");
+    assert_eq!(uris(&through), uris(&plain), "{}", daemon.log());
+    assert_eq!(
+        to_json(&through.resources),
+        to_json(&plain.resources),
+        "resource metadata through the gateway vs direct"
+    );
+
+    // A static resource reads the same.
+    let uri = plain
+        .resources
+        .iter()
+        .map(|r| r.uri.clone())
+        .find(|u| u.ends_with("/instructions.md"))
+        .unwrap_or_else(|| plain.resources[0].uri.clone());
+    let via = peer
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("gateway read {uri}: {e}"));
+    let same = direct
+        .peer()
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("direct read {uri}: {e}"));
+    let via = to_json(&via);
+    assert_eq!(via["contents"][0]["uri"], uri.as_str());
+    assert!(
+        !via["contents"][0]["text"].as_str().unwrap().is_empty(),
+        "{via}"
+    );
+    assert_eq!(
+        via,
+        to_json(&same),
+        "read {uri} through the gateway vs direct"
+    );
+
+    // The templates are the same.
+    let through = peer
+        .list_all_resource_templates()
+        .await
+        .expect("gateway resources/templates/list");
+    let plain = direct
+        .peer()
+        .list_all_resource_templates()
+        .await
+        .expect("direct resources/templates/list");
+    let templates: Vec<&str> = plain.iter().map(|t| t.uri_template.as_str()).collect();
+    assert!(
+        templates.contains(&"demo://resource/dynamic/text/{resourceId}"),
+        "{templates:?}"
+    );
+    assert_eq!(to_json(&through), to_json(&plain), "templates");
+
+    // A URI of a template reads the same (up to the time it was made).
+    let uri = "demo://resource/dynamic/text/7";
+    let via = peer
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap_or_else(|e| panic!("gateway read {uri}: {e}"));
+    let same = direct
+        .peer()
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap_or_else(|e| panic!("direct read {uri}: {e}"));
+    let via = without_timestamp(to_json(&via));
+    assert_eq!(via["contents"][0]["uri"], uri);
+    assert_eq!(
+        via["contents"][0]["text"],
+        "Resource 7: This is a plaintext resource"
+    );
+    assert_eq!(via, without_timestamp(to_json(&same)), "read {uri}");
+
+    direct.cancel().await.unwrap();
+    client.close().await;
+}
+
+#[tokio::test]
+async fn everything_completions_through_the_gateway_equal_direct() {
+    let env = Env::new();
+    let _daemon = gateway(&env).await;
+    let client = env.client(None).await;
+    let peer = client.service.peer();
+    let direct = direct(&env).await;
+
+    let department = HashMap::from([("department".to_string(), "Engineering".to_string())]);
+    let cases = [
+        (
+            Reference::for_prompt("everything_completable-prompt"),
+            Reference::for_prompt("completable-prompt"),
+            ArgumentInfo::new("department", "S"),
+            None,
+            vec!["Sales", "Support"],
+        ),
+        // The second argument's values depend on the first, passed as context.
+        (
+            Reference::for_prompt("everything_completable-prompt"),
+            Reference::for_prompt("completable-prompt"),
+            ArgumentInfo::new("name", "B"),
+            Some(CompletionContext::with_arguments(department)),
+            vec!["Bob"],
+        ),
+        (
+            Reference::for_resource("demo://resource/dynamic/text/{resourceId}"),
+            Reference::for_resource("demo://resource/dynamic/text/{resourceId}"),
+            ArgumentInfo::new("resourceId", "12"),
+            None,
+            vec!["12"],
+        ),
+    ];
+    for (via_ref, plain_ref, argument, context, values) in cases {
+        let mut via = CompleteRequestParams::new(via_ref, argument.clone());
+        let mut plain = CompleteRequestParams::new(plain_ref, argument);
+        if let Some(context) = context {
+            via = via.with_context(context.clone());
+            plain = plain.with_context(context);
+        }
+        let what = to_json(&via);
+        let via = peer
+            .complete(via)
+            .await
+            .unwrap_or_else(|e| panic!("gateway complete {what}: {e}"));
+        let plain = direct
+            .peer()
+            .complete(plain)
+            .await
+            .unwrap_or_else(|e| panic!("direct complete {what}: {e}"));
+        assert_eq!(via.completion.values, values, "{what}");
+        assert_eq!(
+            to_json(&via.completion),
+            to_json(&plain.completion),
+            "{what}"
+        );
+    }
+
+    direct.cancel().await.unwrap();
+    client.close().await;
+}
+
+#[tokio::test]
+async fn everything_simulated_logging_reaches_the_client() {
+    let env = Env::new();
+    let daemon = gateway(&env).await;
+    let client = env.client(None).await;
+    client
+        .service
+        .peer()
+        .set_level(SetLevelRequestParams::new(rmcp::model::LoggingLevel::Debug))
+        .await
+        .expect("logging/setLevel");
+    let started = client
+        .call_text("everything_toggle-simulated-logging", json!({}))
+        .await;
+    assert!(started.starts_with("Started simulated"), "{started}");
+    // The server sends one message at once (at a random level, all let through by `debug`),
+    // then one every 5 s.
+    wait_for("a log message from server-everything", || {
+        !client.recorder.logs.lock().unwrap().is_empty()
+    })
+    .await;
+    let logs = client.recorder.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter().all(|l| l.data.as_str().is_some_and(|d| {
+            d.starts_with(&format!(
+                "{}-level message",
+                capitalized(&to_json(&l.level))
+            )) || d == "Alert level-message"
+        })),
+        "{logs:?}\n{}",
+        daemon.log()
+    );
+    let stopped = client
+        .call_text("everything_toggle-simulated-logging", json!({}))
+        .await;
+    assert!(stopped.starts_with("Stopped simulated"), "{stopped}");
+    client.close().await;
+}
+
+/// `"warning"` → `Warning`.
+fn capitalized(level: &Value) -> String {
+    let level = level.as_str().unwrap();
+    let mut chars = level.chars();
+    let first = chars.next().unwrap().to_uppercase();
+    format!("{first}{}", chars.as_str())
+}
+
+#[tokio::test]
+async fn everything_long_running_operation_reports_progress_with_the_callers_token() {
+    let env = Env::new();
+    let _daemon = gateway(&env).await;
+    let mut raw = RawClient::connect(&env, None).await;
+    raw.send(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "everything_trigger-long-running-operation",
+        "arguments": {"duration": 0.6, "steps": 3},
+        "_meta": {"progressToken": "everything-token"}}}),
+    )
+    .await;
+    let (response, before) = raw.until_response(&json!(7)).await;
+    assert_eq!(
+        response["result"]["content"][0]["text"],
+        "Long running operation completed. Duration: 0.6 seconds, Steps: 3.",
+        "{response}"
+    );
+    let progress: Vec<(Option<f64>, Option<f64>, &Value)> = before
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| {
+            let p = &m["params"];
+            (
+                p["progress"].as_f64(),
+                p["total"].as_f64(),
+                &p["progressToken"],
+            )
+        })
+        .collect();
+    let token = json!("everything-token");
+    assert_eq!(
+        progress,
+        [1.0, 2.0, 3.0].map(|i| (Some(i), Some(3.0), &token)),
+        "all before the response: {before:?}"
+    );
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn everything_sampling_and_elicitation_round_trip_to_the_caller() {
+    let env = Env::new();
+    let daemon = gateway(&env).await;
+    let client = env.client(None).await;
+    // server-everything offers these tools only to clients that declare sampling and
+    // elicitation; the Recorder does, so the gateway must have passed that on.
+    let tools = client.tool_names().await;
+    for name in [
+        "everything_trigger-sampling-request",
+        "everything_trigger-elicitation-request",
+    ] {
+        assert!(
+            tools.contains(&name.to_string()),
+            "{name} missing from {tools:?}\n{}",
+            daemon.log()
+        );
+    }
+
+    let text = client
+        .call_text(
+            "everything_trigger-sampling-request",
+            json!({"prompt": "ping", "maxTokens": 10}),
+        )
+        .await;
+    let prompt = "Resource trigger-sampling-request context: ping";
+    assert_eq!(client.recorder.sampled.lock().unwrap().as_slice(), [prompt]);
+    assert!(
+        text.contains(&format!("pong to {prompt}")) && text.contains("test-model"),
+        "{text}"
+    );
+
+    let result = client
+        .call("everything_trigger-elicitation-request", json!({}))
+        .await
+        .expect("trigger-elicitation-request");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let texts: Vec<String> = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
+    assert_eq!(
+        texts[0], "✅ User provided the requested information!",
+        "{texts:?}"
+    );
+    let raw = texts.last().unwrap();
+    let raw: Value = serde_json::from_str(raw.trim().trim_start_matches("Raw result:").trim())
+        .unwrap_or_else(|e| panic!("{e}: {raw}"));
+    assert_eq!(raw["action"], "accept", "{raw}");
+    assert_eq!(raw["content"], json!({"answer": "42"}), "{raw}");
+    client.close().await;
+}
