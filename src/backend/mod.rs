@@ -417,7 +417,12 @@ impl Backend {
             };
             tokio::select! {
                 exit = running.exited() => {
-                    tracing::warn!(server = %self.name, "backend exited: {exit}");
+                    // A stop takes the close handle first: an exit then is the one we asked for.
+                    if running.close.lock().unwrap().is_some() {
+                        tracing::warn!(server = %self.name, "backend exited: {exit}");
+                    } else {
+                        tracing::info!(server = %self.name, "backend stopped: {exit}");
+                    }
                     self.finish(&running, exit);
                     return;
                 }

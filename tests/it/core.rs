@@ -631,3 +631,24 @@ async fn an_oversized_client_message_is_dropped_and_the_session_goes_on() {
     );
     assert!(env.daemon_log_contains("exceeded the maximum line length"));
 }
+
+#[tokio::test]
+async fn the_bundled_gateway_yaml_is_valid() {
+    let env = Env::new();
+    let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    let out = env.ctl(&["check", "--config", bundled.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("filesystem") && stdout.contains("everything"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("warning"),
+        "the bundled config warns: {stdout}"
+    );
+}
