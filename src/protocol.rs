@@ -169,6 +169,31 @@ pub struct SessionStatus {
     pub role: Option<String>,
     pub client: Option<String>,
     pub pid: Option<u32>,
+    #[serde(default)]
+    pub transport: SessionTransport,
+}
+
+/// How a session reaches the daemon.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionTransport {
+    /// Through `mcpgw-shim` on the local socket.
+    #[default]
+    Socket,
+    /// Streamable HTTP at `/mcp`.
+    Http,
+    /// The legacy HTTP+SSE transport.
+    Sse,
+}
+
+impl std::fmt::Display for SessionTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Socket => "socket",
+            Self::Http => "http",
+            Self::Sse => "sse",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::call::Caller;
 use crate::connection::{Reader, Writer};
 use crate::gateway::{Gateway, ListKind};
-use crate::protocol::Hello;
+use crate::protocol::{Hello, SessionTransport};
 
 /// The largest message a client may send. Requests are small (results flow the other way and
 /// are not limited); the bound keeps one broken or hostile client from growing the daemon's
@@ -41,7 +41,7 @@ pub async fn serve(
     writer: Writer,
     stop: CancellationToken,
 ) {
-    let session = Session::new(gateway, hello.role, hello.pid);
+    let session = Session::new(gateway, hello.role, hello.pid, SessionTransport::Socket);
     let id = session.id;
     let transport =
         AsyncRwTransport::new_server(reader, writer).with_max_line_length(MAX_CLIENT_MESSAGE);
@@ -62,8 +62,13 @@ pub struct Session {
 
 impl Session {
     /// A session for a client with `role` (already checked against the table's roles).
-    pub fn new(gateway: Arc<Gateway>, role: Option<String>, pid: Option<u32>) -> Self {
-        let id = gateway.join(role.clone(), pid);
+    pub fn new(
+        gateway: Arc<Gateway>,
+        role: Option<String>,
+        pid: Option<u32>,
+        transport: SessionTransport,
+    ) -> Self {
+        let id = gateway.join(role.clone(), pid, transport);
         Self { id, role, gateway }
     }
 

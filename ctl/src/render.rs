@@ -58,6 +58,16 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
             .or_default() += 1;
     }
     let roles: Vec<String> = by_role.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+    let mut by_transport: BTreeMap<String, usize> = BTreeMap::new();
+    for session in &status.sessions {
+        *by_transport
+            .entry(session.transport.to_string())
+            .or_default() += 1;
+    }
+    let transports: Vec<String> = by_transport
+        .iter()
+        .map(|(t, n)| format!("{t}: {n}"))
+        .collect();
     let _ = writeln!(
         out,
         "sessions: {}{}",
@@ -65,7 +75,11 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
         if roles.is_empty() {
             String::new()
         } else {
-            format!(" ({})", roles.join(", "))
+            format!(
+                " (roles {}; via {})",
+                roles.join(", "),
+                transports.join(", ")
+            )
         }
     );
     out.push('\n');
@@ -257,7 +271,7 @@ fn bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcpgw::protocol::{BackendState, BackendStatus, SessionStatus};
+    use mcpgw::protocol::{BackendState, BackendStatus, SessionStatus, SessionTransport};
     use serde_json::json;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -310,12 +324,14 @@ mod tests {
                     role: Some("readonly".into()),
                     client: None,
                     pid: None,
+                    transport: SessionTransport::Socket,
                 },
                 SessionStatus {
                     id: 2,
                     role: None,
                     client: None,
                     pid: None,
+                    transport: SessionTransport::Socket,
                 },
             ],
             backends: vec![crashy, fs, gh],
@@ -323,7 +339,7 @@ mod tests {
     }
 
     const TABLE: &str = "\
-sessions: 2 ((none): 1, readonly: 1)
+sessions: 2 (roles (none): 1, readonly: 1; via socket: 2)
 
 SERVER      STATE     PID   RSS    UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
 crashy      stopped   -     -      -       -     2      2       3      last exit: exit code 3

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, Events};
 use crate::config::{Config, ServerConfig};
-use crate::protocol::{ReloadStatus, SessionStatus, Status};
+use crate::protocol::{ReloadStatus, SessionStatus, SessionTransport, Status};
 use crate::table::{RoleView, Table};
 
 pub struct Gateway {
@@ -51,6 +51,7 @@ pub struct Gateway {
 struct SessionEntry {
     role: Option<String>,
     pid: Option<u32>,
+    transport: SessionTransport,
     client: Option<String>,
     peer: Option<Peer<RoleServer>>,
     log_level: Option<LoggingLevel>,
@@ -179,13 +180,14 @@ impl Gateway {
     }
 
     /// Registers a session; returns its id. The caller must [`Gateway::leave`].
-    pub fn join(&self, role: Option<String>, pid: Option<u32>) -> u64 {
+    pub fn join(&self, role: Option<String>, pid: Option<u32>, transport: SessionTransport) -> u64 {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         self.sessions.lock().unwrap().insert(
             id,
             SessionEntry {
                 role,
                 pid,
+                transport,
                 client: None,
                 peer: None,
                 log_level: None,
@@ -245,6 +247,7 @@ impl Gateway {
                 role: s.role.clone(),
                 client: s.client.clone(),
                 pid: s.pid,
+                transport: s.transport,
             })
             .collect();
         Status {

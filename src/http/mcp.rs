@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::guard::Caller;
 use crate::gateway::Gateway;
+use crate::protocol::SessionTransport;
 use crate::session::Session;
 
 type RoleService = StreamableHttpService<Session, LocalSessionManager>;
@@ -68,7 +69,14 @@ impl Services {
                     .with_cancellation_token(self.cancel.child_token());
                 let gateway = self.gateway.clone();
                 StreamableHttpService::new(
-                    move || Ok(Session::new(gateway.clone(), role.clone(), None)),
+                    move || {
+                        Ok(Session::new(
+                            gateway.clone(),
+                            role.clone(),
+                            None,
+                            SessionTransport::Http,
+                        ))
+                    },
                     Arc::new(manager),
                     config,
                 )

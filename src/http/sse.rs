@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::guard::Caller;
+use crate::protocol::SessionTransport;
 use crate::session::Session;
 
 /// Room in each direction of a session's pipe; a full pipe makes the writer wait.
@@ -56,7 +57,12 @@ pub(super) async fn open(
     let (from_session, to_session) = tokio::io::split(client_end);
     let stop = shared.cancel.child_token();
 
-    let session = Session::new(shared.gateway.clone(), caller.role.clone(), None);
+    let session = Session::new(
+        shared.gateway.clone(),
+        caller.role.clone(),
+        None,
+        SessionTransport::Sse,
+    );
     let (read, write) = tokio::io::split(session_end);
     let transport = AsyncRwTransport::new_server(read, write).with_max_line_length(usize::MAX);
     let serve_stop = stop.clone();

@@ -250,7 +250,10 @@ async fn status_json_has_every_field() {
         human.contains("config generation 1 (never reloaded)"),
         "{human}"
     );
-    assert!(human.contains("sessions: 1 (admin: 1)"), "{human}");
+    assert!(
+        human.contains("sessions: 1 (roles admin: 1; via socket: 1)"),
+        "{human}"
+    );
     client.close().await;
 }
 

@@ -206,6 +206,14 @@ async fn tokens_pick_roles_that_filter_lists_and_calls() {
         [json!("admin"), json!("readonly"), Value::Null],
         "{status}"
     );
+    let mut transports: Vec<String> = status["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["transport"].as_str().unwrap_or("?").to_string())
+        .collect();
+    transports.sort();
+    assert_eq!(transports, ["http", "http", "socket"], "{status}");
     let pid = socket.call_text("alpha_pid", json!({})).await;
     assert_eq!(call(&admin, "alpha_pid", json!({})).await, Ok(pid.clone()));
     assert_eq!(call(&readonly, "alpha_pid", json!({})).await, Ok(pid));
