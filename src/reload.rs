@@ -100,15 +100,7 @@ fn retire_replaced(prev: &Table, next: &Table) -> String {
         if !next.backends.contains_key(name) {
             removed.push(name.as_str());
         }
-        old.retire();
-        let old = old.clone();
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + RETIRE_GRACE;
-            while old.inflight() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            old.stop().await;
-        });
+        old.clone().retire(RETIRE_GRACE);
     }
     let mut parts = Vec::new();
     for (label, names) in [

@@ -227,13 +227,28 @@ impl Backend {
         self.inflight.load(Ordering::SeqCst)
     }
 
-    /// Marks a backend that a reload removed or replaced: it finishes what it is doing but never
-    /// starts again, so a request that still routes to it cannot resurrect the old spec.
-    pub fn retire(&self) {
+    /// Takes a backend that a reload removed or replaced (or a departed session's instance)
+    /// out of service: it never starts again, so a request that still routes to it cannot
+    /// resurrect the old spec; in the background its in-flight calls get `grace` to finish,
+    /// then it is stopped.
+    pub fn retire(self: Arc<Self>, grace: Duration) {
         self.retired.store(true, Ordering::SeqCst);
+        tokio::spawn(async move {
+            self.drain(grace).await;
+            self.stop().await;
+        });
     }
 
-    /// Starts the server now (e.g. `mcpgwctl start`), if it is not running.
+    /// Waits until no request is in flight here, or `grace` has passed.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inflight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the server now, if it is not running, and returns once it has answered its lists
+    /// (`mcpgwctl start`, and discovery of servers that have no cache yet).
     pub async fn start_now(self: &Arc<Self>) -> Result<(), BackendError> {
         self.ensure_running().await.map(|_| ())
     }
@@ -246,12 +261,6 @@ impl Backend {
 
     pub fn is_running(&self) -> bool {
         self.live_instance().is_some()
-    }
-
-    /// Starts the server if needed and waits until it has answered its lists, so that they are
-    /// known. Used to discover servers that have no cache yet.
-    pub async fn discover(self: &Arc<Self>) -> Result<(), BackendError> {
-        self.ensure_running().await.map(|_| ())
     }
 
     fn touch(&self) {

@@ -13,6 +13,7 @@ use crate::backend::Backend;
 use crate::backend::call::Caller;
 use crate::config::Scope;
 use crate::protocol::BackendStatus;
+use crate::reload::RETIRE_GRACE;
 
 /// Key of an instance: the session and the server.
 pub(super) type InstanceKey = (u64, String);
@@ -41,7 +42,7 @@ impl Gateway {
             Some((caller.session, caller.peer.clone())),
         );
         if let Some(outdated) = instances.insert(key, instance.clone()) {
-            retire(outdated);
+            outdated.retire(RETIRE_GRACE);
         }
         instance
     }
@@ -56,7 +57,7 @@ impl Gateway {
             .collect();
         for key in gone {
             if let Some(instance) = instances.remove(&key) {
-                retire(instance);
+                instance.retire(RETIRE_GRACE);
             }
         }
     }
@@ -72,7 +73,7 @@ impl Gateway {
                     && b.spec.enabled
             });
             if !current {
-                retire(instance.clone());
+                instance.clone().retire(RETIRE_GRACE);
             }
             current
         });
@@ -108,16 +109,4 @@ impl Gateway {
     pub(super) fn all_instances(&self) -> Vec<Arc<Backend>> {
         self.instances.lock().unwrap().values().cloned().collect()
     }
-}
-
-/// Lets an instance finish what it is doing, then stops it, in the background.
-fn retire(instance: Arc<Backend>) {
-    instance.retire();
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + crate::reload::RETIRE_GRACE;
-        while instance.inflight() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        instance.stop().await;
-    });
 }

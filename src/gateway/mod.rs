@@ -227,12 +227,7 @@ impl Gateway {
     /// Waits until no call is in flight on any backend, or `grace` has passed.
     pub async fn drain(&self, grace: Duration) {
         let table = self.table();
-        let deadline = tokio::time::Instant::now() + grace;
-        while table.backends.values().any(|b| b.inflight() > 0)
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        futures::future::join_all(table.backends.values().map(|b| b.drain(grace))).await;
     }
 
     pub fn status(&self) -> Status {

@@ -63,7 +63,7 @@ impl Gateway {
         if missing.is_empty() {
             return;
         }
-        let results = futures::future::join_all(missing.iter().map(|b| b.discover())).await;
+        let results = futures::future::join_all(missing.iter().map(|b| b.start_now())).await;
         for (backend, result) in missing.iter().zip(results) {
             if let Err(e) = result {
                 tracing::warn!(server = %backend.name, "discovery failed: {e}");
