@@ -4,7 +4,7 @@
 //! command line never serves stale lists. Writes go through a temp file and a rename: a crash
 //! mid-write leaves the old file, never half a file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
 use serde::{Deserialize, Serialize};
@@ -42,10 +42,6 @@ impl SchemaCache {
         dirs::cache_dir()
             .unwrap_or_else(std::env::temp_dir)
             .join("mcpgw")
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn path(&self, server: &str, spec_hash: u64) -> PathBuf {
