@@ -8,6 +8,8 @@
 //! - [`backend`]: one supervised backend server (lazy start, idle stop, schema cache).
 //! - [`table`]: the immutable routing table (backends, exposed tool names, roles).
 //! - [`session`]: one connected MCP client, served with rmcp.
+//! - [`fast`]: `tools/call` from socket sessions to stdio backends as bytes, beside rmcp;
+//!   [`wire`] is its line plumbing.
 //! - [`http`]: the HTTP listener: Streamable HTTP at `/mcp`, legacy SSE, tokens → roles.
 //! - [`gateway`]: the daemon's shared state: current table, sessions, list and call.
 //! - [`reload`]: config reloads (file watch, SIGHUP, mcpgwctl) as table swaps.
@@ -33,6 +35,8 @@ pub mod control;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "daemon")]
+pub mod fast;
+#[cfg(feature = "daemon")]
 pub mod gateway;
 #[cfg(feature = "daemon")]
 pub mod http;
@@ -44,3 +48,5 @@ pub mod service;
 pub mod session;
 #[cfg(feature = "daemon")]
 pub mod table;
+#[cfg(feature = "daemon")]
+pub mod wire;

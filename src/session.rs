@@ -8,7 +8,7 @@
 // protocol, but every earlier protocol version has them and the gateway relays them faithfully.
 #![allow(deprecated)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
@@ -18,22 +18,25 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{Peer, RequestContext, RoleServer};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData as McpError, ServerHandler};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::call::Caller;
 use crate::connection::{Reader, Writer};
+use crate::fast::session::FastSession;
 use crate::gateway::{Gateway, ListKind};
 use crate::protocol::{Hello, SessionTransport};
+use crate::wire::LineSink;
 
 /// The largest message a client may send. Requests are small (results flow the other way and
 /// are not limited); the bound keeps one broken or hostile client from growing the daemon's
 /// memory without end. A longer line is dropped and logged, the session goes on.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// Serves one session until the client disconnects or the daemon stops.
+/// Serves one session until the client disconnects or the daemon stops: the fast path reads
+/// the client's lines and passes what it does not take to rmcp; both write through one queue.
 pub async fn serve(
     gateway: Arc<Gateway>,
     hello: Hello,
@@ -41,16 +44,40 @@ pub async fn serve(
     writer: Writer,
     stop: CancellationToken,
 ) {
-    let session = Session::new(gateway, hello.role, hello.pid, SessionTransport::Socket);
+    let session = Session::new(
+        gateway.clone(),
+        hello.role.clone(),
+        hello.pid,
+        SessionTransport::Socket,
+    );
     let id = session.id;
-    let transport =
-        AsyncRwTransport::new_server(reader, writer).with_max_line_length(MAX_CLIENT_MESSAGE);
-    match rmcp::service::serve_server_with_ct(session, transport, stop).await {
-        Ok(running) => {
-            let _ = running.waiting().await;
+    let (out, frames) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(crate::wire::write_frames(writer, frames));
+    let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
+    let fast = FastSession {
+        id,
+        role: hello.role,
+        gateway,
+        out: out.clone(),
+        peer: session.peer.clone(),
+        calls: Arc::default(),
+    };
+    let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out))
+        .with_max_line_length(usize::MAX);
+    // The client hanging up ends the pump, which ends rmcp's input; rmcp ending (the daemon
+    // stops, the handshake failed) ends the pump.
+    let done = stop.child_token();
+    let pump = fast.pump(reader, rmcp_feed, MAX_CLIENT_MESSAGE, done.clone());
+    let rmcp = async move {
+        match rmcp::service::serve_server_with_ct(session, transport, stop).await {
+            Ok(running) => {
+                let _ = running.waiting().await;
+            }
+            Err(e) => tracing::debug!(session = id, "session ended before initializing: {e}"),
         }
-        Err(e) => tracing::debug!(session = id, "session ended before initializing: {e}"),
-    }
+        done.cancel();
+    };
+    tokio::join!(pump, rmcp);
 }
 
 /// One MCP client of any transport. Registered with the gateway while it exists.
@@ -58,6 +85,8 @@ pub struct Session {
     id: u64,
     role: Option<String>,
     gateway: Arc<Gateway>,
+    /// Set when initialized: the fast path routes calls of this client through it.
+    peer: Arc<OnceLock<Peer<RoleServer>>>,
 }
 
 impl Session {
@@ -69,7 +98,12 @@ impl Session {
         transport: SessionTransport,
     ) -> Self {
         let id = gateway.join(role.clone(), pid, transport);
-        Self { id, role, gateway }
+        Self {
+            id,
+            role,
+            gateway,
+            peer: Arc::default(),
+        }
     }
 
     fn role(&self) -> Option<&str> {
@@ -180,6 +214,7 @@ impl ServerHandler for Session {
         );
         self.gateway
             .initialized(self.id, context.peer.clone(), client);
+        let _ = self.peer.set(context.peer.clone());
         self.negotiate_initialize(&request)
     }
 

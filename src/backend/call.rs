@@ -43,19 +43,42 @@ impl Backend {
     ) -> Result<ServerResult, McpError> {
         let is_call = matches!(request, ClientRequest::CallToolRequest(_));
         if is_call {
-            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.count_call();
         }
         let mut guard = InFlight::new(self, caller);
         let result = self.forward(request, &mut guard, ct).await;
-        let failed = match &result {
-            Ok(ServerResult::CallToolResult(r)) => r.is_error == Some(true),
-            Ok(_) => false,
-            Err(_) => true,
-        };
-        if failed && is_call {
+        guard.failed = is_call
+            && match &result {
+                Ok(ServerResult::CallToolResult(r)) => r.is_error == Some(true),
+                Ok(_) => false,
+                Err(_) => true,
+            };
+        result
+    }
+
+    pub(crate) fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers a request in flight for `caller` (where its progress and server→client
+    /// requests go; idle stop and drains wait for it). Returns its entry, for
+    /// [`end_request`](Self::end_request).
+    pub(crate) fn begin_request(&self, caller: Caller) -> u64 {
+        self.touch();
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let seq = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.callers.lock().unwrap().insert(seq, caller);
+        seq
+    }
+
+    /// `failed`: a tool call that failed, counted in status.
+    pub(crate) fn end_request(&self, seq: u64, failed: bool) {
+        self.callers.lock().unwrap().remove(&seq);
+        self.inflight.fetch_sub(1, Ordering::SeqCst);
+        self.touch();
+        if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
-        result
     }
 
     async fn forward(
@@ -184,19 +207,17 @@ struct InFlight<'a> {
     /// Set once the request went out and until its response came back: dropping the guard
     /// in between cancels it upstream.
     pending: Option<(RequestId, Peer<RoleClient>)>,
+    failed: bool,
 }
 
 impl<'a> InFlight<'a> {
     fn new(backend: &'a Backend, caller: Caller) -> Self {
-        backend.touch();
-        backend.inflight.fetch_add(1, Ordering::SeqCst);
-        let seq = backend.next_call.fetch_add(1, Ordering::Relaxed);
-        backend.callers.lock().unwrap().insert(seq, caller);
         Self {
             backend,
-            seq,
+            seq: backend.begin_request(caller),
             progress_token: None,
             pending: None,
+            failed: false,
         }
     }
 
@@ -220,9 +241,7 @@ impl Drop for InFlight<'_> {
         if let Some(token) = &self.progress_token {
             self.backend.progress.lock().unwrap().remove(token);
         }
-        self.backend.callers.lock().unwrap().remove(&self.seq);
-        self.backend.inflight.fetch_sub(1, Ordering::SeqCst);
-        self.backend.touch();
+        self.backend.end_request(self.seq, self.failed);
         if let Some((id, peer)) = self.pending.take() {
             // The caller gave up (cancelled, disconnected, timed out): so does the server.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -71,10 +71,17 @@ impl ChildHandle {
 
     /// Waits for the process to exit (by itself or by [`stop`](Self::stop)).
     pub async fn wait(&self) -> String {
+        self.exit().await
+    }
+
+    /// The exit description, as a future that does not borrow the handle.
+    pub fn exit(&self) -> impl Future<Output = String> + Send + 'static {
         let mut exited = self.exited.clone();
-        match exited.wait_for(Option::is_some).await {
-            Ok(status) => status.clone().unwrap_or_default(),
-            Err(_) => "unknown".into(),
+        async move {
+            match exited.wait_for(Option::is_some).await {
+                Ok(status) => status.clone().unwrap_or_default(),
+                Err(_) => "unknown".into(),
+            }
         }
     }
 

@@ -10,15 +10,17 @@ use super::child::{self, ChildHandle};
 use super::handler::Handler;
 use super::{Backend, BackendError};
 use crate::config::Transport;
+use crate::fast::link::Link;
 
 /// Lines on stdio are not limited by the gateway: a backend's answer is passed on whole or not
 /// at all, and rmcp's default (16 MiB, dropping longer lines silently) would hang the call.
 const MAX_LINE: usize = usize::MAX;
 
-/// A connected, initialized backend and, for stdio, its process.
+/// A connected, initialized backend and, for stdio, its process and fast path.
 pub(super) struct Connected {
     pub service: RunningService<RoleClient, Handler>,
     pub child: Option<ChildHandle>,
+    pub fast: Option<Arc<Link>>,
 }
 
 pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, BackendError> {
@@ -32,12 +34,18 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
         Transport::Stdio => {
             let (stdout, stdin, child) = child::spawn(spec, backend.stderr.clone())
                 .map_err(|e| start_error(format!("cannot run `{}`: {e}", spec.command)))?;
-            let transport =
-                AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_LINE);
+            let (transport, link) = crate::fast::link::stdio(
+                Arc::downgrade(backend),
+                backend.name.clone(),
+                stdout,
+                stdin,
+                child.exit(),
+            );
             match handler.serve(transport).await {
                 Ok(service) => Ok(Connected {
                     service,
                     child: Some(child),
+                    fast: Some(link),
                 }),
                 Err(e) => {
                     let exit = child.stop().await;
@@ -70,6 +78,7 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
             Ok(Connected {
                 service: service.map_err(|e| fail(e.to_string()))?,
                 child: None,
+                fast: None,
             })
         }
     }

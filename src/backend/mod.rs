@@ -137,6 +137,8 @@ struct Running {
     started: Instant,
     /// Cancelled when this instance is finished (stopped or died).
     gone: CancellationToken,
+    /// The fast path's side of the connection (stdio only).
+    fast: Option<Arc<crate::fast::link::Link>>,
 }
 
 impl Running {
@@ -263,6 +265,17 @@ impl Backend {
         self.live_instance().is_some()
     }
 
+    /// The running instance's fast path, if it is a stdio server that is up.
+    pub(crate) fn fast_link(&self) -> Option<Arc<crate::fast::link::Link>> {
+        self.live_instance()
+            .and_then(|running| running.fast.clone())
+    }
+
+    /// 0 = no limit.
+    pub(crate) fn call_timeout_ms(&self) -> u64 {
+        self.call_timeout_ms.load(Ordering::Relaxed)
+    }
+
     fn touch(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_used_ms.store(ms.max(1), Ordering::Relaxed);
@@ -346,7 +359,11 @@ impl Backend {
     }
 
     async fn spawn_and_initialize(self: &Arc<Self>) -> Result<Arc<Running>, BackendError> {
-        let connect::Connected { service, child } = connect::connect(self).await?;
+        let connect::Connected {
+            service,
+            child,
+            fast,
+        } = connect::connect(self).await?;
         let peer = service.peer().clone();
         let close = service.cancellation_token();
         let ended = CancellationToken::new();
@@ -376,6 +393,7 @@ impl Backend {
             child,
             started: Instant::now(),
             gone: CancellationToken::new(),
+            fast,
         });
         self.resume_session_state(&running).await;
         self.set_schema(schema);
@@ -457,6 +475,13 @@ impl Backend {
 
     fn finish(&self, running: &Arc<Running>, exit: String) {
         running.gone.cancel();
+        if let Some(link) = &running.fast {
+            let gone = BackendError::Gone {
+                name: self.name.clone(),
+                exit: exit.clone(),
+            };
+            link.fail_all(&gone.into());
+        }
         self.phase.lock().unwrap().last_exit = Some(exit);
         // Only clear the slot if it still holds this instance (a new one may already be there).
         let current = self.live.load_full();

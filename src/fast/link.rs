@@ -1,0 +1,432 @@
+//! The backend side of the fast path: a stdio backend's pipes, shared by rmcp and the fast path.
+//!
+//! One task writes the child's stdin from a frame queue (rmcp's messages and forwarded calls);
+//! one task reads its stdout: responses to forwarded calls and their progress go straight to
+//! the calling session's writer, everything else to rmcp.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rmcp::ErrorData as McpError;
+use rmcp::service::RoleClient;
+use rmcp::transport::async_rw::AsyncRwTransport;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::sync::mpsc;
+
+use super::{CallIndex, ID_PREFIX, our_number};
+use crate::backend::Backend;
+use crate::backend::call::Caller;
+use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers};
+
+/// The transport rmcp speaks to a stdio backend through.
+pub type Transport = AsyncRwTransport<RoleClient, DuplexStream, LineSink>;
+
+/// Results up to this size are parsed to see whether the tool failed (status counts errors);
+/// past it only their last bytes are looked at.
+const PARSE_RESULTS_UP_TO: usize = 64 * 1024;
+
+/// One running stdio backend's fast path.
+pub struct Link {
+    name: String,
+    backend: Weak<Backend>,
+    /// rmcp's `LineSink` holds the only strong sender: when rmcp closes the connection the
+    /// queue closes and the writer closes the child's stdin.
+    to_server: mpsc::WeakUnboundedSender<Frame>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next: AtomicU64,
+}
+
+/// Where a forwarded call's response goes.
+pub struct Call {
+    pub out: FrameTx,
+    /// The client's request id, canonical JSON: written back as the response's id.
+    pub key: Box<str>,
+    /// The client's progress token, if it asked for progress.
+    pub progress_token: Option<serde_json::Value>,
+    pub index: Weak<CallIndex>,
+}
+
+struct Pending {
+    call: Call,
+    /// The call's entry in the backend's callers.
+    seq: u64,
+    last_progress: Option<f64>,
+    timer: Option<tokio::task::AbortHandle>,
+}
+
+/// Connects rmcp and the fast path to a child's stdio. `exited` resolves to the child's exit
+/// description.
+pub fn stdio(
+    backend: Weak<Backend>,
+    name: String,
+    stdout: impl AsyncRead + Unpin + Send + 'static,
+    stdin: impl AsyncWrite + Unpin + Send + 'static,
+    exited: impl Future<Output = String> + Send + 'static,
+) -> (Transport, Arc<Link>) {
+    let (to_server, frames) = mpsc::unbounded_channel();
+    tokio::spawn(wire::write_frames(stdin, frames));
+    let link = Arc::new(Link {
+        name,
+        backend,
+        to_server: to_server.downgrade(),
+        pending: Mutex::default(),
+        next: AtomicU64::new(1),
+    });
+    let (rmcp_read, feed) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(link.clone().pump(stdout, feed, exited));
+    // Lines are not limited: a backend's answer is passed on whole or not at all (rmcp's
+    // 16 MiB default would drop a longer line silently and hang the call).
+    let transport = AsyncRwTransport::new_client(rmcp_read, LineSink::new(to_server))
+        .with_max_line_length(usize::MAX);
+    (transport, link)
+}
+
+impl Link {
+    /// Reserves the upstream number of a call about to be sent.
+    pub fn reserve(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Forwards `tools/call` as call `n`: `params` with the server's tool name and, if the
+    /// client asked for progress, our token. False if the backend's stdin is already closed.
+    pub fn send_call(
+        self: &Arc<Self>,
+        n: u64,
+        backend: &Arc<Backend>,
+        caller: Caller,
+        call: Call,
+        params: &RawMembers,
+        original: &str,
+    ) -> bool {
+        let Some(to_server) = self.to_server.upgrade() else {
+            return false;
+        };
+        let mut line =
+            Vec::with_capacity(128 + params.0.iter().map(|(_, v)| v.get().len()).sum::<usize>());
+        line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":\"");
+        line.extend_from_slice(ID_PREFIX.as_bytes());
+        line.extend_from_slice(n.to_string().as_bytes());
+        line.extend_from_slice(b"\",\"method\":\"tools/call\",\"params\":");
+        let name = serde_json::to_string(original).expect("a string serializes");
+        let meta = params
+            .get("_meta")
+            .and_then(|m| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(m.get()).ok()
+            })
+            .map(|mut meta| {
+                if meta.contains_key("progressToken") {
+                    meta.insert("progressToken".into(), format!("{ID_PREFIX}{n}").into());
+                }
+                serde_json::Value::Object(meta).to_string()
+            });
+        let members = params.0.iter().map(|(key, value)| {
+            let value = match key.as_ref() {
+                "name" => name.as_str(),
+                "_meta" => meta.as_deref().unwrap_or(value.get()),
+                _ => value.get(),
+            };
+            (key.as_ref(), value)
+        });
+        wire::write_object(&mut line, members);
+        line.extend_from_slice(b"}\n");
+
+        backend.count_call();
+        let seq = backend.begin_request(caller);
+        let timer = match backend.call_timeout_ms() {
+            0 => None,
+            ms => {
+                let link = Arc::downgrade(self);
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    if let Some(link) = link.upgrade() {
+                        link.time_out(n, ms);
+                    }
+                });
+                Some(task.abort_handle())
+            }
+        };
+        let pending = Pending {
+            call,
+            seq,
+            last_progress: None,
+            timer,
+        };
+        self.pending.lock().unwrap().insert(n, pending);
+        if to_server.send(Frame::Line(line)).is_err() {
+            if let Some(pending) = self.pending.lock().unwrap().remove(&n) {
+                self.settle(pending, false);
+            }
+            return false;
+        }
+        true
+    }
+
+    /// The client withdrew call `n` (cancelled, disconnected): so does the server. The client
+    /// gets no response, as the protocol asks.
+    pub fn cancel(&self, n: u64, reason: &str) {
+        let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
+            return;
+        };
+        self.cancel_upstream(n, reason);
+        self.settle(pending, true);
+    }
+
+    fn time_out(&self, n: u64, limit_ms: u64) {
+        let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
+            return;
+        };
+        let message = format!(
+            "server `{}` did not answer within {:.1}s (call_timeout); the request was cancelled",
+            self.name,
+            limit_ms as f64 / 1000.0
+        );
+        self.cancel_upstream(n, "call_timeout");
+        let _ = pending.call.out.send(error_frame(
+            &pending.call.key,
+            &McpError::internal_error(message, None),
+        ));
+        self.settle(pending, true);
+    }
+
+    /// Fails every call in flight (the backend is gone).
+    pub fn fail_all(&self, error: &McpError) {
+        let pending: Vec<Pending> = self
+            .pending
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for pending in pending {
+            let _ = pending.call.out.send(error_frame(&pending.call.key, error));
+            self.settle(pending, true);
+        }
+    }
+
+    fn cancel_upstream(&self, n: u64, reason: &str) {
+        if let Some(to_server) = self.to_server.upgrade() {
+            let cancel = serde_json::json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": format!("{ID_PREFIX}{n}"), "reason": reason},
+            });
+            let _ = to_server.send(Frame::json(&cancel));
+        }
+    }
+
+    /// Undoes a finished call's book-keeping.
+    fn settle(&self, pending: Pending, failed: bool) {
+        if let Some(timer) = pending.timer {
+            timer.abort();
+        }
+        if let Some(index) = pending.call.index.upgrade() {
+            index.lock().unwrap().remove(&pending.call.key);
+        }
+        if let Some(backend) = self.backend.upgrade() {
+            backend.end_request(pending.seq, failed);
+        }
+    }
+
+    async fn pump(
+        self: Arc<Self>,
+        stdout: impl AsyncRead + Unpin,
+        mut feed: DuplexStream,
+        exited: impl Future<Output = String>,
+    ) {
+        let mut read = BufReader::with_capacity(64 * 1024, stdout);
+        let mut rmcp_open = true;
+        loop {
+            let mut line = Vec::new();
+            match read.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.last() != Some(&b'\n') => break,
+                Ok(_) => {}
+            }
+            let line = Bytes::from(line);
+            if self.take(&line) {
+                continue;
+            }
+            if rmcp_open && feed.write_all(&line).await.is_err() {
+                rmcp_open = false;
+            }
+        }
+        drop(feed);
+        let exit = tokio::time::timeout(Duration::from_secs(1), exited)
+            .await
+            .unwrap_or_else(|_| "no exit status yet".into());
+        let gone = crate::backend::BackendError::Gone {
+            name: self.name.clone(),
+            exit,
+        };
+        self.fail_all(&gone.into());
+    }
+
+    /// Handles a line from the server if it belongs to a forwarded call.
+    fn take(&self, line: &Bytes) -> bool {
+        // Servers built on rmcp write responses as `{"jsonrpc":"2.0","id":…,"result"…`: for
+        // those only the id is replaced, nothing else is looked at (a big result is never
+        // scanned).
+        if let Some((n, body_at)) = rmcp_style_response(line) {
+            let body = line.slice(body_at..);
+            let failed = body.starts_with(b",\"error\"")
+                || match line.len() <= PARSE_RESULTS_UP_TO {
+                    true => Envelope::parse(line)
+                        .and_then(|e| e.result)
+                        .is_some_and(is_error),
+                    false => tail_says_error(line),
+                };
+            self.respond(n, body, failed);
+            return true;
+        }
+        if memchr::memmem::find(line, b"\"mcpgw:").is_none() {
+            return false;
+        }
+        let Some(envelope) = Envelope::parse(line) else {
+            return false;
+        };
+        if envelope.method.is_none() {
+            let Some(n) = envelope.id.and_then(|id| our_number(id.get())) else {
+                return false;
+            };
+            let (member, value, failed) = match (envelope.result, envelope.error) {
+                (Some(result), _) => ("result", result, is_error(result)),
+                (None, Some(error)) => ("error", error, true),
+                (None, None) => return true,
+            };
+            let mut body = Vec::with_capacity(value.get().len() + 16);
+            body.extend_from_slice(b",\"");
+            body.extend_from_slice(member.as_bytes());
+            body.extend_from_slice(b"\":");
+            body.extend_from_slice(value.get().as_bytes());
+            body.extend_from_slice(b"}\n");
+            self.respond(n, Bytes::from(body), failed);
+            return true;
+        }
+        match (envelope.method.as_deref(), envelope.params) {
+            (Some("notifications/progress"), Some(params)) => self.progress(params),
+            _ => false,
+        }
+    }
+
+    fn respond(&self, n: u64, body: Bytes, failed: bool) {
+        // A response to a call already cancelled or timed out is dropped.
+        let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
+            return;
+        };
+        let mut head = Vec::with_capacity(24 + pending.call.key.len());
+        head.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        head.extend_from_slice(pending.call.key.as_bytes());
+        let _ = pending.call.out.send(Frame::Spliced { head, body });
+        self.settle(pending, failed);
+    }
+
+    /// Passes progress of a forwarded call on with the client's own token; older updates than
+    /// one already passed on are dropped. False if the token is not ours.
+    fn progress(&self, params: &RawValue) -> bool {
+        let Ok(mut params) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(params.get())
+        else {
+            return false;
+        };
+        let Some(n) = params
+            .get("progressToken")
+            .and_then(|t| t.as_str())
+            .and_then(|t| t.strip_prefix(ID_PREFIX))
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        let mut pending = self.pending.lock().unwrap();
+        let Some(call) = pending.get_mut(&n) else {
+            return true;
+        };
+        let (Some(token), Some(progress)) = (
+            &call.call.progress_token,
+            params.get("progress").and_then(|p| p.as_f64()),
+        ) else {
+            return true;
+        };
+        if call.last_progress.is_some_and(|last| progress <= last) {
+            return true;
+        }
+        call.last_progress = Some(progress);
+        params.insert("progressToken".into(), token.clone());
+        let notification = serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": params,
+        });
+        let _ = call.call.out.send(Frame::json(&notification));
+        true
+    }
+}
+
+/// `(n, where the body after the id starts)` for `{"jsonrpc":"2.0","id":"mcpgw:<n>",` followed
+/// by `"result"` or `"error"`.
+fn rmcp_style_response(line: &[u8]) -> Option<(u64, usize)> {
+    const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":\"mcpgw:";
+    let rest = line.strip_prefix(HEAD)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let after = &rest[digits..];
+    (after.starts_with(b"\",\"result\":") || after.starts_with(b"\",\"error\":"))
+        .then_some((n, HEAD.len() + digits + 1))
+}
+
+fn is_error(result: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Flag {
+        #[serde(rename = "isError", default)]
+        is_error: Option<bool>,
+    }
+    serde_json::from_str::<Flag>(result.get()).is_ok_and(|f| f.is_error == Some(true))
+}
+
+/// A big result's `isError` is found where servers write it: after the content.
+fn tail_says_error(line: &[u8]) -> bool {
+    let tail = &line[line.len().saturating_sub(256)..];
+    memchr::memmem::find(tail, b"\"isError\":true").is_some()
+}
+
+fn error_frame(key: &str, error: &McpError) -> Frame {
+    let mut line = Vec::with_capacity(128);
+    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    line.extend_from_slice(key.as_bytes());
+    line.extend_from_slice(b",\"error\":");
+    serde_json::to_writer(&mut line, error).expect("an error serializes");
+    line.extend_from_slice(b"}\n");
+    Frame::Line(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmcp_style_responses_are_found_without_parsing() {
+        let line = br#"{"jsonrpc":"2.0","id":"mcpgw:42","result":{"content":[]}}"#;
+        let (n, at) = rmcp_style_response(line).unwrap();
+        assert_eq!(n, 42);
+        assert_eq!(&line[at..], br#","result":{"content":[]}}"#);
+        assert!(
+            rmcp_style_response(br#"{"jsonrpc":"2.0","id":"mcpgw:42","method":"x"}"#).is_none()
+        );
+        assert!(rmcp_style_response(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#).is_none());
+    }
+
+    #[test]
+    fn tool_errors_are_recognised() {
+        let raw: &RawValue = serde_json::from_str(r#"{"content":[],"isError":true}"#).unwrap();
+        assert!(is_error(raw));
+        let raw: &RawValue = serde_json::from_str(r#"{"content":[]}"#).unwrap();
+        assert!(!is_error(raw));
+        assert!(tail_says_error(
+            br#"{"content":[{"text":"..."}],"isError":true}}"#
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! The session side of the fast path: reads a socket session's lines, forwards the calls it can
+//! and hands every other line to rmcp.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::ProtocolVersion;
+use rmcp::service::{Peer, RoleServer};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::CallIndex;
+use super::link::Call;
+use crate::backend::call::Caller;
+use crate::gateway::Gateway;
+use crate::table::Target;
+use crate::wire::{self, Envelope, FrameTx, Line, RawMembers};
+
+/// Protocol versions whose sessions may use the fast path: those with an initialize handshake,
+/// whose results rmcp passes through unchanged.
+const INITIALIZE_ERA: [ProtocolVersion; 4] = [
+    ProtocolVersion::V_2024_11_05,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+];
+
+pub struct FastSession {
+    pub id: u64,
+    pub role: Option<String>,
+    pub gateway: Arc<Gateway>,
+    /// The session's writer.
+    pub out: FrameTx,
+    /// The session's rmcp peer, set once it is initialized.
+    pub peer: Arc<OnceLock<Peer<RoleServer>>>,
+    pub calls: Arc<CallIndex>,
+}
+
+impl FastSession {
+    /// Reads the client's lines until it disconnects or the daemon stops; the lines the fast
+    /// path does not take are written to `rmcp` (rmcp's reading end). A line longer than `max`
+    /// is dropped and logged; the session goes on.
+    pub async fn pump(
+        self,
+        mut read: impl AsyncBufRead + Unpin,
+        mut rmcp: impl AsyncWrite + Unpin,
+        max: usize,
+        stop: CancellationToken,
+    ) {
+        let mut line = Vec::new();
+        loop {
+            let result = tokio::select! {
+                r = wire::read_line(&mut read, &mut line, max) => r,
+                () = stop.cancelled() => break,
+            };
+            match result {
+                Ok(Line::Complete) => {}
+                Ok(Line::TooLong) => {
+                    tracing::error!(
+                        session = self.id,
+                        max_line_length = max,
+                        "a client message exceeded the maximum line length; discarding it"
+                    );
+                    continue;
+                }
+                Ok(Line::Eof) | Err(_) => break,
+            }
+            if super::enabled() && self.take(&line) {
+                continue;
+            }
+            if rmcp.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+        // Whatever is still in flight was this client's: cancel it upstream.
+        let calls: Vec<_> = self.calls.lock().unwrap().drain().collect();
+        for (_, (link, n)) in calls {
+            if let Some(link) = link.upgrade() {
+                link.cancel(n, "the client disconnected");
+            }
+        }
+    }
+
+    fn take(&self, line: &[u8]) -> bool {
+        if memchr::memmem::find(line, b"tools/call").is_some() {
+            return self.call(line);
+        }
+        if memchr::memmem::find(line, b"notifications/cancelled").is_some() {
+            return self.cancelled(line);
+        }
+        false
+    }
+
+    /// Forwards a `tools/call` if it can take the fast path (see the module docs).
+    fn call(&self, line: &[u8]) -> bool {
+        let Some(envelope) = Envelope::parse(line) else {
+            return false;
+        };
+        let (Some("tools/call"), Some(id), Some(params)) =
+            (envelope.method.as_deref(), envelope.id, envelope.params)
+        else {
+            return false;
+        };
+        let Some(peer) = self.peer.get() else {
+            return false;
+        };
+        let era = peer
+            .peer_info()
+            .is_some_and(|info| INITIALIZE_ERA.contains(&info.protocol_version));
+        if !era {
+            return false;
+        }
+        let Some(params) = RawMembers::parse(params) else {
+            return false;
+        };
+        let name = params
+            .get("name")
+            .and_then(|name| serde_json::from_str::<Cow<str>>(name.get()).ok());
+        let (Some(name), None, Some(key)) = (name, params.get("task"), wire::id_key(id)) else {
+            return false;
+        };
+
+        let table = self.gateway.table();
+        let Some(Target::Backend { backend, original }) =
+            table.catalog.tools.get(name.as_ref()).map(|e| &e.target)
+        else {
+            return false;
+        };
+        if !table.roles.allows(self.role.as_deref(), &name) {
+            return false;
+        }
+        let caller = Caller {
+            session: self.id,
+            peer: peer.clone(),
+            progress_token: None,
+            last_progress: None,
+        };
+        let instance = self.gateway.instance_for(backend, &caller);
+        let Some(link) = instance.fast_link() else {
+            return false;
+        };
+        let n = link.reserve();
+        {
+            let mut calls = self.calls.lock().unwrap();
+            if calls.contains_key(&key) {
+                // The client reused the id of a call in flight: rmcp answers that.
+                return false;
+            }
+            calls.insert(key.clone(), (Arc::downgrade(&link), n));
+        }
+        let call = Call {
+            out: self.out.clone(),
+            key: key.clone(),
+            progress_token: progress_token(&params),
+            index: Arc::downgrade(&self.calls),
+        };
+        if link.send_call(n, &instance, caller, call, &params, original) {
+            return true;
+        }
+        self.calls.lock().unwrap().remove(&key);
+        false
+    }
+
+    /// Cancels a call forwarded here; a cancel of anything else is rmcp's.
+    fn cancelled(&self, line: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(rename = "requestId", borrow)]
+            request_id: &'a RawValue,
+        }
+        let Some(envelope) = Envelope::parse(line) else {
+            return false;
+        };
+        let (Some("notifications/cancelled"), Some(params)) =
+            (envelope.method.as_deref(), envelope.params)
+        else {
+            return false;
+        };
+        let Some(key) = serde_json::from_str::<Params>(params.get())
+            .ok()
+            .and_then(|p| wire::id_key(p.request_id))
+        else {
+            return false;
+        };
+        let Some((link, n)) = self.calls.lock().unwrap().remove(&key) else {
+            return false;
+        };
+        if let Some(link) = link.upgrade() {
+            link.cancel(n, "cancelled by the client");
+        }
+        true
+    }
+}
+
+fn progress_token(params: &RawMembers) -> Option<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "progressToken")]
+        progress_token: Option<serde_json::Value>,
+    }
+    let meta = params.get("_meta")?;
+    serde_json::from_str::<Meta>(meta.get())
+        .ok()?
+        .progress_token
+}

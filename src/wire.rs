@@ -1,0 +1,308 @@
+//! Newline-delimited JSON-RPC below rmcp: reading lines, writing frames, and reading just the
+//! envelope of a message.
+//!
+//! The fast path (see [`crate::fast`]) reads every line of a session and of a stdio backend
+//! itself, handles the few it owns, and hands the rest to rmcp unchanged. Writers are shared
+//! the same way: one task per pipe writes whole frames from a queue that rmcp (through
+//! [`LineSink`]) and the fast path both feed, so their messages never interleave mid-line.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+/// One message to write: a whole line, or a line assembled from a head and a body borrowed
+/// from a line read elsewhere (a backend's result, passed on without copying it).
+pub enum Frame {
+    Line(Vec<u8>),
+    Spliced { head: Vec<u8>, body: Bytes },
+}
+
+pub type FrameTx = mpsc::UnboundedSender<Frame>;
+pub type FrameRx = mpsc::UnboundedReceiver<Frame>;
+
+impl Frame {
+    /// `value` as one line.
+    pub fn json(value: &impl serde::Serialize) -> Self {
+        let mut line = serde_json::to_vec(value).unwrap_or_default();
+        line.push(b'\n');
+        Frame::Line(line)
+    }
+}
+
+/// Writes frames until every sender is gone or the pipe breaks, then shuts the pipe down (for
+/// a backend: closes its stdin, the polite request to exit). Frames already queued are written
+/// together and flushed once.
+pub async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut frames: FrameRx) {
+    let mut out = BufWriter::with_capacity(64 * 1024, write);
+    'outer: while let Some(frame) = frames.recv().await {
+        let mut next = Some(frame);
+        while let Some(frame) = next {
+            let written = match &frame {
+                Frame::Line(line) => out.write_all(line).await,
+                Frame::Spliced { head, body } => match out.write_all(head).await {
+                    Ok(()) => out.write_all(body).await,
+                    Err(e) => Err(e),
+                },
+            };
+            if written.is_err() {
+                break 'outer;
+            }
+            next = frames.try_recv().ok();
+        }
+        if out.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+/// rmcp's writing end: collects what rmcp writes and queues each complete line as a frame.
+pub struct LineSink {
+    frames: FrameTx,
+    partial: Vec<u8>,
+}
+
+impl LineSink {
+    pub fn new(frames: FrameTx) -> Self {
+        Self {
+            frames,
+            partial: Vec::new(),
+        }
+    }
+}
+
+impl AsyncWrite for LineSink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let mut rest = buf;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            let line = if this.partial.is_empty() {
+                rest[..=end].to_vec()
+            } else {
+                this.partial.extend_from_slice(&rest[..=end]);
+                std::mem::take(&mut this.partial)
+            };
+            if this.frames.send(Frame::Line(line)).is_err() {
+                return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+            }
+            rest = &rest[end + 1..];
+        }
+        this.partial.extend_from_slice(rest);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+pub enum Line {
+    /// `buf` holds one line, with its `\n`.
+    Complete,
+    /// A line longer than the limit went by; it was dropped.
+    TooLong,
+    Eof,
+}
+
+/// Reads one line into `buf` (cleared first) without ever holding more than `max` bytes of it.
+/// A last line without `\n` before EOF is dropped, as rmcp does.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    read: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let available = read.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if too_long { Line::TooLong } else { Line::Eof });
+        }
+        let newline = memchr::memchr(b'\n', available);
+        let take = newline.map_or(available.len(), |i| i + 1);
+        if !too_long {
+            if buf.len().saturating_add(take) > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&available[..take]);
+            }
+        }
+        read.consume(take);
+        if newline.is_some() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete
+            });
+        }
+    }
+}
+
+/// The members of a JSON-RPC message that decide where it goes; the rest stays unparsed.
+#[derive(Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub error: Option<&'a RawValue>,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn parse(line: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(line).ok()
+    }
+}
+
+/// A JSON object's members in order, values unparsed: rewrite one member, pass the others on
+/// byte for byte.
+pub struct RawMembers<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> RawMembers<'a> {
+    pub fn parse(raw: &'a RawValue) -> Option<Self> {
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Members<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<Cow<'a, str>, &'a RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        deserializer.deserialize_map(Members(std::marker::PhantomData))
+    }
+}
+
+/// Writes `"key":value` members as a JSON object into `out`.
+pub fn write_object<'k>(out: &mut Vec<u8>, members: impl IntoIterator<Item = (&'k str, &'k str)>) {
+    out.push(b'{');
+    for (i, (key, value)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Keys came from a parsed object: re-escaping them cannot fail.
+        serde_json::to_writer(&mut *out, key).expect("a string serializes");
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.push(b'}');
+}
+
+/// A request id in one canonical spelling, so that `"a"` and `"\u0061"` are the same id.
+pub fn id_key(raw: &RawValue) -> Option<Box<str>> {
+    let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    match value {
+        serde_json::Value::Number(_) | serde_json::Value::String(_) => {
+            Some(value.to_string().into_boxed_str())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_keep_order_and_raw_values() {
+        let raw: &RawValue =
+            serde_json::from_str(r#"{"name":"a\u0062","arguments":{"x": [1, 2]},"_meta":{}}"#)
+                .unwrap();
+        let members = RawMembers::parse(raw).unwrap();
+        let keys: Vec<&str> = members.0.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["name", "arguments", "_meta"]);
+        assert_eq!(members.get("arguments").unwrap().get(), r#"{"x": [1, 2]}"#);
+        let mut out = Vec::new();
+        write_object(
+            &mut out,
+            members.0.iter().map(|(k, v)| (k.as_ref(), v.get())),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"name":"a\u0062","arguments":{"x": [1, 2]},"_meta":{}}"#
+        );
+    }
+
+    #[test]
+    fn ids_are_canonical() {
+        let a: &RawValue = serde_json::from_str(r#""\u0061""#).unwrap();
+        let b: &RawValue = serde_json::from_str(r#""a""#).unwrap();
+        assert_eq!(id_key(a), id_key(b));
+        let n: &RawValue = serde_json::from_str("7").unwrap();
+        assert_eq!(id_key(n).as_deref(), Some("7"));
+        let null: &RawValue = serde_json::from_str("null").unwrap();
+        assert_eq!(id_key(null), None);
+    }
+
+    #[tokio::test]
+    async fn lines_are_bounded_and_sinks_split_lines() {
+        let data = b"short\nthis one is too long\nok\nno newline".to_vec();
+        let mut read = tokio::io::BufReader::with_capacity(4, &data[..]);
+        let mut buf = Vec::new();
+        assert!(matches!(
+            read_line(&mut read, &mut buf, 8).await.unwrap(),
+            Line::Complete
+        ));
+        assert_eq!(buf, b"short\n");
+        assert!(matches!(
+            read_line(&mut read, &mut buf, 8).await.unwrap(),
+            Line::TooLong
+        ));
+        assert!(matches!(
+            read_line(&mut read, &mut buf, 8).await.unwrap(),
+            Line::Complete
+        ));
+        assert_eq!(buf, b"ok\n");
+        assert!(matches!(
+            read_line(&mut read, &mut buf, 8).await.unwrap(),
+            Line::Eof
+        ));
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut sink = LineSink::new(tx);
+        sink.write_all(b"{\"a\":1}\n{\"b\"").await.unwrap();
+        sink.write_all(b":2}\n").await.unwrap();
+        let mut lines = Vec::new();
+        while let Ok(Frame::Line(line)) = rx.try_recv() {
+            lines.push(String::from_utf8(line).unwrap());
+        }
+        assert_eq!(lines, ["{\"a\":1}\n", "{\"b\":2}\n"]);
+    }
+}
