@@ -561,6 +561,8 @@ impl Call {
         };
         self.gateway.bridges.forget(&state);
         let Some((round, reply)) = resume else {
+            // A retry that raced the expiry now finds the state unknown.
+            resumed.close();
             return;
         };
         let step = self.round(&round).await;
