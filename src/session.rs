@@ -236,6 +236,13 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if crate::gateway::bridge::applies(&context) {
+            return Box::pin(
+                self.gateway
+                    .bridged_call_tool(self.role(), request, &context),
+            )
+            .await;
+        }
         let caller = self.caller(&context);
         // Boxed: rmcp spawns a task per request holding this future, and moving a future of
         // this size into and around the task was the daemon's largest per-call cost (memcpy).
@@ -264,6 +271,13 @@ impl ServerHandler for Session {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
+        if crate::gateway::bridge::applies(&context) {
+            return Box::pin(
+                self.gateway
+                    .bridged_get_prompt(self.role(), request, &context),
+            )
+            .await;
+        }
         let caller = self.caller(&context);
         Box::pin(
             self.gateway
@@ -303,6 +317,13 @@ impl ServerHandler for Session {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        if crate::gateway::bridge::applies(&context) {
+            return Box::pin(
+                self.gateway
+                    .bridged_read_resource(self.role(), request, &context),
+            )
+            .await;
+        }
         let caller = self.caller(&context);
         Box::pin(
             self.gateway

@@ -9,6 +9,7 @@
 // sessions on them keep their own log level.
 #![allow(deprecated)]
 
+pub mod bridge;
 mod instances;
 mod notify;
 mod route;
@@ -45,6 +46,8 @@ pub struct Gateway {
     subscriptions: Mutex<BTreeMap<(String, String), std::collections::BTreeSet<u64>>>,
     /// Instances of `scope: per-client` servers, see [`instances`].
     instances: Mutex<std::collections::HashMap<instances::InstanceKey, Arc<Backend>>>,
+    /// Calls of 2026-07-28 clients waiting for their retry, see [`bridge`].
+    bridges: bridge::Bridges,
     stop: CancellationToken,
 }
 
@@ -101,6 +104,7 @@ impl Gateway {
                 last_reload: Mutex::new(None),
                 subscriptions: Mutex::default(),
                 instances: Mutex::default(),
+                bridges: bridge::Bridges::default(),
                 stop: CancellationToken::new(),
             }
         }))
@@ -225,7 +229,9 @@ impl Gateway {
     }
 
     /// Waits until no call is in flight on any backend, or `grace` has passed.
+    /// Calls waiting for a client's retry are cancelled first: no retry can come any more.
     pub async fn drain(&self, grace: Duration) {
+        self.bridges.close();
         let table = self.table();
         futures::future::join_all(table.backends.values().map(|b| b.drain(grace))).await;
     }
