@@ -28,6 +28,7 @@ use crate::connection::{Reader, Writer};
 use crate::fast::session::FastSession;
 use crate::gateway::{Gateway, ListKind};
 use crate::protocol::{Hello, SessionTransport};
+use crate::table::pages::page;
 use crate::wire::LineSink;
 
 /// The largest message a client may send. Requests are small (results flow the other way and
@@ -116,6 +117,7 @@ impl Session {
             peer: context.peer.clone(),
             progress_token: context.meta.get_progress_token(),
             last_progress: None,
+            meta: crate::backend::call::forwarded_meta(&context.meta),
         }
     }
 }
@@ -124,60 +126,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.gateway.leave(self.id);
     }
-}
-
-/// Items per page of a list. Large, so that clients that do not page still see everything in
-/// any realistic setup; `MCPGW_PAGE_SIZE` lowers it (tests use that to exercise paging).
-fn page_size() -> usize {
-    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *SIZE.get_or_init(|| {
-        std::env::var("MCPGW_PAGE_SIZE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(1000)
-    })
-}
-
-/// One page of `items` and the cursor of the next. Cursors are `<kind>:<offset>` in hex, opaque
-/// to clients and checked: a cursor of another list or past the end is invalid params.
-fn page<T: Clone>(
-    items: &[T],
-    request: Option<PaginatedRequestParams>,
-    kind: &str,
-) -> Result<(Vec<T>, Option<String>), McpError> {
-    let offset = match request.and_then(|r| r.cursor) {
-        None => 0,
-        Some(cursor) => decode_cursor(&cursor, kind)
-            .filter(|offset| *offset <= items.len())
-            .ok_or_else(|| McpError::invalid_params(format!("invalid cursor `{cursor}`"), None))?,
-    };
-    let end = offset.saturating_add(page_size()).min(items.len());
-    let next = (end < items.len()).then(|| encode_cursor(kind, end));
-    Ok((items[offset..end].to_vec(), next))
-}
-
-fn encode_cursor(kind: &str, offset: usize) -> String {
-    format!("{kind}:{offset}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn decode_cursor(cursor: &str, kind: &str) -> Option<usize> {
-    if !cursor.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
-        .collect();
-    let text = String::from_utf8(bytes?).ok()?;
-    let (k, offset) = text.split_once(':')?;
-    if k != kind {
-        return None;
-    }
-    offset.parse().ok()
 }
 
 impl ServerHandler for Session {
@@ -381,23 +329,5 @@ impl ServerHandler for Session {
     ) -> Result<(), McpError> {
         self.gateway.set_log_level(self.id, request.level).await;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_are_checked() {
-        let cursor = encode_cursor("tools", 1000);
-        assert_eq!(decode_cursor(&cursor, "tools"), Some(1000));
-        assert_eq!(decode_cursor(&cursor, "prompts"), None);
-        assert_eq!(decode_cursor("zz", "tools"), None);
-        assert_eq!(decode_cursor("abc", "tools"), None);
-        let items: Vec<u32> = (0..5).collect();
-        let bad =
-            Some(PaginatedRequestParams::default().with_cursor(Some(encode_cursor("tools", 9))));
-        assert!(page(&items, bad, "tools").is_err());
     }
 }

@@ -155,6 +155,15 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// The start of a response with the id `key` (canonical JSON), up to where its `,"result"` or
+/// `,"error"` member goes.
+pub fn response_head(key: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(24 + key.len());
+    head.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    head.extend_from_slice(key.as_bytes());
+    head
+}
+
 /// The members of a JSON-RPC message that decide where it goes; the rest stays unparsed.
 #[derive(Deserialize)]
 pub struct Envelope<'a> {
@@ -273,7 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_bounded_and_sinks_split_lines() {
-        let data = b"short\nthis one is too long\nok\nno newline".to_vec();
+        let data = b"short\nthis one is too long\nok\ntail".to_vec();
         let mut read = tokio::io::BufReader::with_capacity(4, &data[..]);
         let mut buf = Vec::new();
         assert!(matches!(

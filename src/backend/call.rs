@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    CancelledNotificationParam, ClientRequest, ProgressToken, RequestId, ServerResult,
+    CancelledNotificationParam, ClientRequest, ProgressToken, RequestId, RequestMetaObject,
+    ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,29 @@ pub struct Caller {
     pub progress_token: Option<ProgressToken>,
     /// The last progress value passed on: older, out-of-order updates are dropped.
     pub last_progress: Option<f64>,
+    /// What the client sent in the request's `_meta` for the server (see [`forwarded_meta`]).
+    pub meta: Option<RequestMetaObject>,
+}
+
+/// The part of a client's request `_meta` that is meant for the server: everything but the
+/// progress token (the gateway gives the server its own) and the 2026-07-28 per-request
+/// protocol keys (they describe the client's exchange with the gateway, not the gateway's
+/// with the server).
+pub fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
+    const NOT_FORWARDED: [&str; 5] = [
+        "progressToken",
+        "io.modelcontextprotocol/protocolVersion",
+        "io.modelcontextprotocol/clientInfo",
+        "io.modelcontextprotocol/clientCapabilities",
+        "io.modelcontextprotocol/logLevel",
+    ];
+    let kept: rmcp::model::JsonObject = meta
+        .0
+        .iter()
+        .filter(|(key, _)| !NOT_FORWARDED.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    (!kept.is_empty()).then(|| RequestMetaObject(kept.into()))
 }
 
 impl Backend {
@@ -45,8 +69,10 @@ impl Backend {
         if is_call {
             self.count_call();
         }
+        let mut options = PeerRequestOptions::no_options();
+        options.meta = caller.meta.clone();
         let mut guard = InFlight::new(self, caller);
-        let result = self.forward(request, &mut guard, ct).await;
+        let result = self.forward(request, options, &mut guard, ct).await;
         guard.failed = is_call
             && match &result {
                 Ok(ServerResult::CallToolResult(r)) => r.is_error == Some(true),
@@ -84,6 +110,7 @@ impl Backend {
     async fn forward(
         self: &Arc<Self>,
         request: ClientRequest,
+        options: PeerRequestOptions,
         guard: &mut InFlight<'_>,
         ct: CancellationToken,
     ) -> Result<ServerResult, McpError> {
@@ -93,7 +120,7 @@ impl Backend {
         };
         let handle = match running
             .peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .send_request_with_option(request, options)
             .await
         {
             Ok(handle) => handle,
@@ -172,6 +199,7 @@ impl Backend {
                 peer: peer.clone(),
                 progress_token: None,
                 last_progress: None,
+                meta: None,
             });
         }
         self.callers.lock().unwrap().values().next().cloned()

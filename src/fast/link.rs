@@ -318,9 +318,7 @@ impl Link {
         let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
             return;
         };
-        let mut head = Vec::with_capacity(24 + pending.call.key.len());
-        head.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-        head.extend_from_slice(pending.call.key.as_bytes());
+        let head = wire::response_head(&pending.call.key);
         let _ = pending.call.out.send(Frame::Spliced { head, body });
         self.settle(pending, failed);
     }
@@ -394,9 +392,7 @@ fn tail_says_error(line: &[u8]) -> bool {
 }
 
 fn error_frame(key: &str, error: &McpError) -> Frame {
-    let mut line = Vec::with_capacity(128);
-    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    line.extend_from_slice(key.as_bytes());
+    let mut line = wire::response_head(key);
     line.extend_from_slice(b",\"error\":");
     serde_json::to_writer(&mut line, error).expect("an error serializes");
     line.extend_from_slice(b"}\n");

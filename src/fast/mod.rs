@@ -1,5 +1,5 @@
 //! The fast path: `tools/call` from a socket session to a running stdio backend, forwarded as
-//! bytes.
+//! bytes; `tools/list` answered from pages serialized once per routing table and role.
 //!
 //! rmcp's typed service layer costs the daemon ~140 µs of CPU per small call (a task per
 //! message, every message decoded into typed enums and encoded again, on both sides) and
@@ -26,6 +26,10 @@
 //! a client's cancel, a disconnect and `call_timeout` cancel upstream; a backend that dies
 //! fails the call with its exit status. Forwarded requests carry ids and progress tokens
 //! `"mcpgw:<n>"`, which rmcp (numbering its own) never uses.
+//!
+//! `tools/list` takes the fast path when the session is initialized (initialize era), no server
+//! waits to be discovered and the cursor is absent or one the gateway issued: the page is the
+//! role view's, serialized on first use (`table::pages`), the same bytes rmcp would write.
 //!
 //! `MCPGW_FAST_PATH=0` turns the fast path off (for comparison and as an escape hatch).
 

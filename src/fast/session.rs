@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::CallIndex;
 use super::link::Call;
 use crate::backend::call::Caller;
-use crate::gateway::Gateway;
-use crate::table::Target;
-use crate::wire::{self, Envelope, FrameTx, Line, RawMembers};
+use crate::gateway::{Gateway, ListKind};
+use crate::table::{Target, pages};
+use crate::wire::{self, Envelope, Frame, FrameTx, Line, RawMembers};
 
 /// Protocol versions whose sessions may use the fast path: those with an initialize handshake,
 /// whose results rmcp passes through unchanged.
@@ -86,6 +86,9 @@ impl FastSession {
         if memchr::memmem::find(line, b"tools/call").is_some() {
             return self.call(line);
         }
+        if memchr::memmem::find(line, b"tools/list").is_some() {
+            return self.list_tools(line);
+        }
         if memchr::memmem::find(line, b"notifications/cancelled").is_some() {
             return self.cancelled(line);
         }
@@ -102,15 +105,9 @@ impl FastSession {
         else {
             return false;
         };
-        let Some(peer) = self.peer.get() else {
+        let Some(peer) = self.initialized() else {
             return false;
         };
-        let era = peer
-            .peer_info()
-            .is_some_and(|info| INITIALIZE_ERA.contains(&info.protocol_version));
-        if !era {
-            return false;
-        }
         let Some(params) = RawMembers::parse(params) else {
             return false;
         };
@@ -135,6 +132,8 @@ impl FastSession {
             peer: peer.clone(),
             progress_token: None,
             last_progress: None,
+            // Forwarded with the request's bytes.
+            meta: None,
         };
         let instance = self.gateway.instance_for(backend, &caller);
         let Some(link) = instance.fast_link() else {
@@ -160,6 +159,60 @@ impl FastSession {
         }
         self.calls.lock().unwrap().remove(&key);
         false
+    }
+
+    /// The session's peer, once it is initialized with an initialize-era protocol.
+    fn initialized(&self) -> Option<&Peer<RoleServer>> {
+        let peer = self.peer.get()?;
+        let era = peer
+            .peer_info()
+            .is_some_and(|info| INITIALIZE_ERA.contains(&info.protocol_version));
+        era.then_some(peer)
+    }
+
+    /// Answers `tools/list` from the view's serialized pages, when no server needs discovering
+    /// first and the cursor is one the gateway issued; anything else is rmcp's (which also
+    /// answers a bad cursor with the error).
+    fn list_tools(&self, line: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            cursor: Option<String>,
+        }
+        let Some(envelope) = Envelope::parse(line) else {
+            return false;
+        };
+        let (Some("tools/list"), Some(id)) = (envelope.method.as_deref(), envelope.id) else {
+            return false;
+        };
+        let cursor = match envelope
+            .params
+            .map(|p| serde_json::from_str::<Params>(p.get()))
+        {
+            None => None,
+            Some(Ok(params)) => params.cursor,
+            Some(Err(_)) => return false,
+        };
+        let (Some(_), Some(key)) = (self.initialized(), wire::id_key(id)) else {
+            return false;
+        };
+        let table = self.gateway.table();
+        if self.gateway.discovery_pending(&table) {
+            return false;
+        }
+        let view = table.view(self.role.as_deref());
+        let size = pages::page_size();
+        let page = match cursor.map(|c| pages::decode_cursor(&c, "tools")) {
+            None => 0,
+            Some(Some(offset)) if offset % size == 0 && offset < view.tools.len() => offset / size,
+            Some(_) => return false,
+        };
+        let Some(body) = view.tool_pages().get(page).cloned() else {
+            return false;
+        };
+        self.gateway.mark_seen(self.id, &view, ListKind::Tools);
+        let head = wire::response_head(&key);
+        let _ = self.out.send(Frame::Spliced { head, body });
+        true
     }
 
     /// Cancels a call forwarded here; a cancel of anything else is rmcp's.

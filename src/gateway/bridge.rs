@@ -376,6 +376,7 @@ impl Call {
             // Always some: whether progress reaches the client is decided per round.
             progress_token: Some(ProgressToken(NumberOrString::Number(0))),
             last_progress: None,
+            meta: crate::backend::call::forwarded_meta(&context.meta),
         };
         let role_owned = role.map(str::to_owned);
         let upstream: UpstreamFuture = {

@@ -37,6 +37,14 @@ fn not_allowed(kind: &str, name: &str, role: Option<&str>) -> McpError {
     )
 }
 
+/// Enabled servers whose lists are unknown and due for discovery.
+fn undiscovered(table: &Table) -> impl Iterator<Item = &Arc<Backend>> {
+    table
+        .backends
+        .values()
+        .filter(|b| b.spec.enabled && b.schema().is_none() && b.discovery_due(DISCOVERY_BACKOFF))
+}
+
 fn unexpected(backend: &Backend, what: &str, result: ServerResult) -> McpError {
     McpError::internal_error(
         format!(
@@ -52,14 +60,7 @@ impl Gateway {
     /// startup timeout; failures are logged and skipped (the server is just not listed).
     pub(crate) async fn discover_missing(&self) {
         let table = self.table();
-        let missing: Vec<Arc<Backend>> = table
-            .backends
-            .values()
-            .filter(|b| {
-                b.spec.enabled && b.schema().is_none() && b.discovery_due(DISCOVERY_BACKOFF)
-            })
-            .cloned()
-            .collect();
+        let missing: Vec<Arc<Backend>> = undiscovered(&table).cloned().collect();
         if missing.is_empty() {
             return;
         }
@@ -69,6 +70,11 @@ impl Gateway {
                 tracing::warn!(server = %backend.name, "discovery failed: {e}");
             }
         }
+    }
+
+    /// Whether a list now would first have to discover servers (lists then wait for them).
+    pub(crate) fn discovery_pending(&self, table: &Table) -> bool {
+        undiscovered(table).next().is_some()
     }
 
     /// The table after discovering unknown servers: what lists are answered from.

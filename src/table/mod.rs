@@ -6,6 +6,7 @@
 //! unchanged, so running processes survive.
 
 mod catalog;
+pub mod pages;
 mod roles;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub struct RoleView {
     pub templates: Vec<ResourceTemplate>,
     /// Hashes of the tools, the prompts, and the resources with templates, as listed.
     pub fingerprints: [u64; 3],
+    tool_pages: std::sync::OnceLock<Vec<bytes::Bytes>>,
 }
 
 impl Table {
@@ -135,6 +137,7 @@ impl Table {
             resources,
             templates,
             fingerprints,
+            tool_pages: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ mod conformance;
 mod core;
 mod ctl;
 mod everything;
+mod fast;
 mod http;
 mod lifecycle;
 mod npm;
