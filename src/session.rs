@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::call::Caller;
 use crate::connection::{Reader, Writer};
-use crate::fast::session::FastSession;
+use crate::fast::session::Client;
 use crate::gateway::{Gateway, ListKind};
 use crate::protocol::{Hello, SessionTransport};
 use crate::table::pages::page;
@@ -55,20 +55,19 @@ pub async fn serve(
     let (out, frames) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(crate::wire::write_frames(writer, frames));
     let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
-    let fast = FastSession {
+    let fast = Client {
         id,
         role: hello.role,
         gateway,
-        out: out.clone(),
         peer: session.peer.clone(),
         calls: Arc::default(),
     };
-    let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out))
+    let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out.clone()))
         .with_max_line_length(usize::MAX);
     // The client hanging up ends the pump, which ends rmcp's input; rmcp ending (the daemon
     // stops, the handshake failed) ends the pump.
     let done = stop.child_token();
-    let pump = fast.pump(reader, rmcp_feed, MAX_CLIENT_MESSAGE, done.clone());
+    let pump = fast.pump(out, reader, rmcp_feed, MAX_CLIENT_MESSAGE, done.clone());
     let rmcp = async move {
         match rmcp::service::serve_server_with_ct(session, transport, stop).await {
             Ok(running) => {
@@ -88,6 +87,9 @@ pub struct Session {
     gateway: Arc<Gateway>,
     /// Set when initialized: the fast path routes calls of this client through it.
     peer: Arc<OnceLock<Peer<RoleServer>>>,
+    transport: SessionTransport,
+    /// An HTTP session's `Mcp-Session-Id`, once initialized (registered for the fast path).
+    http_id: OnceLock<String>,
 }
 
 impl Session {
@@ -104,6 +106,8 @@ impl Session {
             role,
             gateway,
             peer: Arc::default(),
+            transport,
+            http_id: OnceLock::new(),
         }
     }
 
@@ -124,6 +128,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if let Some(http_id) = self.http_id.get() {
+            self.gateway.http_clients.remove(http_id);
+        }
         self.gateway.leave(self.id);
     }
 }
@@ -300,6 +307,33 @@ impl ServerHandler for Session {
         self.gateway
             .unsubscribe(self.role(), caller, &request.uri)
             .await
+    }
+
+    /// An HTTP session is registered by its `Mcp-Session-Id` (first seen on this notification)
+    /// so that the fast path can serve its calls.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        if self.transport != SessionTransport::Http {
+            return;
+        }
+        let session_id = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|value| value.to_str().ok());
+        if let Some(session_id) = session_id
+            && self.http_id.set(session_id.to_string()).is_ok()
+        {
+            let client = Client {
+                id: self.id,
+                role: self.role.clone(),
+                gateway: self.gateway.clone(),
+                peer: self.peer.clone(),
+                calls: Arc::default(),
+            };
+            self.gateway
+                .http_clients
+                .insert(session_id.to_string(), client);
+        }
     }
 
     async fn on_roots_list_changed(

@@ -13,8 +13,9 @@
 //! where protocol semantics matter (handshakes, version negotiation, lists, every other
 //! request, server→client requests). A call takes the fast path only when all of these hold,
 //! else rmcp serves it exactly as before:
-//! - the session negotiated an initialize-era protocol (2024-11-05 … 2025-11-25) over the
-//!   local socket (HTTP sessions and 2026-07-28 clients stay on rmcp);
+//! - the session negotiated an initialize-era protocol (2024-11-05 … 2025-11-25), over the
+//!   local socket or Streamable HTTP (`crate::http::fast`, where a call asking for progress
+//!   stays on rmcp's SSE stream); 2026-07-28 clients stay on rmcp;
 //! - the tool is a backend's, visible to the session's role, and the call is not a task;
 //! - the backend (or the session's per-client instance) is a stdio server already running —
 //!   the first call starts it through rmcp.

@@ -1,5 +1,6 @@
-//! The session side of the fast path: reads a socket session's lines, forwards the calls it can
-//! and hands every other line to rmcp.
+//! The session side of the fast path: a client's identity and its forwarded calls, used by the
+//! socket pump (reads a socket session's lines, takes what it can, hands every other line to
+//! rmcp) and by HTTP (one POST body at a time, `http/fast.rs`).
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -26,23 +27,23 @@ const INITIALIZE_ERA: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2025_11_25,
 ];
 
-pub struct FastSession {
+/// One session, as the fast path knows it.
+pub struct Client {
     pub id: u64,
     pub role: Option<String>,
     pub gateway: Arc<Gateway>,
-    /// The session's writer.
-    pub out: FrameTx,
     /// The session's rmcp peer, set once it is initialized.
     pub peer: Arc<OnceLock<Peer<RoleServer>>>,
     pub calls: Arc<CallIndex>,
 }
 
-impl FastSession {
+impl Client {
     /// Reads the client's lines until it disconnects or the daemon stops; the lines the fast
     /// path does not take are written to `rmcp` (rmcp's reading end). A line longer than `max`
     /// is dropped and logged; the session goes on.
     pub async fn pump(
-        self,
+        &self,
+        out: FrameTx,
         mut read: impl AsyncBufRead + Unpin,
         mut rmcp: impl AsyncWrite + Unpin,
         max: usize,
@@ -66,7 +67,7 @@ impl FastSession {
                 }
                 Ok(Line::Eof) | Err(_) => break,
             }
-            if super::enabled() && self.take(&line) {
+            if super::enabled() && self.take(&line, &out) {
                 continue;
             }
             if rmcp.write_all(&line).await.is_err() {
@@ -82,12 +83,13 @@ impl FastSession {
         }
     }
 
-    fn take(&self, line: &[u8]) -> bool {
+    /// Takes `line` if the fast path serves it; answers go to `out`.
+    pub fn take(&self, line: &[u8], out: &FrameTx) -> bool {
         if memchr::memmem::find(line, b"tools/call").is_some() {
-            return self.call(line);
+            return self.call(line, out, true).is_some();
         }
         if memchr::memmem::find(line, b"tools/list").is_some() {
-            return self.list_tools(line);
+            return self.list_tools(line, out);
         }
         if memchr::memmem::find(line, b"notifications/cancelled").is_some() {
             return self.cancelled(line);
@@ -95,37 +97,35 @@ impl FastSession {
         false
     }
 
-    /// Forwards a `tools/call` if it can take the fast path (see the module docs).
-    fn call(&self, line: &[u8]) -> bool {
-        let Some(envelope) = Envelope::parse(line) else {
-            return false;
-        };
+    /// Forwards a `tools/call` if it can take the fast path (see the module docs) and returns
+    /// its key in the call index. `progress`: whether `out` can carry progress notifications
+    /// (a call that asks for progress when it cannot is left to rmcp).
+    pub fn call(&self, line: &[u8], out: &FrameTx, progress: bool) -> Option<Box<str>> {
+        let envelope = Envelope::parse(line)?;
         let (Some("tools/call"), Some(id), Some(params)) =
             (envelope.method.as_deref(), envelope.id, envelope.params)
         else {
-            return false;
+            return None;
         };
-        let Some(peer) = self.initialized() else {
-            return false;
-        };
-        let Some(params) = RawMembers::parse(params) else {
-            return false;
-        };
+        let peer = self.initialized()?;
+        let params = RawMembers::parse(params)?;
         let name = params
             .get("name")
-            .and_then(|name| serde_json::from_str::<Cow<str>>(name.get()).ok());
-        let (Some(name), None, Some(key)) = (name, params.get("task"), wire::id_key(id)) else {
-            return false;
-        };
+            .and_then(|name| serde_json::from_str::<Cow<str>>(name.get()).ok())?;
+        let key = wire::id_key(id)?;
+        let progress_token = progress_token(&params);
+        if params.get("task").is_some() || (progress_token.is_some() && !progress) {
+            return None;
+        }
 
         let table = self.gateway.table();
         let Some(Target::Backend { backend, original }) =
             table.catalog.tools.get(name.as_ref()).map(|e| &e.target)
         else {
-            return false;
+            return None;
         };
         if !table.roles.allows(self.role.as_deref(), &name) {
-            return false;
+            return None;
         }
         let caller = Caller {
             session: self.id,
@@ -136,29 +136,27 @@ impl FastSession {
             meta: None,
         };
         let instance = self.gateway.instance_for(backend, &caller);
-        let Some(link) = instance.fast_link() else {
-            return false;
-        };
+        let link = instance.fast_link()?;
         let n = link.reserve();
         {
             let mut calls = self.calls.lock().unwrap();
             if calls.contains_key(&key) {
                 // The client reused the id of a call in flight: rmcp answers that.
-                return false;
+                return None;
             }
             calls.insert(key.clone(), (Arc::downgrade(&link), n));
         }
         let call = Call {
-            out: self.out.clone(),
+            out: out.clone(),
             key: key.clone(),
-            progress_token: progress_token(&params),
+            progress_token,
             index: Arc::downgrade(&self.calls),
         };
         if link.send_call(n, &instance, caller, call, &params, original) {
-            return true;
+            return Some(key);
         }
         self.calls.lock().unwrap().remove(&key);
-        false
+        None
     }
 
     /// The session's peer, once it is initialized with an initialize-era protocol.
@@ -173,7 +171,7 @@ impl FastSession {
     /// Answers `tools/list` from the view's serialized pages, when no server needs discovering
     /// first and the cursor is one the gateway issued; anything else is rmcp's (which also
     /// answers a bad cursor with the error).
-    fn list_tools(&self, line: &[u8]) -> bool {
+    pub fn list_tools(&self, line: &[u8], out: &FrameTx) -> bool {
         #[derive(serde::Deserialize)]
         struct Params {
             cursor: Option<String>,
@@ -211,12 +209,12 @@ impl FastSession {
         };
         self.gateway.mark_seen(self.id, &view, ListKind::Tools);
         let head = wire::response_head(&key);
-        let _ = self.out.send(Frame::Spliced { head, body });
+        let _ = out.send(Frame::Spliced { head, body });
         true
     }
 
     /// Cancels a call forwarded here; a cancel of anything else is rmcp's.
-    fn cancelled(&self, line: &[u8]) -> bool {
+    pub fn cancelled(&self, line: &[u8]) -> bool {
         #[derive(serde::Deserialize)]
         struct Params<'a> {
             #[serde(rename = "requestId", borrow)]

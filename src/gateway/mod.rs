@@ -48,6 +48,8 @@ pub struct Gateway {
     instances: Mutex<std::collections::HashMap<instances::InstanceKey, Arc<Backend>>>,
     /// Calls of 2026-07-28 clients waiting for their retry, see [`bridge`].
     bridges: bridge::Bridges,
+    /// Initialized Streamable HTTP sessions, for the fast path (`http/fast.rs`).
+    pub(crate) http_clients: crate::http::fast::Clients,
     stop: CancellationToken,
 }
 
@@ -105,6 +107,7 @@ impl Gateway {
                 subscriptions: Mutex::default(),
                 instances: Mutex::default(),
                 bridges: bridge::Bridges::default(),
+                http_clients: Default::default(),
                 stop: CancellationToken::new(),
             }
         }))

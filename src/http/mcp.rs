@@ -91,6 +91,16 @@ pub(super) async fn handle(
     Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Response {
+    let request = match super::fast::serve(
+        &shared.gateway.http_clients,
+        caller.role.as_deref(),
+        request,
+    )
+    .await
+    {
+        Ok(response) => return response,
+        Err(request) => request,
+    };
     let service = shared.mcp.for_role(caller.role);
     service.handle(request).await.map(Body::new)
 }

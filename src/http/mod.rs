@@ -9,9 +9,11 @@
 //!
 //! - `guard` — who may call, and with which role.
 //! - `mcp` — `/mcp`, rmcp's Streamable HTTP service, one per role.
+//! - `fast` — `/mcp` POSTs of `tools/call` and `tools/list` the fast path answers itself.
 //! - `sse` — `/sse` and `/messages`, the 2024-11-05 transport, written here over rmcp's
 //!   line transport.
 
+pub mod fast;
 mod guard;
 mod mcp;
 mod sse;

@@ -974,3 +974,180 @@ async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_lon
     let _ = incapable.cancel().await;
     let _ = client.cancel().await;
 }
+
+/// Who answered a POST: the fast path (plain JSON for a list, its own SSE stream with
+/// `mcpgw-` event ids for a call) or rmcp (SSE).
+#[derive(Debug, PartialEq)]
+enum Served {
+    Json,
+    FastStream,
+    Rmcp,
+}
+
+/// The answer to `id` in a POST's response, and who served it.
+async fn answer(response: reqwest::Response, id: &Value) -> (Value, Served) {
+    assert_eq!(response.status(), 200);
+    let json = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json");
+    let text = response.text().await.unwrap();
+    if json {
+        return (serde_json::from_str(&text).unwrap(), Served::Json);
+    }
+    let message = sse_messages(&text)
+        .into_iter()
+        .find(|m| m["id"] == *id && m.get("method").is_none())
+        .unwrap_or_else(|| panic!("no answer to {id} in {text}"));
+    let served = match text.contains("id: mcpgw-") {
+        true => Served::FastStream,
+        false => Served::Rmcp,
+    };
+    (message, served)
+}
+
+#[tokio::test]
+async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
+    let mut answers = Vec::new();
+    for fast in [true, false] {
+        let env = Env::new();
+        let vars = [("MCPGW_FAST_PATH", if fast { "1" } else { "0" })];
+        let http = HttpDaemon::start_with_vars(&env, |port| config(&env, port, ""), &vars).await;
+        let port = http.port;
+        let post = |session: &str, body: &Value| {
+            post_mcp(port, body)
+                .bearer_auth(ADMIN)
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18")
+        };
+        let response = post_mcp(port, &initialize())
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(
+            post(&session, &initialized).send().await.unwrap().status(),
+            202
+        );
+        let call = |id: u64, name: &str, args: Value| {
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": name, "arguments": args}})
+        };
+        let mut seen = Vec::new();
+
+        // The first call starts the backend through rmcp; the next ones are forwarded.
+        for id in [10, 11] {
+            let body = call(id, "alpha_request", json!({}));
+            let (message, served) =
+                answer(post(&session, &body).send().await.unwrap(), &json!(id)).await;
+            let upstream: Value =
+                serde_json::from_str(message["result"]["content"][0]["text"].as_str().unwrap())
+                    .unwrap();
+            let forwarded = upstream["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("mcpgw:"));
+            assert_eq!(forwarded, fast && id == 11, "{upstream}");
+            let expected = if forwarded {
+                Served::FastStream
+            } else {
+                Served::Rmcp
+            };
+            assert_eq!(served, expected);
+        }
+        for (id, name, args) in [
+            (12, "alpha_echo", json!({"text": "hi"})),
+            (13, "alpha_fail", json!({"message": "nope"})),
+            (14, "alpha_nosuch", json!({})),
+        ] {
+            let response = post(&session, &call(id, name, args)).send().await.unwrap();
+            seen.push(answer(response, &json!(id)).await.0);
+        }
+        let list = json!({"jsonrpc": "2.0", "id": 15, "method": "tools/list"});
+        let (listed, served) =
+            answer(post(&session, &list).send().await.unwrap(), &json!(15)).await;
+        assert_eq!(served, if fast { Served::Json } else { Served::Rmcp });
+        seen.push(listed);
+
+        // A call that asks for progress stays on rmcp's stream, which carries it.
+        let mut with_progress = call(16, "alpha_slow", json!({"ms": 50, "steps": 2}));
+        with_progress["params"]["_meta"] = json!({"progressToken": "p"});
+        let response = post(&session, &with_progress).send().await.unwrap();
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let messages = sse_messages(&response.text().await.unwrap());
+        assert!(
+            messages
+                .iter()
+                .any(|m| m["method"] == "notifications/progress"),
+            "{messages:?}"
+        );
+
+        // A call's stream is resumable from its priming event, whoever serves it.
+        let slow = call(19, "alpha_slow", json!({"ms": 600, "steps": 1}));
+        let mut stream = SseStream::new(post(&session, &slow).send().await.unwrap());
+        let (_, _, priming) = stream.next_with_id().await.expect("a priming event");
+        assert_eq!(priming.starts_with("mcpgw-"), fast, "{priming}");
+        drop(stream);
+        let resumed = reqwest::Client::new()
+            .get(http.url("/mcp"))
+            .bearer_auth(ADMIN)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("last-event-id", &priming)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resumed.status(), 200);
+        let response = SseStream::new(resumed).response(19).await;
+        assert_eq!(
+            response["result"]["content"][0]["text"], "slept 600 ms",
+            "{response}"
+        );
+        seen.push(response);
+
+        // Another role's token cannot use the session (404 from rmcp either way).
+        let foreign = post_mcp(port, &call(17, "alpha_echo", json!({"text": "x"})))
+            .bearer_auth(READONLY)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 404);
+
+        // Hanging up is not cancelling (Streamable HTTP); notifications/cancelled is.
+        let hung_up = match post(&session, &call(18, "alpha_slow", json!({"ms": 20000})))
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+        {
+            Ok(response) => response.text().await.map(drop),
+            Err(e) => Err(e),
+        };
+        assert!(hung_up.is_err());
+        wait_for("the call to be in flight", || alpha_inflight(&env) == 1).await;
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 18}});
+        assert_eq!(post(&session, &cancel).send().await.unwrap().status(), 202);
+        wait_for("the backend to see the cancel", || {
+            env.status_json()["backends"][0]["stderr_tail"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| l == "slow: cancelled"))
+        })
+        .await;
+        wait_for("nothing in flight", || alpha_inflight(&env) == 0).await;
+        answers.push(seen);
+        drop(http);
+    }
+    assert_eq!(answers[0], answers[1]);
+}
