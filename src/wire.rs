@@ -22,7 +22,13 @@ use tokio::sync::mpsc;
 /// from a line read elsewhere (a backend's result, passed on without copying it).
 pub enum Frame {
     Line(Vec<u8>),
-    Spliced { head: Vec<u8>, body: Bytes },
+    Spliced {
+        head: Vec<u8>,
+        body: Bytes,
+    },
+    /// A notification about a request still in flight (progress): on HTTP it goes on the
+    /// request's stream ahead of the answer.
+    Notification(Vec<u8>),
 }
 
 pub type FrameTx = mpsc::UnboundedSender<Frame>;
@@ -46,7 +52,7 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut frames: FrameRx) 
         let mut next = Some(frame);
         while let Some(frame) = next {
             let written = match &frame {
-                Frame::Line(line) => out.write_all(line).await,
+                Frame::Line(line) | Frame::Notification(line) => out.write_all(line).await,
                 Frame::Spliced { head, body } => match out.write_all(head).await {
                     Ok(()) => out.write_all(body).await,
                     Err(e) => Err(e),

@@ -359,7 +359,9 @@ impl Link {
             "method": "notifications/progress",
             "params": params,
         });
-        let _ = call.call.out.send(Frame::json(&notification));
+        let mut line = serde_json::to_vec(&notification).unwrap_or_default();
+        line.push(b'\n');
+        let _ = call.call.out.send(Frame::Notification(line));
         true
     }
 }

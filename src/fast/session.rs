@@ -86,7 +86,7 @@ impl Client {
     /// Takes `line` if the fast path serves it; answers go to `out`.
     pub fn take(&self, line: &[u8], out: &FrameTx) -> bool {
         if memchr::memmem::find(line, b"tools/call").is_some() {
-            return self.call(line, out, true).is_some();
+            return self.call(line, out).is_some();
         }
         if memchr::memmem::find(line, b"tools/list").is_some() {
             return self.list_tools(line, out);
@@ -98,9 +98,8 @@ impl Client {
     }
 
     /// Forwards a `tools/call` if it can take the fast path (see the module docs) and returns
-    /// its key in the call index. `progress`: whether `out` can carry progress notifications
-    /// (a call that asks for progress when it cannot is left to rmcp).
-    pub fn call(&self, line: &[u8], out: &FrameTx, progress: bool) -> Option<Box<str>> {
+    /// its key in the call index. Its answer and progress go to `out`.
+    pub fn call(&self, line: &[u8], out: &FrameTx) -> Option<Box<str>> {
         let envelope = Envelope::parse(line)?;
         let (Some("tools/call"), Some(id), Some(params)) =
             (envelope.method.as_deref(), envelope.id, envelope.params)
@@ -114,7 +113,7 @@ impl Client {
             .and_then(|name| serde_json::from_str::<Cow<str>>(name.get()).ok())?;
         let key = wire::id_key(id)?;
         let progress_token = progress_token(&params);
-        if params.get("task").is_some() || (progress_token.is_some() && !progress) {
+        if params.get("task").is_some() {
             return None;
         }
 

@@ -6,10 +6,9 @@
 //! It applies only where rmcp would do nothing but decode, route and encode: the session is
 //! known (its `Mcp-Session-Id` was registered when it initialized, for this role), the request
 //! carries the session's negotiated `MCP-Protocol-Version` and none of the 2026-07-28 standard
-//! headers, and the call does not ask for progress (rmcp's stream carries it). A
-//! `notifications/cancelled` for a forwarded call cancels it; hanging up does not (as with
-//! rmcp's streams): a `GET` with the `Last-Event-ID` of our priming event resumes the stream,
-//! for the last answered calls of the session.
+//! headers. A `notifications/cancelled` for a forwarded call cancels it; hanging up does not
+//! (as with rmcp's streams): a `GET` with the `Last-Event-ID` of our priming event resumes the
+//! stream, for the last answered calls of the session.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -129,14 +128,17 @@ pub(super) async fn serve(
     if client.list_tools(&body, &out) {
         return Ok(json(answers.recv().await));
     }
-    if client.call(&body, &out, false).is_none() {
+    if client.call(&body, &out).is_none() {
         return Err(Request::from_parts(parts, Body::from(body)));
     }
+    // The call holds the only sender now: the channel closes after its answer.
+    drop(out);
     Ok(call_stream(&session, answers))
 }
 
 /// The SSE stream of a forwarded call: a priming event (so that a client that loses the
-/// stream can resume it), keep-alive comments while the backend works, then the answer. A
+/// stream can resume it), progress and keep-alive comments while the backend works, then the
+/// answer (progress is not replayed on resumption; the answer is). A
 /// client that hangs up does not cancel the call (Streamable HTTP: only notifications/cancelled
 /// does); its answer stays resumable.
 fn call_stream(session: &HttpSession, mut answers: mpsc::UnboundedReceiver<Frame>) -> Response {
@@ -147,7 +149,15 @@ fn call_stream(session: &HttpSession, mut answers: mpsc::UnboundedReceiver<Frame
     tokio::spawn(async move {
         let answer = loop {
             tokio::select! {
-                answer = answers.recv() => break answer,
+                frame = answers.recv() => match frame {
+                    Some(Frame::Notification(line)) => {
+                        let data = data_line(Bytes::from(line));
+                        for chunk in [Bytes::from_static(b"data: "), data, Bytes::from_static(b"\n\n")] {
+                            let _ = chunks.send(chunk);
+                        }
+                    }
+                    answer => break answer,
+                },
                 () = tokio::time::sleep(KEEP_ALIVE) => {
                     let _ = chunks.send(Bytes::from_static(b":\n\n"));
                 }
@@ -193,7 +203,7 @@ fn our_event(id: &str) -> Option<(u64, u64)> {
 fn event(n: u64, answer: Frame) -> Vec<Bytes> {
     let head = Bytes::from(format!("id: mcpgw-{n}-1\ndata: "));
     let (first, body) = match answer {
-        Frame::Line(line) => (Bytes::from(line), Bytes::new()),
+        Frame::Line(line) | Frame::Notification(line) => (Bytes::new(), Bytes::from(line)),
         Frame::Spliced { head, body } => (Bytes::from(head), body),
     };
     vec![head, first, data_line(body), Bytes::from_static(b"\n\n")]
@@ -276,7 +286,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A list page as a JSON response (a daemon stopping meanwhile answers 503).
 fn json(answer: Option<Frame>) -> Response {
     let parts = match answer {
-        Some(Frame::Line(line)) => vec![Bytes::from(line)],
+        Some(Frame::Line(line) | Frame::Notification(line)) => vec![Bytes::from(line)],
         Some(Frame::Spliced { head, body }) => vec![Bytes::from(head), body],
         None => return plain(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping"),
     };

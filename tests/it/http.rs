@@ -975,6 +975,10 @@ async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_lon
     let _ = client.cancel().await;
 }
 
+async fn call_text(client: &HttpClient, name: &str) -> String {
+    call(client, name, json!({})).await.unwrap()
+}
+
 /// Who answered a POST: the fast path (plain JSON for a list, its own SSE stream with
 /// `mcpgw-` event ids for a call) or rmcp (SSE).
 #[derive(Debug, PartialEq)]
@@ -1073,23 +1077,31 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
         assert_eq!(served, if fast { Served::Json } else { Served::Rmcp });
         seen.push(listed);
 
-        // A call that asks for progress stays on rmcp's stream, which carries it.
-        let mut with_progress = call(16, "alpha_slow", json!({"ms": 50, "steps": 2}));
+        // Progress goes on the call's stream, with the client's token, before the answer.
+        let mut with_progress = call(16, "alpha_slow", json!({"ms": 50, "steps": 3}));
         with_progress["params"]["_meta"] = json!({"progressToken": "p"});
         let response = post(&session, &with_progress).send().await.unwrap();
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
-        );
-        let messages = sse_messages(&response.text().await.unwrap());
-        assert!(
-            messages
-                .iter()
-                .any(|m| m["method"] == "notifications/progress"),
-            "{messages:?}"
-        );
+        let text = response.text().await.unwrap();
+        assert_eq!(text.contains("id: mcpgw-"), fast, "{text}");
+        let messages = sse_messages(&text);
+        let progress: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .collect();
+        assert_eq!(progress.len(), 3, "{messages:?}");
+        assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
+        assert_eq!(messages.last().unwrap()["id"], 16, "{messages:?}");
+        seen.push(messages.last().unwrap().clone());
+
+        // rmcp's own HTTP client (which always asks for progress) takes the fast path too.
+        let rmcp_client = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
+        let upstream: Value =
+            serde_json::from_str(&call_text(&rmcp_client, "alpha_request").await).unwrap();
+        let forwarded = upstream["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("mcpgw:"));
+        assert_eq!(forwarded, fast, "{upstream}");
+        let _ = rmcp_client.cancel().await;
 
         // A call's stream is resumable from its priming event, whoever serves it.
         let slow = call(19, "alpha_slow", json!({"ms": 600, "steps": 1}));
