@@ -174,6 +174,8 @@ pub fn response_head(key: &str) -> Vec<u8> {
 #[derive(Deserialize)]
 pub struct Envelope<'a> {
     #[serde(borrow, default)]
+    pub jsonrpc: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     pub id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub method: Option<Cow<'a, str>>,
@@ -242,11 +244,13 @@ pub fn write_object<'k>(out: &mut Vec<u8>, members: impl IntoIterator<Item = (&'
 
 /// A request id in one canonical spelling, so that `"a"` and `"\u0061"` are the same id.
 pub fn id_key(raw: &RawValue) -> Option<Box<str>> {
+    // Only ids rmcp accepts: strings and integers (`1.5` or `1e3` are its invalid requests).
     let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
-    match value {
-        serde_json::Value::Number(_) | serde_json::Value::String(_) => {
+    match &value {
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
             Some(value.to_string().into_boxed_str())
         }
+        serde_json::Value::String(_) => Some(value.to_string().into_boxed_str()),
         _ => None,
     }
 }
@@ -284,6 +288,8 @@ mod tests {
         assert_eq!(id_key(n).as_deref(), Some("7"));
         let null: &RawValue = serde_json::from_str("null").unwrap();
         assert_eq!(id_key(null), None);
+        let float: &RawValue = serde_json::from_str("1e3").unwrap();
+        assert_eq!(id_key(float), None);
     }
 
     #[tokio::test]

@@ -27,6 +27,19 @@ const INITIALIZE_ERA: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2025_11_25,
 ];
 
+/// What [`Client::take`] did with a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Nothing: the message is rmcp's.
+    No,
+    /// Forwarded a `tools/call`.
+    Call,
+    /// Answered a `tools/list` page.
+    List,
+    /// Cancelled a forwarded call.
+    Cancel,
+}
+
 /// One session, as the fast path knows it.
 pub struct Client {
     pub id: u64,
@@ -67,7 +80,7 @@ impl Client {
                 }
                 Ok(Line::Eof) | Err(_) => break,
             }
-            if super::enabled() && self.take(&line, &out) {
+            if super::enabled() && self.take(&line, &out) != Taken::No {
                 continue;
             }
             if rmcp.write_all(&line).await.is_err() {
@@ -75,35 +88,59 @@ impl Client {
             }
         }
         // Whatever is still in flight was this client's: cancel it upstream.
+        self.cancel_all("the client disconnected");
+    }
+
+    /// Takes `line` if the fast path serves it (answers go to `out`) and says what it was.
+    pub fn take(&self, line: &[u8], out: &FrameTx) -> Taken {
+        let candidate = [
+            &b"tools/call"[..],
+            b"tools/list",
+            b"notifications/cancelled",
+        ]
+        .iter()
+        .any(|method| memchr::memmem::find(line, method).is_some());
+        if !candidate {
+            return Taken::No;
+        }
+        let Some(envelope) = Envelope::parse(line) else {
+            return Taken::No;
+        };
+        // Only what rmcp would accept as is: a JSON-RPC 2.0 message whose request carries no
+        // 2026-07-28 per-request protocol metadata (rmcp routes and shapes those differently).
+        let modern = envelope.params.is_some_and(|p| {
+            memchr::memmem::find(p.get().as_bytes(), b"io.modelcontextprotocol/").is_some()
+        });
+        if envelope.jsonrpc.as_deref() != Some("2.0") || modern {
+            return Taken::No;
+        }
+        let taken = match envelope.method.as_deref() {
+            Some("tools/call") => self.call(&envelope, out).then_some(Taken::Call),
+            Some("tools/list") => self.list_tools(&envelope, out).then_some(Taken::List),
+            Some("notifications/cancelled") => self.cancelled(&envelope).then_some(Taken::Cancel),
+            _ => None,
+        };
+        taken.unwrap_or(Taken::No)
+    }
+
+    /// Cancels upstream whatever this client still has in flight (it left).
+    pub fn cancel_all(&self, reason: &str) {
         let calls: Vec<_> = self.calls.lock().unwrap().drain().collect();
         for (_, (link, n)) in calls {
             if let Some(link) = link.upgrade() {
-                link.cancel(n, "the client disconnected");
+                link.cancel(n, reason);
             }
         }
     }
 
-    /// Takes `line` if the fast path serves it; answers go to `out`.
-    pub fn take(&self, line: &[u8], out: &FrameTx) -> bool {
-        if memchr::memmem::find(line, b"tools/call").is_some() {
-            return self.call(line, out).is_some();
-        }
-        if memchr::memmem::find(line, b"tools/list").is_some() {
-            return self.list_tools(line, out);
-        }
-        if memchr::memmem::find(line, b"notifications/cancelled").is_some() {
-            return self.cancelled(line);
-        }
-        false
+    /// Forwards a `tools/call` if it can take the fast path (see the module docs). Its answer
+    /// and progress go to `out`.
+    fn call(&self, envelope: &Envelope, out: &FrameTx) -> bool {
+        self.forward(envelope, out).is_some()
     }
 
-    /// Forwards a `tools/call` if it can take the fast path (see the module docs) and returns
-    /// its key in the call index. Its answer and progress go to `out`.
-    pub fn call(&self, line: &[u8], out: &FrameTx) -> Option<Box<str>> {
-        let envelope = Envelope::parse(line)?;
-        let (Some("tools/call"), Some(id), Some(params)) =
-            (envelope.method.as_deref(), envelope.id, envelope.params)
-        else {
+    fn forward(&self, envelope: &Envelope, out: &FrameTx) -> Option<()> {
+        let (Some(id), Some(params)) = (envelope.id, envelope.params) else {
             return None;
         };
         let peer = self.initialized()?;
@@ -152,7 +189,7 @@ impl Client {
             index: Arc::downgrade(&self.calls),
         };
         if link.send_call(n, &instance, caller, call, &params, original) {
-            return Some(key);
+            return Some(());
         }
         self.calls.lock().unwrap().remove(&key);
         None
@@ -170,15 +207,12 @@ impl Client {
     /// Answers `tools/list` from the view's serialized pages, when no server needs discovering
     /// first and the cursor is one the gateway issued; anything else is rmcp's (which also
     /// answers a bad cursor with the error).
-    pub fn list_tools(&self, line: &[u8], out: &FrameTx) -> bool {
+    fn list_tools(&self, envelope: &Envelope, out: &FrameTx) -> bool {
         #[derive(serde::Deserialize)]
         struct Params {
             cursor: Option<String>,
         }
-        let Some(envelope) = Envelope::parse(line) else {
-            return false;
-        };
-        let (Some("tools/list"), Some(id)) = (envelope.method.as_deref(), envelope.id) else {
+        let Some(id) = envelope.id else {
             return false;
         };
         let cursor = match envelope
@@ -213,18 +247,13 @@ impl Client {
     }
 
     /// Cancels a call forwarded here; a cancel of anything else is rmcp's.
-    pub fn cancelled(&self, line: &[u8]) -> bool {
+    fn cancelled(&self, envelope: &Envelope) -> bool {
         #[derive(serde::Deserialize)]
         struct Params<'a> {
             #[serde(rename = "requestId", borrow)]
             request_id: &'a RawValue,
         }
-        let Some(envelope) = Envelope::parse(line) else {
-            return false;
-        };
-        let (Some("notifications/cancelled"), Some(params)) =
-            (envelope.method.as_deref(), envelope.params)
-        else {
+        let (None, Some(params)) = (envelope.id, envelope.params) else {
             return false;
         };
         let Some(key) = serde_json::from_str::<Params>(params.get())

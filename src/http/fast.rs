@@ -12,16 +12,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
+use rmcp::model::{ClientJsonRpcMessage, ClientNotification, CustomNotification};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::{SessionId, SessionManager};
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
-use crate::fast::session::Client;
+use crate::fast::session::{Client, Taken};
 use crate::wire::Frame;
 
 /// How many answered calls of a session can still be resumed.
@@ -38,14 +42,28 @@ pub struct Clients(Mutex<HashMap<String, Arc<HttpSession>>>);
 impl Clients {
     pub fn insert(&self, session_id: String, client: Client) {
         let session = Arc::new(HttpSession {
+            id: session_id.clone(),
             client,
             streams: Mutex::default(),
+            told_rmcp: Mutex::new(Instant::now()),
         });
         self.0.lock().unwrap().insert(session_id, session);
     }
 
+    /// The session ended: what it still has in flight on the fast path is cancelled, as the
+    /// end of rmcp's session cancels its requests.
     pub fn remove(&self, session_id: &str) {
-        self.0.lock().unwrap().remove(session_id);
+        let removed = self.0.lock().unwrap().remove(session_id);
+        if let Some(session) = removed {
+            session.client.cancel_all("the session ended");
+        }
+    }
+
+    fn contains(&self, session: &Arc<HttpSession>) -> bool {
+        let sessions = self.0.lock().unwrap();
+        sessions
+            .get(&session.id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
     }
 
     fn get(&self, session_id: &str) -> Option<Arc<HttpSession>> {
@@ -56,8 +74,11 @@ impl Clients {
 /// An HTTP session on the fast path: its client, and the answers of its forwarded calls, kept
 /// so that a client that lost a call's stream can resume it with `Last-Event-ID`.
 pub struct HttpSession {
+    id: String,
     client: Client,
     streams: Mutex<Streams>,
+    /// When rmcp's session last heard of activity here (see [`keep_alive`]).
+    told_rmcp: Mutex<Instant>,
 }
 
 #[derive(Default)]
@@ -71,6 +92,10 @@ impl HttpSession {
     /// A new stream's number and the sender of its answer; old answered streams are dropped.
     fn open_stream(&self) -> (u64, watch::Sender<Option<Vec<Bytes>>>) {
         let mut streams = self.streams.lock().unwrap();
+        // Calls that ended without an answer (cancelled) have nothing to resume.
+        streams
+            .answers
+            .retain(|_, answer| answer.borrow().is_some() || answer.has_changed().is_ok());
         let answered: Vec<u64> = streams
             .answers
             .iter()
@@ -95,18 +120,29 @@ impl HttpSession {
     }
 }
 
+/// What the fast path needs of the HTTP listener.
+pub(super) struct Context<'a> {
+    pub clients: &'a Clients,
+    pub role: Option<&'a str>,
+    /// The role's rmcp session manager: told when a session is used (see [`keep_alive`]).
+    pub manager: &'a LocalSessionManager,
+    /// The sessions' idle timeout (zero: none).
+    pub idle_timeout: Duration,
+    /// Cancelled when the daemon stops: ends our streams as rmcp's end.
+    pub stop: &'a CancellationToken,
+}
+
 /// Serves `request` if the fast path can; otherwise gives it back, as it came.
-pub(super) async fn serve(
-    clients: &Clients,
-    role: Option<&str>,
-    request: Request,
-) -> Result<Response, Request> {
-    let Some(session) = eligible(clients, role, &request) else {
+pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response, Request> {
+    let Some(session) = eligible(cx.clients, cx.role, &request) else {
         return Err(request);
     };
+    keep_alive(&cx, &session).await;
     if request.method() == Method::GET {
         return match header_str(request.headers(), "last-event-id").and_then(our_event) {
-            Some((n, seen)) => Ok(resume(&session, n, seen)),
+            Some((n, 0)) => Ok(resume(&session, n, cx.stop)),
+            // The client saw the answer already; or not one of ours.
+            Some(_) => Ok(plain(StatusCode::NOT_FOUND, "Not Found: no such stream")),
             None => Err(request),
         };
     }
@@ -120,20 +156,42 @@ pub(super) async fn serve(
             ));
         }
     };
-    let client = &session.client;
-    if client.cancelled(&body) {
-        return Ok(plain(StatusCode::ACCEPTED, ""));
-    }
-    let (out, mut answers) = mpsc::unbounded_channel();
-    if client.list_tools(&body, &out) {
-        return Ok(json(answers.recv().await));
-    }
-    if client.call(&body, &out).is_none() {
+    if !cx.clients.contains(&session) {
+        // The session ended while the body was read.
         return Err(Request::from_parts(parts, Body::from(body)));
     }
-    // The call holds the only sender now: the channel closes after its answer.
-    drop(out);
-    Ok(call_stream(&session, answers))
+    let (out, mut answers) = mpsc::unbounded_channel();
+    match session.client.take(&body, &out) {
+        Taken::No => Err(Request::from_parts(parts, Body::from(body))),
+        Taken::Cancel => Ok(plain(StatusCode::ACCEPTED, "")),
+        Taken::List => Ok(json(answers.recv().await)),
+        Taken::Call => {
+            // The call holds the only sender now: the channel closes after its answer.
+            drop(out);
+            Ok(call_stream(&session, answers, cx.stop.clone()))
+        }
+    }
+}
+
+/// rmcp expires a session that its worker has not heard from for the idle timeout; requests
+/// the fast path serves never reach it. So a used session tells rmcp, with a notification
+/// that is ignored (at most a few times per timeout).
+async fn keep_alive(cx: &Context<'_>, session: &HttpSession) {
+    if cx.idle_timeout.is_zero() {
+        return;
+    }
+    {
+        let mut told = session.told_rmcp.lock().unwrap();
+        if told.elapsed() < cx.idle_timeout / 4 {
+            return;
+        }
+        *told = Instant::now();
+    }
+    let active = CustomNotification::new("notifications/mcpgw/active", None);
+    let message =
+        ClientJsonRpcMessage::notification(ClientNotification::CustomNotification(active));
+    let id: SessionId = session.id.as_str().into();
+    let _ = cx.manager.accept_message(&id, message).await;
 }
 
 /// The SSE stream of a forwarded call: a priming event (so that a client that loses the
@@ -141,7 +199,11 @@ pub(super) async fn serve(
 /// answer (progress is not replayed on resumption; the answer is). A
 /// client that hangs up does not cancel the call (Streamable HTTP: only notifications/cancelled
 /// does); its answer stays resumable.
-fn call_stream(session: &HttpSession, mut answers: mpsc::UnboundedReceiver<Frame>) -> Response {
+fn call_stream(
+    session: &HttpSession,
+    mut answers: mpsc::UnboundedReceiver<Frame>,
+    stop: CancellationToken,
+) -> Response {
     let (n, answered) = session.open_stream();
     let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
     let priming = format!("id: mcpgw-{n}-0\nretry: {RETRY_MS}\ndata:\n\n");
@@ -161,6 +223,7 @@ fn call_stream(session: &HttpSession, mut answers: mpsc::UnboundedReceiver<Frame
                 () = tokio::time::sleep(KEEP_ALIVE) => {
                     let _ = chunks.send(Bytes::from_static(b":\n\n"));
                 }
+                () = stop.cancelled() => return,
             }
         };
         let Some(answer) = answer else {
@@ -175,20 +238,36 @@ fn call_stream(session: &HttpSession, mut answers: mpsc::UnboundedReceiver<Frame
     sse(body)
 }
 
-/// `GET` with `Last-Event-ID: mcpgw-<n>-<seen>`: the rest of forwarded call `n`'s stream.
-fn resume(session: &HttpSession, n: u64, seen: u64) -> Response {
+/// `GET` with `Last-Event-ID: mcpgw-<n>-0`: the rest of forwarded call `n`'s stream (keep-alive
+/// comments until the answer, then the answer); 404 if the stream is unknown or gone.
+fn resume(session: &HttpSession, n: u64, stop: &CancellationToken) -> Response {
+    let Some(mut answer) = session.answer(n) else {
+        return plain(StatusCode::NOT_FOUND, "Not Found: no such stream");
+    };
     let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
-    if let (Some(mut answer), 0) = (session.answer(n), seen) {
-        tokio::spawn(async move {
-            if let Ok(event) = answer.wait_for(Option::is_some).await
-                && let Some(event) = event.as_ref()
-            {
-                for chunk in event {
-                    let _ = chunks.send(chunk.clone());
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = answer.wait_for(Option::is_some) => {
+                    if let Ok(event) = event
+                        && let Some(event) = event.as_ref()
+                    {
+                        for chunk in event {
+                            let _ = chunks.send(chunk.clone());
+                        }
+                    }
+                    return;
                 }
+                () = tokio::time::sleep(KEEP_ALIVE) => {
+                    if chunks.send(Bytes::from_static(b":\n\n")).is_err() {
+                        return;
+                    }
+                }
+                () = stop.cancelled() => return,
             }
-        });
-    }
+        }
+    });
     sse(body)
 }
 

@@ -30,6 +30,8 @@ use crate::protocol::SessionTransport;
 use crate::session::Session;
 
 type RoleService = StreamableHttpService<Session, LocalSessionManager>;
+/// A role's service and its session manager (the fast path tells it about activity).
+type ForRole = (RoleService, Arc<LocalSessionManager>);
 
 /// The per-role services, made lazily.
 pub(super) struct Services {
@@ -38,7 +40,7 @@ pub(super) struct Services {
     cancel: CancellationToken,
     /// Fixed at start, like the listen address.
     idle_timeout: Duration,
-    by_role: Mutex<HashMap<Option<String>, RoleService>>,
+    by_role: Mutex<HashMap<Option<String>, ForRole>>,
 }
 
 impl Services {
@@ -55,7 +57,8 @@ impl Services {
         }
     }
 
-    fn for_role(&self, role: Option<String>) -> RoleService {
+    /// The role's service and its session manager.
+    fn for_role(&self, role: Option<String>) -> ForRole {
         let mut by_role = self.by_role.lock().unwrap();
         by_role
             .entry(role.clone())
@@ -63,12 +66,13 @@ impl Services {
                 let mut manager = LocalSessionManager::default();
                 manager.session_config.keep_alive =
                     (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
+                let manager = Arc::new(manager);
                 let config = StreamableHttpServerConfig::default()
                     .disable_allowed_hosts()
                     .disable_allowed_origins()
                     .with_cancellation_token(self.cancel.child_token());
                 let gateway = self.gateway.clone();
-                StreamableHttpService::new(
+                let service = StreamableHttpService::new(
                     move || {
                         Ok(Session::new(
                             gateway.clone(),
@@ -77,9 +81,10 @@ impl Services {
                             SessionTransport::Http,
                         ))
                     },
-                    Arc::new(manager),
+                    manager.clone(),
                     config,
-                )
+                );
+                (service, manager)
             })
             .clone()
     }
@@ -91,16 +96,17 @@ pub(super) async fn handle(
     Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Response {
-    let request = match super::fast::serve(
-        &shared.gateway.http_clients,
-        caller.role.as_deref(),
-        request,
-    )
-    .await
-    {
+    let (service, manager) = shared.mcp.for_role(caller.role.clone());
+    let fast = super::fast::Context {
+        clients: &shared.gateway.http_clients,
+        role: caller.role.as_deref(),
+        manager: &manager,
+        idle_timeout: shared.mcp.idle_timeout,
+        stop: &shared.cancel,
+    };
+    let request = match super::fast::serve(fast, request).await {
         Ok(response) => return response,
         Err(request) => request,
     };
-    let service = shared.mcp.for_role(caller.role);
     service.handle(request).await.map(Body::new)
 }

@@ -98,6 +98,10 @@ async fn warm_calls_take_the_fast_path_and_answer_as_rmcp_does() {
             "tokens are the gateway's upstream"
         );
         assert_eq!(warm["meta"]["vendor/trace"], json!({"span": 7}), "{warm}");
+        // A request with 2026-07-28 per-request metadata is rmcp's to route and shape.
+        let modern = json!({"io.modelcontextprotocol/protocolVersion": "2025-06-18"});
+        let seen = seen_upstream(&mut raw, json!("modern"), Some(modern)).await;
+        assert!(seen["id"].is_number(), "{seen}");
         assert_eq!(warm["arguments"], json!({"list": [1, 2.50, "x"]}));
 
         // Whatever the path, the client gets the same answers.
@@ -134,7 +138,7 @@ async fn warm_calls_take_the_fast_path_and_answer_as_rmcp_does() {
         answers.push(seen);
 
         let backend = status_backend(&env);
-        assert_eq!(backend["calls"], 6, "{backend}");
+        assert_eq!(backend["calls"], 7, "{backend}");
         assert_eq!(backend["errors"], 2, "fail and the bad add: {backend}");
         raw.close().await;
         daemon.stop().await;
@@ -221,8 +225,10 @@ async fn a_fast_call_is_cancelled_upstream_by_cancel_disconnect_and_timeout() {
     // The client's notifications/cancelled: upstream cancelled, no response.
     raw.send(slow(5, 400)).await;
     wait_for("the call to be in flight", || inflight() == 1).await;
+    // (a reason that names another method must not confuse the dispatch)
     raw.send(
-        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 5, "reason": "user aborted tools/call"}}),
     )
     .await;
     wait_for("the backend to see the cancel", || cancels() == 1).await;

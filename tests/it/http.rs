@@ -1163,3 +1163,112 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
     }
     assert_eq!(answers[0], answers[1]);
 }
+
+#[tokio::test]
+async fn fast_served_sessions_stay_alive_and_their_end_cancels_their_calls() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  session_idle_timeout: 1s\n")
+    })
+    .await;
+    let port = http.port;
+    let post = |session: &str, body: &Value| {
+        post_mcp(port, body)
+            .bearer_auth(ADMIN)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18")
+    };
+    let response = post_mcp(port, &initialize())
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        post(&session, &initialized).send().await.unwrap().status(),
+        202
+    );
+    let call = |id: u64, name: &str, args: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": args}})
+    };
+
+    // Calls the fast path serves keep the session alive past its idle timeout.
+    let start = Instant::now();
+    let mut id = 0;
+    while start.elapsed() < Duration::from_millis(2500) {
+        id += 1;
+        let response = post(&session, &call(id, "alpha_echo", json!({"text": "hi"})))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "call {id} after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, served) = answer(
+        post(&session, &call(1000, "alpha_echo", json!({"text": "x"})))
+            .send()
+            .await
+            .unwrap(),
+        &json!(1000),
+    )
+    .await;
+    assert_eq!(served, Served::FastStream);
+
+    // Its end cancels what it has in flight.
+    let _stream = post(&session, &call(1001, "alpha_slow", json!({"ms": 30000})))
+        .send()
+        .await
+        .unwrap();
+    wait_for("the call to be in flight", || alpha_inflight(&env) == 1).await;
+    let deleted = reqwest::Client::new()
+        .delete(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    wait_for("the backend to see the cancel", || {
+        env.status_json()["backends"][0]["stderr_tail"]
+            .as_array()
+            .is_some_and(|lines| lines.iter().any(|l| l == "slow: cancelled"))
+    })
+    .await;
+    wait_for("nothing in flight", || alpha_inflight(&env) == 0).await;
+
+    // A resume of a stream that is not there is a 404, not an empty stream.
+    let response = post_mcp(port, &initialize())
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let other = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        post(&other, &initialized).send().await.unwrap().status(),
+        202
+    );
+    let resumed = reqwest::Client::new()
+        .get(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &other)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", "mcpgw-999-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 404);
+}
