@@ -432,16 +432,7 @@ async fn sessions_404_when_unknown_end_on_delete_and_expire_when_idle() {
     let mut call = SseStream::new(in_session(&id, &slow).await.unwrap());
     let (_, _, priming) = call.next_with_id().await.expect("a priming event");
     drop(call);
-    let resumed = reqwest::Client::new()
-        .get(http.url("/mcp"))
-        .bearer_auth(ADMIN)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &id)
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("last-event-id", &priming)
-        .send()
-        .await
-        .unwrap();
+    let resumed = resume_get(&http, &id, &priming).send().await.unwrap();
     assert_eq!(resumed.status(), 200);
     let response = SseStream::new(resumed).response(3).await;
     assert_eq!(
@@ -975,6 +966,51 @@ async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_lon
     let _ = client.cancel().await;
 }
 
+/// A JSON-RPC `tools/call` of `name`.
+fn call_body(id: u64, name: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": args}})
+}
+
+/// A POST in an admin session, as a conforming 2025-06-18 client sends it.
+fn in_session(port: u16, session: &str, body: &Value) -> reqwest::RequestBuilder {
+    post_mcp(port, body)
+        .bearer_auth(ADMIN)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+}
+
+/// A GET resuming an admin session's stream after `last_event_id`.
+fn resume_get(http: &HttpDaemon, session: &str, last_event_id: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", last_event_id)
+}
+
+/// An initialized admin session's id.
+async fn open_session(port: u16) -> String {
+    let response = post_mcp(port, &initialize())
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = in_session(port, &session, &initialized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    session
+}
+
 async fn call_text(client: &HttpClient, name: &str) -> String {
     call(client, name, json!({})).await.unwrap()
 }
@@ -1018,35 +1054,13 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
         let vars = [("MCPGW_FAST_PATH", if fast { "1" } else { "0" })];
         let http = HttpDaemon::start_with_vars(&env, |port| config(&env, port, ""), &vars).await;
         let port = http.port;
-        let post = |session: &str, body: &Value| {
-            post_mcp(port, body)
-                .bearer_auth(ADMIN)
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-06-18")
-        };
-        let response = post_mcp(port, &initialize())
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        let session = response.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        assert_eq!(
-            post(&session, &initialized).send().await.unwrap().status(),
-            202
-        );
-        let call = |id: u64, name: &str, args: Value| {
-            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": name, "arguments": args}})
-        };
+        let post = |session: &str, body: &Value| in_session(port, session, body);
+        let session = open_session(port).await;
         let mut seen = Vec::new();
 
         // The first call starts the backend through rmcp; the next ones are forwarded.
         for id in [10, 11] {
-            let body = call(id, "alpha_request", json!({}));
+            let body = call_body(id, "alpha_request", json!({}));
             let (message, served) =
                 answer(post(&session, &body).send().await.unwrap(), &json!(id)).await;
             let upstream: Value =
@@ -1068,7 +1082,10 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
             (13, "alpha_fail", json!({"message": "nope"})),
             (14, "alpha_nosuch", json!({})),
         ] {
-            let response = post(&session, &call(id, name, args)).send().await.unwrap();
+            let response = post(&session, &call_body(id, name, args))
+                .send()
+                .await
+                .unwrap();
             seen.push(answer(response, &json!(id)).await.0);
         }
         let list = json!({"jsonrpc": "2.0", "id": 15, "method": "tools/list"});
@@ -1078,7 +1095,7 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
         seen.push(listed);
 
         // Progress goes on the call's stream, with the client's token, before the answer.
-        let mut with_progress = call(16, "alpha_slow", json!({"ms": 50, "steps": 3}));
+        let mut with_progress = call_body(16, "alpha_slow", json!({"ms": 50, "steps": 3}));
         with_progress["params"]["_meta"] = json!({"progressToken": "p"});
         let response = post(&session, &with_progress).send().await.unwrap();
         let text = response.text().await.unwrap();
@@ -1104,21 +1121,12 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
         let _ = rmcp_client.cancel().await;
 
         // A call's stream is resumable from its priming event, whoever serves it.
-        let slow = call(19, "alpha_slow", json!({"ms": 600, "steps": 1}));
+        let slow = call_body(19, "alpha_slow", json!({"ms": 600, "steps": 1}));
         let mut stream = SseStream::new(post(&session, &slow).send().await.unwrap());
         let (_, _, priming) = stream.next_with_id().await.expect("a priming event");
         assert_eq!(priming.starts_with("mcpgw-"), fast, "{priming}");
         drop(stream);
-        let resumed = reqwest::Client::new()
-            .get(http.url("/mcp"))
-            .bearer_auth(ADMIN)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", "2025-06-18")
-            .header("last-event-id", &priming)
-            .send()
-            .await
-            .unwrap();
+        let resumed = resume_get(&http, &session, &priming).send().await.unwrap();
         assert_eq!(resumed.status(), 200);
         let response = SseStream::new(resumed).response(19).await;
         assert_eq!(
@@ -1128,7 +1136,7 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
         seen.push(response);
 
         // Another role's token cannot use the session (404 from rmcp either way).
-        let foreign = post_mcp(port, &call(17, "alpha_echo", json!({"text": "x"})))
+        let foreign = post_mcp(port, &call_body(17, "alpha_echo", json!({"text": "x"})))
             .bearer_auth(READONLY)
             .header("mcp-session-id", &session)
             .header("mcp-protocol-version", "2025-06-18")
@@ -1138,7 +1146,7 @@ async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
         assert_eq!(foreign.status(), 404);
 
         // Hanging up is not cancelling (Streamable HTTP); notifications/cancelled is.
-        let hung_up = match post(&session, &call(18, "alpha_slow", json!({"ms": 20000})))
+        let hung_up = match post(&session, &call_body(18, "alpha_slow", json!({"ms": 20000})))
             .timeout(Duration::from_millis(300))
             .send()
             .await
@@ -1172,40 +1180,21 @@ async fn fast_served_sessions_stay_alive_and_their_end_cancels_their_calls() {
     })
     .await;
     let port = http.port;
-    let post = |session: &str, body: &Value| {
-        post_mcp(port, body)
-            .bearer_auth(ADMIN)
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-06-18")
-    };
-    let response = post_mcp(port, &initialize())
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(
-        post(&session, &initialized).send().await.unwrap().status(),
-        202
-    );
-    let call = |id: u64, name: &str, args: Value| {
-        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": name, "arguments": args}})
-    };
+    let post = |session: &str, body: &Value| in_session(port, session, body);
+    let session = open_session(port).await;
 
     // Calls the fast path serves keep the session alive past its idle timeout.
     let start = Instant::now();
     let mut id = 0;
     while start.elapsed() < Duration::from_millis(2500) {
         id += 1;
-        let response = post(&session, &call(id, "alpha_echo", json!({"text": "hi"})))
-            .send()
-            .await
-            .unwrap();
+        let response = post(
+            &session,
+            &call_body(id, "alpha_echo", json!({"text": "hi"})),
+        )
+        .send()
+        .await
+        .unwrap();
         assert_eq!(
             response.status(),
             200,
@@ -1215,20 +1204,26 @@ async fn fast_served_sessions_stay_alive_and_their_end_cancels_their_calls() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (_, served) = answer(
-        post(&session, &call(1000, "alpha_echo", json!({"text": "x"})))
-            .send()
-            .await
-            .unwrap(),
+        post(
+            &session,
+            &call_body(1000, "alpha_echo", json!({"text": "x"})),
+        )
+        .send()
+        .await
+        .unwrap(),
         &json!(1000),
     )
     .await;
     assert_eq!(served, Served::FastStream);
 
     // Its end cancels what it has in flight.
-    let _stream = post(&session, &call(1001, "alpha_slow", json!({"ms": 30000})))
-        .send()
-        .await
-        .unwrap();
+    let _stream = post(
+        &session,
+        &call_body(1001, "alpha_slow", json!({"ms": 30000})),
+    )
+    .send()
+    .await
+    .unwrap();
     wait_for("the call to be in flight", || alpha_inflight(&env) == 1).await;
     let deleted = reqwest::Client::new()
         .delete(http.url("/mcp"))
@@ -1247,26 +1242,8 @@ async fn fast_served_sessions_stay_alive_and_their_end_cancels_their_calls() {
     wait_for("nothing in flight", || alpha_inflight(&env) == 0).await;
 
     // A resume of a stream that is not there is a 404, not an empty stream.
-    let response = post_mcp(port, &initialize())
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let other = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        post(&other, &initialized).send().await.unwrap().status(),
-        202
-    );
-    let resumed = reqwest::Client::new()
-        .get(http.url("/mcp"))
-        .bearer_auth(ADMIN)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &other)
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("last-event-id", "mcpgw-999-0")
+    let other = open_session(port).await;
+    let resumed = resume_get(&http, &other, "mcpgw-999-0")
         .send()
         .await
         .unwrap();
