@@ -244,12 +244,12 @@ pub fn write_object<'k>(out: &mut Vec<u8>, members: impl IntoIterator<Item = (&'
 
 /// A request id in one canonical spelling, so that `"a"` and `"\u0061"` are the same id.
 pub fn id_key(raw: &RawValue) -> Option<Box<str>> {
-    // Only ids rmcp accepts: strings and integers (`1.5` or `1e3` are its invalid requests).
+    // Only ids the fast path can echo exactly as rmcp would: strings and integers within i64
+    // (rmcp also reads `1e3` as 1000, answering with the canonical spelling; those, and
+    // anything else, are left to it).
     let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
     match &value {
-        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
-            Some(value.to_string().into_boxed_str())
-        }
+        serde_json::Value::Number(n) if n.is_i64() => Some(value.to_string().into_boxed_str()),
         serde_json::Value::String(_) => Some(value.to_string().into_boxed_str()),
         _ => None,
     }

@@ -8,7 +8,12 @@
 //! carries the session's negotiated `MCP-Protocol-Version` and none of the 2026-07-28 standard
 //! headers. A `notifications/cancelled` for a forwarded call cancels it; hanging up does not
 //! (as with rmcp's streams): a `GET` with the `Last-Event-ID` of our priming event resumes the
-//! stream, for the last answered calls of the session.
+//! stream, for a minute after the answer (rmcp keeps its finished streams as long).
+//!
+//! rmcp still owns the session's life: it expires a session its worker has not heard from for
+//! the idle timeout, and requests served here never reach that worker, so a session in use
+//! here — a request, or a forwarded call still streaming — tells it so (an ignored
+//! notification, at most a few times per timeout); the end of the session cancels its calls.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -28,8 +33,10 @@ use tokio_util::sync::CancellationToken;
 use crate::fast::session::{Client, Taken};
 use crate::wire::Frame;
 
-/// How many answered calls of a session can still be resumed.
+/// At most this many answered calls of a session can be resumed…
 const REPLAYABLE: usize = 64;
+/// …for this long after their answer.
+const REPLAY_FOR: Duration = Duration::from_secs(60);
 /// A comment line this often keeps a long call's stream open through proxies (as rmcp's do).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What a client waits before reconnecting to a broken stream (rmcp's default).
@@ -77,25 +84,28 @@ pub struct HttpSession {
     id: String,
     client: Client,
     streams: Mutex<Streams>,
-    /// When rmcp's session last heard of activity here (see [`keep_alive`]).
+    /// When rmcp's session last heard of activity here (see [`Activity`]).
     told_rmcp: Mutex<Instant>,
 }
+
+/// A call's answer event, once the backend answered.
+type Answer = Option<(Instant, Vec<Bytes>)>;
 
 #[derive(Default)]
 struct Streams {
     next: u64,
-    /// Stream number → its answer event, once the backend answered.
-    answers: BTreeMap<u64, watch::Receiver<Option<Vec<Bytes>>>>,
+    answers: BTreeMap<u64, watch::Receiver<Answer>>,
 }
 
 impl HttpSession {
-    /// A new stream's number and the sender of its answer; old answered streams are dropped.
-    fn open_stream(&self) -> (u64, watch::Sender<Option<Vec<Bytes>>>) {
+    /// A new stream's number and the sender of its answer; finished streams past their time
+    /// (or past the count) are dropped, and so are calls that ended without an answer.
+    fn open_stream(&self) -> (u64, watch::Sender<Answer>) {
         let mut streams = self.streams.lock().unwrap();
-        // Calls that ended without an answer (cancelled) have nothing to resume.
-        streams
-            .answers
-            .retain(|_, answer| answer.borrow().is_some() || answer.has_changed().is_ok());
+        streams.answers.retain(|_, answer| match &*answer.borrow() {
+            Some((at, _)) => at.elapsed() < REPLAY_FOR,
+            None => answer.has_changed().is_ok(),
+        });
         let answered: Vec<u64> = streams
             .answers
             .iter()
@@ -115,8 +125,55 @@ impl HttpSession {
         (n, tx)
     }
 
-    fn answer(&self, n: u64) -> Option<watch::Receiver<Option<Vec<Bytes>>>> {
-        self.streams.lock().unwrap().answers.get(&n).cloned()
+    fn answer(&self, n: u64) -> Option<watch::Receiver<Answer>> {
+        let answer = self.streams.lock().unwrap().answers.get(&n).cloned()?;
+        let fresh = match &*answer.borrow() {
+            Some((at, _)) => at.elapsed() < REPLAY_FOR,
+            None => answer.has_changed().is_ok(),
+        };
+        fresh.then_some(answer)
+    }
+}
+
+/// Tells rmcp's session worker that a session is in use.
+#[derive(Clone)]
+pub(super) struct Activity {
+    pub manager: Arc<LocalSessionManager>,
+    /// The sessions' idle timeout (zero: none).
+    pub idle_timeout: Duration,
+}
+
+impl Activity {
+    /// At most four times per idle timeout, on its own task: the worker's queue is bounded
+    /// and may be waiting on a slow client of one of rmcp's streams.
+    fn tell(&self, session: &HttpSession) {
+        if self.idle_timeout.is_zero() {
+            return;
+        }
+        {
+            let mut told = session.told_rmcp.lock().unwrap();
+            if told.elapsed() < self.idle_timeout / 4 {
+                return;
+            }
+            *told = Instant::now();
+        }
+        let manager = self.manager.clone();
+        let id: SessionId = session.id.as_str().into();
+        tokio::spawn(async move {
+            let active = CustomNotification::new("notifications/mcpgw/active", None);
+            let message =
+                ClientJsonRpcMessage::notification(ClientNotification::CustomNotification(active));
+            let _ = manager.accept_message(&id, message).await;
+        });
+    }
+
+    /// How often a waiting stream looks in: the keep-alive period, or more often when the
+    /// idle timeout is short.
+    fn tick(&self) -> Duration {
+        match self.idle_timeout.is_zero() {
+            true => KEEP_ALIVE,
+            false => KEEP_ALIVE.min(self.idle_timeout / 4),
+        }
     }
 }
 
@@ -124,10 +181,7 @@ impl HttpSession {
 pub(super) struct Context<'a> {
     pub clients: &'a Clients,
     pub role: Option<&'a str>,
-    /// The role's rmcp session manager: told when a session is used (see [`keep_alive`]).
-    pub manager: &'a LocalSessionManager,
-    /// The sessions' idle timeout (zero: none).
-    pub idle_timeout: Duration,
+    pub activity: Activity,
     /// Cancelled when the daemon stops: ends our streams as rmcp's end.
     pub stop: &'a CancellationToken,
 }
@@ -137,12 +191,10 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
     let Some(session) = eligible(cx.clients, cx.role, &request) else {
         return Err(request);
     };
-    keep_alive(&cx, &session).await;
+    cx.activity.tell(&session);
     if request.method() == Method::GET {
         return match header_str(request.headers(), "last-event-id").and_then(our_event) {
-            Some((n, 0)) => Ok(resume(&session, n, cx.stop)),
-            // The client saw the answer already; or not one of ours.
-            Some(_) => Ok(plain(StatusCode::NOT_FOUND, "Not Found: no such stream")),
+            Some((n, seen)) => Ok(resume(&session, n, seen, &cx)),
             None => Err(request),
         };
     }
@@ -168,46 +220,25 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
         Taken::Call => {
             // The call holds the only sender now: the channel closes after its answer.
             drop(out);
-            Ok(call_stream(&session, answers, cx.stop.clone()))
+            Ok(call_stream(session, answers, &cx))
         }
     }
-}
-
-/// rmcp expires a session that its worker has not heard from for the idle timeout; requests
-/// the fast path serves never reach it. So a used session tells rmcp, with a notification
-/// that is ignored (at most a few times per timeout).
-async fn keep_alive(cx: &Context<'_>, session: &HttpSession) {
-    if cx.idle_timeout.is_zero() {
-        return;
-    }
-    {
-        let mut told = session.told_rmcp.lock().unwrap();
-        if told.elapsed() < cx.idle_timeout / 4 {
-            return;
-        }
-        *told = Instant::now();
-    }
-    let active = CustomNotification::new("notifications/mcpgw/active", None);
-    let message =
-        ClientJsonRpcMessage::notification(ClientNotification::CustomNotification(active));
-    let id: SessionId = session.id.as_str().into();
-    let _ = cx.manager.accept_message(&id, message).await;
 }
 
 /// The SSE stream of a forwarded call: a priming event (so that a client that loses the
 /// stream can resume it), progress and keep-alive comments while the backend works, then the
-/// answer (progress is not replayed on resumption; the answer is). A
-/// client that hangs up does not cancel the call (Streamable HTTP: only notifications/cancelled
-/// does); its answer stays resumable.
+/// answer (progress is not replayed on resumption; the answer is). A client that hangs up
+/// does not cancel the call (Streamable HTTP: only notifications/cancelled does).
 fn call_stream(
-    session: &HttpSession,
+    session: Arc<HttpSession>,
     mut answers: mpsc::UnboundedReceiver<Frame>,
-    stop: CancellationToken,
+    cx: &Context<'_>,
 ) -> Response {
     let (n, answered) = session.open_stream();
     let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
     let priming = format!("id: mcpgw-{n}-0\nretry: {RETRY_MS}\ndata:\n\n");
     let _ = chunks.send(Bytes::from(priming));
+    let (activity, stop) = (cx.activity.clone(), cx.stop.clone());
     tokio::spawn(async move {
         let answer = loop {
             tokio::select! {
@@ -220,8 +251,9 @@ fn call_stream(
                     }
                     answer => break answer,
                 },
-                () = tokio::time::sleep(KEEP_ALIVE) => {
+                () = tokio::time::sleep(activity.tick()) => {
                     let _ = chunks.send(Bytes::from_static(b":\n\n"));
+                    activity.tell(&session);
                 }
                 () = stop.cancelled() => return,
             }
@@ -233,25 +265,27 @@ fn call_stream(
         for chunk in &event {
             let _ = chunks.send(chunk.clone());
         }
-        let _ = answered.send(Some(event));
+        let _ = answered.send(Some((Instant::now(), event)));
     });
     sse(body)
 }
 
-/// `GET` with `Last-Event-ID: mcpgw-<n>-0`: the rest of forwarded call `n`'s stream (keep-alive
-/// comments until the answer, then the answer); 404 if the stream is unknown or gone.
-fn resume(session: &HttpSession, n: u64, stop: &CancellationToken) -> Response {
-    let Some(mut answer) = session.answer(n) else {
-        return plain(StatusCode::NOT_FOUND, "Not Found: no such stream");
-    };
+/// `GET` with `Last-Event-ID: mcpgw-<n>-<seen>`: the rest of forwarded call `n`'s stream
+/// (keep-alive comments until the answer, then the answer). A stream that is gone, or whose
+/// answer the client saw, resumes empty, as rmcp's do (a 404 would tell the client its
+/// session is gone).
+fn resume(session: &Arc<HttpSession>, n: u64, seen: u64, cx: &Context<'_>) -> Response {
     let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
-    let stop = stop.clone();
+    let (Some(mut answer), 0) = (session.answer(n), seen) else {
+        return sse(body);
+    };
+    let (session, activity, stop) = (session.clone(), cx.activity.clone(), cx.stop.clone());
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 event = answer.wait_for(Option::is_some) => {
                     if let Ok(event) = event
-                        && let Some(event) = event.as_ref()
+                        && let Some((_, event)) = event.as_ref()
                     {
                         for chunk in event {
                             let _ = chunks.send(chunk.clone());
@@ -259,10 +293,11 @@ fn resume(session: &HttpSession, n: u64, stop: &CancellationToken) -> Response {
                     }
                     return;
                 }
-                () = tokio::time::sleep(KEEP_ALIVE) => {
+                () = tokio::time::sleep(activity.tick()) => {
                     if chunks.send(Bytes::from_static(b":\n\n")).is_err() {
                         return;
                     }
+                    activity.tell(&session);
                 }
                 () = stop.cancelled() => return,
             }
@@ -290,7 +325,8 @@ fn event(n: u64, answer: Frame) -> Vec<Bytes> {
 
 /// A JSON message's last part without its line end, safe as one SSE `data:` line: a bare CR
 /// (only possible as whitespace between JSON tokens) would end the line early, so it becomes
-/// a space.
+/// a space; bytes that are not UTF-8 (which an SSE parser rejects, making the client reconnect
+/// forever) become U+FFFD, as they would in any JSON decoder that accepts them.
 fn data_line(body: Bytes) -> Bytes {
     let end = body.len()
         - body
@@ -299,6 +335,10 @@ fn data_line(body: Bytes) -> Bytes {
             .take_while(|b| **b == b'\n' || **b == b'\r')
             .count();
     let body = body.slice(..end);
+    let body = match std::str::from_utf8(&body) {
+        Ok(_) => body,
+        Err(_) => Bytes::from(String::from_utf8_lossy(&body).into_owned()),
+    };
     if memchr::memchr(b'\r', &body).is_none() {
         return body;
     }
@@ -318,6 +358,8 @@ fn sse(chunks: mpsc::UnboundedReceiver<Bytes>) -> Response {
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
+        // As rmcp's streams: proxies such as nginx would otherwise hold progress back.
+        .header("x-accel-buffering", "no")
         .body(Body::from_stream(stream))
         .expect("a valid response")
 }
@@ -403,6 +445,10 @@ mod tests {
         assert_eq!(
             data_line(Bytes::from_static(b"{\r}\n")),
             Bytes::from_static(b"{ }")
+        );
+        assert_eq!(
+            data_line(Bytes::from_static(b"{\"a\":\"\xff\"}\n")),
+            Bytes::from("{\"a\":\"\u{fffd}\"}")
         );
         assert_eq!(our_event("mcpgw-12-0"), Some((12, 0)));
         assert_eq!(our_event("0"), None);

@@ -64,8 +64,10 @@ impl Services {
             .entry(role.clone())
             .or_insert_with(|| {
                 let mut manager = LocalSessionManager::default();
-                manager.session_config.keep_alive =
-                    (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
+                // A session in use only through the fast path tells rmcp so at most every
+                // quarter timeout: the margin keeps it from expiring in between.
+                manager.session_config.keep_alive = (!self.idle_timeout.is_zero())
+                    .then(|| self.idle_timeout + self.idle_timeout / 4);
                 let manager = Arc::new(manager);
                 let config = StreamableHttpServerConfig::default()
                     .disable_allowed_hosts()
@@ -100,8 +102,10 @@ pub(super) async fn handle(
     let fast = super::fast::Context {
         clients: &shared.gateway.http_clients,
         role: caller.role.as_deref(),
-        manager: &manager,
-        idle_timeout: shared.mcp.idle_timeout,
+        activity: super::fast::Activity {
+            manager,
+            idle_timeout: shared.mcp.idle_timeout,
+        },
         stop: &shared.cancel,
     };
     let request = match super::fast::serve(fast, request).await {
