@@ -115,7 +115,7 @@ impl Client {
             return Taken::No;
         }
         let taken = match envelope.method.as_deref() {
-            Some("tools/call") => self.call(&envelope, out).then_some(Taken::Call),
+            Some("tools/call") => self.call(&envelope, out).map(|()| Taken::Call),
             Some("tools/list") => self.list_tools(&envelope, out).then_some(Taken::List),
             Some("notifications/cancelled") => self.cancelled(&envelope).then_some(Taken::Cancel),
             _ => None,
@@ -135,11 +135,7 @@ impl Client {
 
     /// Forwards a `tools/call` if it can take the fast path (see the module docs). Its answer
     /// and progress go to `out`.
-    fn call(&self, envelope: &Envelope, out: &FrameTx) -> bool {
-        self.forward(envelope, out).is_some()
-    }
-
-    fn forward(&self, envelope: &Envelope, out: &FrameTx) -> Option<()> {
+    fn call(&self, envelope: &Envelope, out: &FrameTx) -> Option<()> {
         let (Some(id), Some(params)) = (envelope.id, envelope.params) else {
             return None;
         };
