@@ -37,10 +37,15 @@ pub type FrameRx = mpsc::UnboundedReceiver<Frame>;
 impl Frame {
     /// `value` as one line.
     pub fn json(value: &impl serde::Serialize) -> Self {
-        let mut line = serde_json::to_vec(value).unwrap_or_default();
-        line.push(b'\n');
-        Frame::Line(line)
+        Frame::Line(json_line(value))
     }
+}
+
+/// `value` serialized, with its line end.
+pub fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).unwrap_or_default();
+    line.push(b'\n');
+    line
 }
 
 /// Writes frames until every sender is gone or the pipe breaks, then shuts the pipe down (for

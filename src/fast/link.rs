@@ -41,6 +41,17 @@ pub struct Link {
     next: AtomicU64,
 }
 
+/// A `tools/call` to forward.
+pub struct Outgoing<'a> {
+    /// The client's params, values unparsed.
+    pub params: &'a RawMembers<'a>,
+    /// Its `_meta`, parsed by the caller (which read the progress token from it); `None` when
+    /// absent or not an object, and then the raw member is passed on as it is.
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The server's own name of the tool.
+    pub original: &'a str,
+}
+
 /// Where a forwarded call's response goes.
 pub struct Call {
     pub out: FrameTx,
@@ -92,17 +103,21 @@ impl Link {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Forwards `tools/call` as call `n`: `params` with the server's tool name and, if the
-    /// client asked for progress, our token. False if the backend's stdin is already closed.
+    /// Forwards `tools/call` as call `n`: the client's params with the server's tool name and,
+    /// if the client asked for progress, our token. False if the backend's stdin is closed.
     pub fn send_call(
         self: &Arc<Self>,
         n: u64,
         backend: &Arc<Backend>,
         caller: Caller,
         call: Call,
-        params: &RawMembers,
-        original: &str,
+        request: Outgoing,
     ) -> bool {
+        let Outgoing {
+            params,
+            meta,
+            original,
+        } = request;
         let Some(to_server) = self.to_server.upgrade() else {
             return false;
         };
@@ -113,17 +128,12 @@ impl Link {
         line.extend_from_slice(n.to_string().as_bytes());
         line.extend_from_slice(b"\",\"method\":\"tools/call\",\"params\":");
         let name = serde_json::to_string(original).expect("a string serializes");
-        let meta = params
-            .get("_meta")
-            .and_then(|m| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(m.get()).ok()
-            })
-            .map(|mut meta| {
-                if meta.contains_key("progressToken") {
-                    meta.insert("progressToken".into(), format!("{ID_PREFIX}{n}").into());
-                }
-                serde_json::Value::Object(meta).to_string()
-            });
+        let meta = meta.map(|mut meta| {
+            if meta.contains_key("progressToken") {
+                meta.insert("progressToken".into(), format!("{ID_PREFIX}{n}").into());
+            }
+            serde_json::Value::Object(meta).to_string()
+        });
         let members = params.0.iter().map(|(key, value)| {
             let value = match key.as_ref() {
                 "name" => name.as_str(),
@@ -275,9 +285,7 @@ impl Link {
             let body = line.slice(body_at..);
             let failed = body.starts_with(b",\"error\"")
                 || match line.len() <= PARSE_RESULTS_UP_TO {
-                    true => Envelope::parse(line)
-                        .and_then(|e| e.result)
-                        .is_some_and(is_error),
+                    true => response_says_error(line),
                     false => tail_says_error(line),
                 };
             self.respond(n, body, failed);
@@ -359,9 +367,10 @@ impl Link {
             "method": "notifications/progress",
             "params": params,
         });
-        let mut line = serde_json::to_vec(&notification).unwrap_or_default();
-        line.push(b'\n');
-        let _ = call.call.out.send(Frame::Notification(line));
+        let _ = call
+            .call
+            .out
+            .send(Frame::Notification(wire::json_line(&notification)));
         true
     }
 }
@@ -378,13 +387,26 @@ fn rmcp_style_response(line: &[u8]) -> Option<(u64, usize)> {
         .then_some((n, HEAD.len() + digits + 1))
 }
 
+/// A tool result's `isError`, all that is read of it.
+#[derive(serde::Deserialize)]
+struct Flag {
+    #[serde(rename = "isError", default)]
+    is_error: Option<bool>,
+}
+
 fn is_error(result: &RawValue) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Flag {
-        #[serde(rename = "isError", default)]
-        is_error: Option<bool>,
-    }
     serde_json::from_str::<Flag>(result.get()).is_ok_and(|f| f.is_error == Some(true))
+}
+
+/// Whether a whole response line carries a failed tool result, in one pass over it.
+fn response_says_error(line: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Response {
+        #[serde(default)]
+        result: Option<Flag>,
+    }
+    serde_json::from_slice::<Response>(line)
+        .is_ok_and(|r| r.result.is_some_and(|f| f.is_error == Some(true)))
 }
 
 /// A big result's `isError` is found where servers write it: after the content.
@@ -425,6 +447,12 @@ mod tests {
         assert!(!is_error(raw));
         assert!(tail_says_error(
             br#"{"content":[{"text":"..."}],"isError":true}}"#
+        ));
+        assert!(response_says_error(
+            br#"{"jsonrpc":"2.0","id":"mcpgw:1","result":{"content":[],"isError":true}}"#
+        ));
+        assert!(!response_says_error(
+            br#"{"jsonrpc":"2.0","id":"mcpgw:1","result":{"content":[]}}"#
         ));
     }
 }

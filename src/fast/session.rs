@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::CallIndex;
-use super::link::Call;
+use super::link::{Call, Outgoing};
 use crate::backend::call::Caller;
 use crate::gateway::{Gateway, ListKind};
 use crate::table::{Target, pages};
@@ -145,7 +145,16 @@ impl Client {
             .get("name")
             .and_then(|name| serde_json::from_str::<Cow<str>>(name.get()).ok())?;
         let key = wire::id_key(id)?;
-        let progress_token = progress_token(&params);
+        // Parsed once: the client's progress token is read from it here, and the link writes
+        // it upstream with ours in its place.
+        let meta = params.get("_meta").and_then(|meta| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(meta.get()).ok()
+        });
+        let progress_token = meta
+            .as_ref()
+            .and_then(|meta| meta.get("progressToken"))
+            .filter(|token| !token.is_null())
+            .cloned();
         if params.get("task").is_some() {
             return None;
         }
@@ -184,7 +193,12 @@ impl Client {
             progress_token,
             index: Arc::downgrade(&self.calls),
         };
-        if link.send_call(n, &instance, caller, call, &params, original) {
+        let request = Outgoing {
+            params: &params,
+            meta,
+            original,
+        };
+        if link.send_call(n, &instance, caller, call, request) {
             return Some(());
         }
         self.calls.lock().unwrap().remove(&key);
@@ -266,16 +280,4 @@ impl Client {
         }
         true
     }
-}
-
-fn progress_token(params: &RawMembers) -> Option<serde_json::Value> {
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(rename = "progressToken")]
-        progress_token: Option<serde_json::Value>,
-    }
-    let meta = params.get("_meta")?;
-    serde_json::from_str::<Meta>(meta.get())
-        .ok()?
-        .progress_token
 }

@@ -102,10 +102,7 @@ impl HttpSession {
     /// (or past the count) are dropped, and so are calls that ended without an answer.
     fn open_stream(&self) -> (u64, watch::Sender<Answer>) {
         let mut streams = self.streams.lock().unwrap();
-        streams.answers.retain(|_, answer| match &*answer.borrow() {
-            Some((at, _)) => at.elapsed() < REPLAY_FOR,
-            None => answer.has_changed().is_ok(),
-        });
+        streams.answers.retain(|_, answer| resumable(answer));
         let answered: Vec<u64> = streams
             .answers
             .iter()
@@ -127,11 +124,16 @@ impl HttpSession {
 
     fn answer(&self, n: u64) -> Option<watch::Receiver<Answer>> {
         let answer = self.streams.lock().unwrap().answers.get(&n).cloned()?;
-        let fresh = match &*answer.borrow() {
-            Some((at, _)) => at.elapsed() < REPLAY_FOR,
-            None => answer.has_changed().is_ok(),
-        };
-        fresh.then_some(answer)
+        resumable(&answer).then_some(answer)
+    }
+}
+
+/// A stream can be resumed while its call runs and for a while after its answer; not once
+/// its call ended without one (cancelled).
+fn resumable(answer: &watch::Receiver<Answer>) -> bool {
+    match &*answer.borrow() {
+        Some((at, _)) => at.elapsed() < REPLAY_FOR,
+        None => answer.has_changed().is_ok(),
     }
 }
 
