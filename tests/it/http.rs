@@ -308,39 +308,18 @@ async fn host_and_origin_are_checked() {
         }
         request.send()
     };
-    assert_eq!(
-        with(&[("origin", "http://evil.example")])
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        with(&[("origin", "https://localhost:3000")])
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        with(&[("origin", "http://localhost:3000")])
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        with(&[("host", "evil.example")]).await.unwrap().status(),
-        403
-    );
-    assert_eq!(
-        with(&[("host", "mcp.example:1234")])
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(with(&[("host", "localhost")]).await.unwrap().status(), 200);
+    let cases: [(&[(&str, &str)], u16); 6] = [
+        (&[("origin", "http://evil.example")], 403),
+        (&[("origin", "https://localhost:3000")], 403),
+        (&[("origin", "http://localhost:3000")], 200),
+        (&[("host", "evil.example")], 403),
+        (&[("host", "mcp.example:1234")], 200),
+        (&[("host", "localhost")], 200),
+    ];
+    for (headers, status) in cases {
+        let response = with(headers).await.unwrap();
+        assert_eq!(response.status(), status, "{headers:?}");
+    }
     // A browser's CORS preflight from an allowed Origin is answered without a token, and
     // responses to it carry the CORS headers.
     let preflight = reqwest::Client::new()
@@ -386,42 +365,14 @@ async fn sessions_404_when_unknown_end_on_delete_and_expire_when_idle() {
     .await;
     let port = http.port;
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let in_session = |id: &str, body: &Value| {
-        post_mcp(port, body)
-            .bearer_auth(ADMIN)
-            .header("mcp-session-id", id)
-            .header("mcp-protocol-version", "2025-06-18")
-            .send()
-    };
-    let open = || async {
-        let response = post_mcp(port, &initialize())
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let id = response.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let messages = sse_messages(&response.text().await.unwrap());
-        assert!(
-            messages
-                .iter()
-                .any(|m| m["id"] == 1 && m["result"].is_object()),
-            "{messages:?}"
-        );
-        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let response = in_session(&id, &initialized).await.unwrap();
-        assert_eq!(response.status(), 202);
-        id
-    };
-
-    let unknown = in_session("no-such-session", &list).await.unwrap();
+    let unknown = in_session(port, "no-such-session", &list)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
 
-    let id = open().await;
-    let listed = in_session(&id, &list).await.unwrap();
+    let id = open_session(port).await;
+    let listed = in_session(port, &id, &list).send().await.unwrap();
     assert_eq!(listed.status(), 200);
     let messages = sse_messages(&listed.text().await.unwrap());
     assert!(messages.iter().any(|m| m["id"] == 2), "{messages:?}");
@@ -429,7 +380,7 @@ async fn sessions_404_when_unknown_end_on_delete_and_expire_when_idle() {
     // event's) reattaches to it and the call's response still arrives.
     let slow = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
         "params": {"name": "alpha_slow", "arguments": {"ms": 1500, "steps": 1}}});
-    let mut call = SseStream::new(in_session(&id, &slow).await.unwrap());
+    let mut call = SseStream::new(in_session(port, &id, &slow).send().await.unwrap());
     let (_, _, priming) = call.next_with_id().await.expect("a priming event");
     drop(call);
     let resumed = resume_get(&http, &id, &priming).send().await.unwrap();
@@ -457,12 +408,18 @@ async fn sessions_404_when_unknown_end_on_delete_and_expire_when_idle() {
         .await
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
-    assert_eq!(in_session(&id, &list).await.unwrap().status(), 404);
+    assert_eq!(
+        in_session(port, &id, &list).send().await.unwrap().status(),
+        404
+    );
 
     // Idle expiry: nothing for longer than `session_idle_timeout`.
-    let id = open().await;
+    let id = open_session(port).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(in_session(&id, &list).await.unwrap().status(), 404);
+    assert_eq!(
+        in_session(port, &id, &list).send().await.unwrap().status(),
+        404
+    );
     wait_for("expired sessions to leave status", || {
         env.status_json()["sessions"].as_array().unwrap().is_empty()
     })
@@ -998,10 +955,18 @@ async fn open_session(port: u16) -> String {
         .send()
         .await
         .unwrap();
+    assert_eq!(response.status(), 200);
     let session = response.headers()["mcp-session-id"]
         .to_str()
         .unwrap()
         .to_owned();
+    let messages = sse_messages(&response.text().await.unwrap());
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["id"] == 1 && m["result"].is_object()),
+        "{messages:?}"
+    );
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     let response = in_session(port, &session, &initialized)
         .send()
