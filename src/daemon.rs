@@ -29,6 +29,11 @@ pub struct Options {
     pub cache_dir: PathBuf,
 }
 
+/// Where schemas are cached: `$MCPGW_CACHE_DIR`, else the platform cache dir.
+pub fn default_cache_dir() -> PathBuf {
+    SchemaCache::default_dir()
+}
+
 /// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
 pub async fn shutdown_signal() {
     #[cfg(unix)]

@@ -1,52 +1,56 @@
 //! mcpgw: one MCP gateway daemon per user, shared by every MCP client.
 //!
-//! Map of the crate (see ARCHITECTURE.md for the invariants):
+//! The crate's door is small: what the three binaries and embedders use.
 //! - [`protocol`]: the hello and control messages spoken on the local socket.
-//! - [`ipc`]: socket paths, the blocking client side, and (daemon) the listener.
-//! - [`shim`]: the stdio ⇄ socket relay an MCP client launches.
-//! - [`config`]: gateway.yaml → a validated [`config::Config`].
-//! - [`backend`]: one supervised backend server (lazy start, idle stop, schema cache).
-//! - [`table`]: the immutable routing table (backends, exposed tool names, roles).
-//! - [`session`]: one connected MCP client, served with rmcp.
-//! - [`fast`]: `tools/call` from socket sessions to stdio backends as bytes, beside rmcp;
-//!   [`wire`] is its line plumbing.
-//! - [`http`]: the HTTP listener: Streamable HTTP at `/mcp`, legacy SSE, tokens → roles.
-//! - [`gateway`]: the daemon's shared state: current table, sessions, list and call.
-//! - [`reload`]: config reloads (file watch, SIGHUP, mcpgwctl) as table swaps.
-//! - [`daemon`]: `run`, readiness and the one shutdown path.
-//! - [`service`]: systemd readiness notification and socket activation.
+//! - [`paths`]: where the socket and the config file are.
+//! - [`ipc`]: the blocking client side of the socket (shim, mcpgwctl).
+//! - [`shim`]: the stdio ⇄ socket relay an MCP client launches (std only, no features).
+//! - [`config`]: gateway.yaml → a validated [`config::Config`] (feature `config`).
+//! - [`daemon`]: `run(options, shutdown)`, the whole daemon (feature `daemon`).
+//!
+//! Inside the daemon, by direction (see ARCHITECTURE.md for the invariants):
+//! - downstream, the clients: `connection` (a socket's hello), `session` (one client: rmcp
+//!   handler, socket pump, byte path), `http` (Streamable HTTP and legacy SSE), `control`
+//!   (mcpgwctl's verbs);
+//! - core, the routing: `gateway` (shared state, routing, notifications, reloads, the MRTR
+//!   bridge), `table` (an immutable snapshot: backends, names, roles), `watch` (file and
+//!   SIGHUP → reload);
+//! - upstream, the servers: `backend` (one supervised server, its calls in flight, its
+//!   transports);
+//! - `wire` (JSON-RPC line plumbing) and `service` (systemd) are leaves.
 
 pub mod ipc;
+pub mod paths;
 pub mod protocol;
+pub mod shim;
 
 #[cfg(feature = "config")]
 pub mod config;
-#[cfg(feature = "config")]
-pub mod shim;
 
 #[cfg(feature = "daemon")]
-pub mod backend;
+pub mod daemon;
+
 #[cfg(feature = "daemon")]
-pub mod builtin;
+mod backend;
+#[cfg(feature = "daemon")]
+mod builtin;
 #[cfg(feature = "daemon")]
 mod connection;
 #[cfg(feature = "daemon")]
-pub mod control;
+mod control;
 #[cfg(feature = "daemon")]
-pub mod daemon;
+mod fast;
 #[cfg(feature = "daemon")]
-pub mod fast;
+mod gateway;
 #[cfg(feature = "daemon")]
-pub mod gateway;
+mod http;
 #[cfg(feature = "daemon")]
-pub mod http;
+mod reload;
 #[cfg(feature = "daemon")]
-pub mod reload;
+mod service;
 #[cfg(feature = "daemon")]
-pub mod service;
+mod session;
 #[cfg(feature = "daemon")]
-pub mod session;
+mod table;
 #[cfg(feature = "daemon")]
-pub mod table;
-#[cfg(feature = "daemon")]
-pub mod wire;
+mod wire;

@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         Verb::List { role } => ControlRequest::List { role },
         Verb::Logs { server, lines } => ControlRequest::Logs { server, lines },
     };
-    let socket = mcpgw::ipc::resolve_socket(args.socket.as_deref());
+    let socket = mcpgw::paths::resolve_socket(args.socket.as_deref());
     let connected = client::Client::connect(&socket).and_then(|mut client| {
         let response = client.request(&request)?;
         Ok((client, response))

@@ -84,10 +84,6 @@ impl ChildHandle {
             }
         }
     }
-
-    pub fn exit_status(&self) -> Option<String> {
-        self.exited.borrow().clone()
-    }
 }
 
 /// Spawns `spec` with piped stdio; the returned pipes carry MCP.

@@ -38,8 +38,8 @@ fn main() -> ExitCode {
     };
     let options = mcpgw::daemon::Options {
         config_path,
-        socket: mcpgw::ipc::resolve_socket(args.socket.as_deref()),
-        cache_dir: mcpgw::backend::cache::SchemaCache::default_dir(),
+        socket: mcpgw::paths::resolve_socket(args.socket.as_deref()),
+        cache_dir: mcpgw::daemon::default_cache_dir(),
     };
     // One thread: the daemon's work per message is small and mostly waiting; a second worker
     // only adds cross-thread wake-ups (measured: most of the daemon's CPU was kernel time in

@@ -11,13 +11,12 @@
 //! - `checker`, `server` (with `names` for server names and prefixes, `remote` for `url`,
 //!   `headers` and `transport`) and `http` check the tree against the format and build the values;
 //! - `expand` (`${VAR}`), `duration`, `suggest` (did you mean) and `hash` (spec hashes) are the
-//!   small pieces they use; `discover` finds the file.
+//!   small pieces they use. Where the file is, is [`crate::paths`]' business.
 //!
 //! This module only reads: it never starts anything and never touches the environment itself
 //! except through the lookup [`load`] hands to [`parse`].
 
 mod checker;
-mod discover;
 mod duration;
 mod error;
 mod expand;
@@ -39,9 +38,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use discover::discover;
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
+
+/// Finds the config file ([`crate::paths::discover`]), with a missing one as a [`ConfigError`].
+pub fn discover(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    crate::paths::discover(explicit)
+        .map_err(|missing| ConfigError::whole_file(&missing.path, missing.problem))
+}
 
 /// A checked config: every value typed, every `${VAR}` expanded.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,52 +1,18 @@
 //! Where the daemon listens and how local clients reach it.
 //!
-//! Only this module knows socket paths and how they map to interprocess names (a Unix socket file,
-//! or a Windows named pipe). The blocking client side lives here because the shim and mcpgwctl use
+//! Where the socket is, is [`crate::paths`]' business; this module knows how a path maps to an
+//! interprocess name (a Unix socket file, or a Windows named pipe). The blocking client side lives here because the shim and mcpgwctl use
 //! it without an async runtime; the daemon's listener is in [`listener`].
 
 #[cfg(feature = "daemon")]
 pub mod listener;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use interprocess::local_socket::{Stream, prelude::*};
 
 use crate::protocol::{self, Hello, HelloReply};
-
-/// Environment variable that overrides the default socket path (like `--socket`).
-pub const SOCKET_ENV: &str = "MCPGW_SOCKET";
-
-/// The socket path: `--socket`, else `$MCPGW_SOCKET`, else the per-user default.
-pub fn resolve_socket(explicit: Option<&Path>) -> PathBuf {
-    if let Some(path) = explicit {
-        return path.to_path_buf();
-    }
-    match std::env::var_os(SOCKET_ENV) {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => default_socket(),
-    }
-}
-
-/// `$XDG_RUNTIME_DIR/mcpgw/mcpgw.sock` on Linux; a per-user directory under the temp dir where
-/// there is no runtime dir (macOS, minimal Linux sessions); a per-user pipe name on Windows.
-pub fn default_socket() -> PathBuf {
-    #[cfg(windows)]
-    {
-        let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
-        PathBuf::from(format!("mcpgw-{user}.sock"))
-    }
-    #[cfg(not(windows))]
-    {
-        let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-            .filter(|dir| !dir.is_empty())
-            .map(|dir| PathBuf::from(dir).join("mcpgw"));
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        let dir = runtime.unwrap_or_else(|| std::env::temp_dir().join(format!("mcpgw-{uid}")));
-        dir.join("mcpgw.sock")
-    }
-}
 
 fn to_name(path: &Path) -> io::Result<interprocess::local_socket::Name<'_>> {
     #[cfg(windows)]

@@ -120,7 +120,7 @@ fn daemon_binary() -> PathBuf {
 
 /// The config the daemon would find, made absolute so the daemon can run from its directory.
 fn resolve_config(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
-    match crate::config::discover(explicit) {
+    match crate::paths::discover(explicit) {
         Ok(path) => Ok(Some(std::path::absolute(&path).unwrap_or(path))),
         // Let the daemon report a missing config in its own words (and the log).
         Err(_) if explicit.is_none() => Ok(None),

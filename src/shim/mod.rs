@@ -74,7 +74,7 @@ impl Args {
 
 /// Runs the shim to completion and returns the process exit code.
 pub fn run(args: Args) -> i32 {
-    let socket = ipc::resolve_socket(args.socket.as_deref());
+    let socket = crate::paths::resolve_socket(args.socket.as_deref());
     let hello = Hello {
         v: PROTOCOL_VERSION,
         kind: HelloKind::Session,

@@ -17,7 +17,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use crate::backend::Backend;
 use crate::config::Config;
 
-pub use catalog::{Catalog, Named, Owned, Target, exposed_name, resource_role_name};
+pub use catalog::{Catalog, Named, Target, resource_role_name};
 pub use roles::{DEFAULT_ROLE, Roles};
 
 pub struct Table {
