@@ -8,20 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::Gateway;
+use crate::ipc::listener::{Reader, Writer};
 use crate::protocol::{self, Hello, HelloKind, HelloReply, PROTOCOL_VERSION};
 
 /// A hello is a few hundred bytes; anything much longer is not a hello.
 const MAX_HELLO: u64 = 64 * 1024;
 /// A peer that connects and says nothing is dropped after this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The read side of a connection, buffered: it may hold bytes sent right after the hello.
-pub type Reader = BufReader<ReadHalf<Stream>>;
-pub type Writer = WriteHalf<Stream>;
 
 pub async fn serve(gateway: Arc<Gateway>, stream: Stream, stop: CancellationToken) {
     let (recv, mut send) = tokio::io::split(stream);
@@ -57,7 +54,7 @@ pub async fn serve(gateway: Arc<Gateway>, stream: Stream, stop: CancellationToke
             if reply(&mut send, Ok(())).await.is_err() {
                 return;
             }
-            crate::session::serve(gateway, hello, reader, send, stop).await;
+            crate::session::socket::serve(gateway, hello, reader, send, stop).await;
         }
         HelloKind::Control => {
             if reply(&mut send, Ok(())).await.is_err() {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::connection::{Reader, Writer};
+use crate::ipc::listener::{Reader, Writer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 

@@ -75,9 +75,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     };
     let sessions = CancellationToken::new();
     let http = crate::http::HttpServer::start(&gateway, &sessions).await?;
-    let _watcher = crate::reload::watch(gateway.clone());
+    let _watcher = crate::watch::config_file(gateway.clone());
     #[cfg(unix)]
-    tokio::spawn(reload_on_sighup(gateway.clone()));
+    tokio::spawn(crate::watch::sighup(gateway.clone()));
     tracing::info!(
         socket = %listener.path().display(),
         config = %options.config_path.display(),
@@ -123,16 +123,4 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     gateway.stop_backends().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-#[cfg(unix)]
-async fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the config");
-        let _ = gateway.reload();
-    }
 }

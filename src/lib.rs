@@ -33,24 +33,20 @@ pub mod daemon;
 #[cfg(feature = "daemon")]
 mod backend;
 #[cfg(feature = "daemon")]
-mod builtin;
-#[cfg(feature = "daemon")]
 mod connection;
 #[cfg(feature = "daemon")]
 mod control;
 #[cfg(feature = "daemon")]
-mod fast;
-#[cfg(feature = "daemon")]
 mod gateway;
 #[cfg(feature = "daemon")]
 mod http;
-#[cfg(feature = "daemon")]
-mod reload;
 #[cfg(feature = "daemon")]
 mod service;
 #[cfg(feature = "daemon")]
 mod session;
 #[cfg(feature = "daemon")]
 mod table;
+#[cfg(feature = "daemon")]
+mod watch;
 #[cfg(feature = "daemon")]
 mod wire;

@@ -1,7 +1,7 @@
 //! Newline-delimited JSON-RPC below rmcp: reading lines, writing frames, and reading just the
 //! envelope of a message.
 //!
-//! The fast path (see [`crate::fast`]) reads every line of a session and of a stdio backend
+//! The byte path (`session::byte_path`, `backend::upstream::stdio`) reads every line of a session and of a stdio backend
 //! itself, handles the few it owns, and hands the rest to rmcp unchanged. Writers are shared
 //! the same way: one task per pipe writes whole frames from a queue that rmcp (through
 //! [`LineSink`]) and the fast path both feed, so their messages never interleave mid-line.

@@ -15,9 +15,8 @@
 pub mod cache;
 pub mod call;
 pub mod child;
-mod connect;
 mod handler;
-mod sse_client;
+pub(crate) mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -138,7 +137,7 @@ struct Running {
     /// Cancelled when this instance is finished (stopped or died).
     gone: CancellationToken,
     /// The fast path's side of the connection (stdio only).
-    fast: Option<Arc<crate::fast::link::Link>>,
+    fast: Option<Arc<upstream::stdio::Link>>,
 }
 
 impl Running {
@@ -266,7 +265,7 @@ impl Backend {
     }
 
     /// The running instance's fast path, if it is a stdio server that is up.
-    pub(crate) fn fast_link(&self) -> Option<Arc<crate::fast::link::Link>> {
+    pub(crate) fn fast_link(&self) -> Option<Arc<upstream::stdio::Link>> {
         self.live_instance()
             .and_then(|running| running.fast.clone())
     }
@@ -359,11 +358,11 @@ impl Backend {
     }
 
     async fn spawn_and_initialize(self: &Arc<Self>) -> Result<Arc<Running>, BackendError> {
-        let connect::Connected {
+        let upstream::Connected {
             service,
             child,
             fast,
-        } = connect::connect(self).await?;
+        } = upstream::connect(self).await?;
         let peer = service.peer().clone();
         let close = service.cancellation_token();
         let ended = CancellationToken::new();

@@ -28,7 +28,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -348,7 +347,7 @@ impl Call {
         upstream: Upstream,
         context: &RequestContext<RoleServer>,
     ) -> Self {
-        let session = gateway.next_session.fetch_add(1, Ordering::Relaxed);
+        let session = gateway.sessions.new_id();
         let (ask, asks) = mpsc::unbounded_channel();
         let progress = Arc::new(Mutex::new(None));
 

@@ -8,15 +8,17 @@
 
 use std::sync::Arc;
 
-use super::Gateway;
+use super::{Gateway, RETIRE_GRACE};
 use crate::backend::Backend;
 use crate::backend::call::Caller;
 use crate::config::Scope;
 use crate::protocol::BackendStatus;
-use crate::reload::RETIRE_GRACE;
 
 /// Key of an instance: the session and the server.
-pub(super) type InstanceKey = (u64, String);
+type InstanceKey = (u64, String);
+
+/// The per-client instances, by session and server.
+pub(super) type Instances = std::sync::Mutex<std::collections::HashMap<InstanceKey, Arc<Backend>>>;
 
 impl Gateway {
     /// The backend that serves `caller` for the table's `backend`: itself when shared, else the

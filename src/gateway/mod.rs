@@ -1,85 +1,63 @@
-//! The daemon's shared state: the current routing table and the connected sessions.
+//! The core: the daemon's shared state (the current routing table, the connected sessions,
+//! subscriptions, per-client instances, parked MRTR calls), each part in the file that manages
+//! it; the fields are private to this module and its files.
 //!
 //! Writers (config loads, list changes) serialize on `rebuild` and publish a new table with one
-//! atomic store; readers never lock. After each publication every session whose visible tools,
-//! prompts or resources changed is told so. Routing requests lives in [`route`], what backends
-//! report (logs, resource updates, subscriptions) in [`notify`].
-
-// Logging is deprecated by SEP-2577 for the 2026-07-28 protocol; earlier versions have it and
-// sessions on them keep their own log level.
-#![allow(deprecated)]
+//! atomic store; readers never lock. The files:
+//! - [`sessions`]: one handle per client and the registry, list_changed fan-out;
+//! - [`route`]: lists, calls, prompts, reads and completions routed by role and name;
+//! - [`builtin`]: the `gateway_*` tools;
+//! - [`notify`]: what backends report (logs, resource updates) and subscriptions;
+//! - [`instances`]: `scope: per-client` servers, one backend per session;
+//! - [`reload`]: the reload pipeline (load → build → swap, or keep and record);
+//! - [`bridge`]: multi round-trip requests of 2026-07-28 clients.
+//!
+//! **Architecture invariant:** nothing here knows a transport: no socket, no HTTP, no bytes.
 
 pub mod bridge;
+mod builtin;
 mod instances;
 mod notify;
+mod reload;
 mod route;
+mod sessions;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+pub use sessions::{ListKind, SessionHandle};
+
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use rmcp::model::LoggingLevel;
-use rmcp::service::{Peer, RoleServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, Events};
 use crate::config::{Config, ServerConfig};
-use crate::protocol::{ReloadStatus, SessionStatus, SessionTransport, Status};
-use crate::table::{RoleView, Table};
+use crate::protocol::Status;
+use crate::table::Table;
+
+/// How long a backend a reload removed or changed, or a departed session's instance, may finish
+/// its in-flight calls before it is stopped.
+const RETIRE_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Gateway {
     table: ArcSwap<Table>,
     /// Serializes writers of `table` (reloads, list changes).
-    pub(crate) rebuild: Mutex<()>,
-    sessions: Mutex<BTreeMap<u64, SessionEntry>>,
-    next_session: AtomicU64,
-    started: Instant,
-    cache: Arc<SchemaCache>,
-    pub(crate) myself: Weak<Gateway>,
-    /// Bumped by every successful (re)load; 1 for the config the daemon started with.
-    pub(crate) generation: AtomicU64,
-    pub(crate) last_reload: Mutex<Option<ReloadStatus>>,
-    /// Resource subscriptions: (server, uri) → sessions subscribed.
-    subscriptions: Mutex<BTreeMap<(String, String), std::collections::BTreeSet<u64>>>,
+    rebuild: Mutex<()>,
+    /// The connected clients, see [`sessions`].
+    sessions: sessions::Sessions,
+    /// Config generation and the last reload's outcome, see [`reload`].
+    reloads: reload::Reloads,
+    /// Resource subscriptions: (server, uri) → sessions subscribed, see [`notify`].
+    subscriptions: notify::Subscriptions,
     /// Instances of `scope: per-client` servers, see [`instances`].
-    instances: Mutex<std::collections::HashMap<instances::InstanceKey, Arc<Backend>>>,
+    instances: instances::Instances,
     /// Calls of 2026-07-28 clients waiting for their retry, see [`bridge`].
     bridges: bridge::Bridges,
-    /// Initialized Streamable HTTP sessions, for the fast path (`http/fast.rs`).
-    pub(crate) http_clients: crate::http::fast::Clients,
+    started: Instant,
+    cache: Arc<SchemaCache>,
+    myself: Weak<Gateway>,
     stop: CancellationToken,
-}
-
-struct SessionEntry {
-    role: Option<String>,
-    pid: Option<u32>,
-    transport: SessionTransport,
-    client: Option<String>,
-    peer: Option<Peer<RoleServer>>,
-    log_level: Option<LoggingLevel>,
-    /// Fingerprints of what this session saw last; a change sends the matching list_changed.
-    seen: Seen,
-}
-
-/// Fingerprints of the lists a session has fetched. `None` until it lists that kind: a client
-/// that never listed has no view to invalidate, so it is not told of changes (that also keeps
-/// its own first list, which may discover servers, from bouncing back as list_changed).
-#[derive(Clone, Copy, PartialEq, Default)]
-struct Seen {
-    tools: Option<u64>,
-    prompts: Option<u64>,
-    resources: Option<u64>,
-}
-
-/// The lists a session can fetch, for [`Gateway::mark_seen`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ListKind {
-    Tools,
-    Prompts,
-    Resources,
 }
 
 impl Gateway {
@@ -97,17 +75,14 @@ impl Gateway {
             Gateway {
                 table: ArcSwap::from_pointee(table),
                 rebuild: Mutex::new(()),
-                sessions: Mutex::default(),
-                next_session: AtomicU64::new(1),
+                sessions: sessions::Sessions::default(),
+                reloads: reload::Reloads::default(),
+                subscriptions: notify::Subscriptions::default(),
+                instances: instances::Instances::default(),
+                bridges: bridge::Bridges::default(),
                 started: Instant::now(),
                 cache,
                 myself: myself.clone(),
-                generation: AtomicU64::new(1),
-                last_reload: Mutex::new(None),
-                subscriptions: Mutex::default(),
-                instances: Mutex::default(),
-                bridges: bridge::Bridges::default(),
-                http_clients: Default::default(),
                 stop: CancellationToken::new(),
             }
         }))
@@ -118,12 +93,8 @@ impl Gateway {
         self.table.load_full()
     }
 
-    pub(crate) fn cache_arc(&self) -> &Arc<SchemaCache> {
-        &self.cache
-    }
-
     /// Publishes a new table. Callers hold `rebuild`.
-    pub(crate) fn publish(&self, table: Table) {
+    fn publish(&self, table: Table) {
         self.table.store(Arc::new(table));
         self.notify_sessions();
     }
@@ -145,92 +116,6 @@ impl Gateway {
         self.publish(fresh);
     }
 
-    /// Sends list_changed to every initialized session whose visible tools, prompts or
-    /// resources differ from what it last listed.
-    fn notify_sessions(&self) {
-        let table = self.table.load();
-        let mut sessions = self.sessions.lock().unwrap();
-        for entry in sessions.values_mut() {
-            let Some(peer) = &entry.peer else { continue };
-            if entry.seen == Seen::default() {
-                continue;
-            }
-            let [tools, prompts, resources] = table.view(entry.role.as_deref()).fingerprints;
-            let changed = |seen: &mut Option<u64>, now: u64| match seen {
-                Some(before) if *before != now => {
-                    *seen = Some(now);
-                    true
-                }
-                _ => false,
-            };
-            let kinds = [
-                changed(&mut entry.seen.tools, tools),
-                changed(&mut entry.seen.prompts, prompts),
-                changed(&mut entry.seen.resources, resources),
-            ];
-            if kinds == [false; 3] {
-                continue;
-            }
-            let peer = peer.clone();
-            tokio::spawn(async move {
-                if kinds[0] {
-                    let _ = peer.notify_tool_list_changed().await;
-                }
-                if kinds[1] {
-                    let _ = peer.notify_prompt_list_changed().await;
-                }
-                if kinds[2] {
-                    let _ = peer.notify_resource_list_changed().await;
-                }
-            });
-        }
-    }
-
-    /// Registers a session; returns its id. The caller must [`Gateway::leave`].
-    pub fn join(&self, role: Option<String>, pid: Option<u32>, transport: SessionTransport) -> u64 {
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.sessions.lock().unwrap().insert(
-            id,
-            SessionEntry {
-                role,
-                pid,
-                transport,
-                client: None,
-                peer: None,
-                log_level: None,
-                seen: Seen::default(),
-            },
-        );
-        id
-    }
-
-    /// Records the session's MCP peer once it has initialized, so it can be notified.
-    pub fn initialized(&self, id: u64, peer: Peer<RoleServer>, client: String) {
-        if let Some(entry) = self.sessions.lock().unwrap().get_mut(&id) {
-            entry.peer = Some(peer);
-            entry.client = Some(client);
-        }
-    }
-
-    /// Records that a session has just fetched a list from `view`, so that later changes
-    /// notify it.
-    pub fn mark_seen(&self, id: u64, view: &RoleView, kind: ListKind) {
-        let [tools, prompts, resources] = view.fingerprints;
-        if let Some(entry) = self.sessions.lock().unwrap().get_mut(&id) {
-            match kind {
-                ListKind::Tools => entry.seen.tools = Some(tools),
-                ListKind::Prompts => entry.seen.prompts = Some(prompts),
-                ListKind::Resources => entry.seen.resources = Some(resources),
-            }
-        }
-    }
-
-    pub fn leave(&self, id: u64) {
-        self.sessions.lock().unwrap().remove(&id);
-        self.drop_subscriptions(id);
-        self.drop_instances(id);
-    }
-
     /// Waits until no call is in flight on any backend, or `grace` has passed.
     /// Calls waiting for a client's retry are cancelled first: no retry can come any more.
     pub async fn drain(&self, grace: Duration) {
@@ -241,26 +126,14 @@ impl Gateway {
 
     pub fn status(&self) -> Status {
         let table = self.table();
-        let sessions = self
-            .sessions
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, s)| SessionStatus {
-                id: *id,
-                role: s.role.clone(),
-                client: s.client.clone(),
-                pid: s.pid,
-                transport: s.transport,
-            })
-            .collect();
+        let sessions = self.session_status();
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             config_path: table.config.path.display().to_string(),
-            generation: self.generation.load(Ordering::Relaxed),
-            last_reload: self.last_reload.lock().unwrap().clone(),
+            generation: self.reloads.generation(),
+            last_reload: self.reloads.last(),
             config_warnings: table.config.warnings.clone(),
             sessions,
             backends: table
@@ -280,7 +153,7 @@ impl Gateway {
     }
 }
 
-pub(crate) fn new_backend(
+fn new_backend(
     spec: &ServerConfig,
     config: &Config,
     cache: &Arc<SchemaCache>,

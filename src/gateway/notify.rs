@@ -5,7 +5,7 @@
 // protocol, but every earlier protocol version has them and the gateway relays them faithfully.
 #![allow(deprecated)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use crate::backend::Events;
 use crate::backend::call::Caller;
+
+/// Resource subscriptions: (server, uri) → the sessions subscribed.
+pub(super) type Subscriptions = std::sync::Mutex<BTreeMap<(String, String), BTreeSet<u64>>>;
 
 /// Severity order of MCP log levels (syslog's), least severe first.
 fn severity(level: LoggingLevel) -> u8 {
@@ -55,9 +58,9 @@ impl Events for Gateway {
                     .collect()
             })
             .unwrap_or_default();
-        let sessions = self.sessions.lock().unwrap();
+        let sessions = self.sessions.lock();
         for id in subscribers {
-            if let Some(peer) = sessions.get(&id).and_then(|s| s.peer.clone()) {
+            if let Some(peer) = sessions.get(&id).and_then(|s| s.peer().cloned()) {
                 let params = params.clone();
                 tokio::spawn(async move {
                     let _ = peer.notify_resource_updated(params).await;
@@ -73,16 +76,16 @@ impl Events for Gateway {
         params: LoggingMessageNotificationParam,
     ) {
         let table = self.table();
-        let sessions = self.sessions.lock().unwrap();
+        let sessions = self.sessions.lock();
         for (id, entry) in sessions.iter() {
-            let Some(peer) = &entry.peer else { continue };
+            let Some(peer) = entry.peer() else { continue };
             if owner.is_some_and(|o| o != *id) {
                 continue;
             }
             let wanted = entry
                 .log_level
                 .is_none_or(|min| severity(params.level) >= severity(min));
-            if wanted && table.sees_server(entry.role.as_deref(), backend) {
+            if wanted && table.sees_server(entry.handle.role.as_deref(), backend) {
                 let (peer, params) = (peer.clone(), params.clone());
                 tokio::spawn(async move {
                     let _ = peer.notify_logging_message(params).await;
@@ -94,7 +97,6 @@ impl Events for Gateway {
     fn log_level(&self) -> Option<LoggingLevel> {
         self.sessions
             .lock()
-            .unwrap()
             .values()
             .filter_map(|s| s.log_level)
             .min_by_key(|level| severity(*level))
@@ -105,7 +107,7 @@ impl Gateway {
     /// A session's `logging/setLevel`: its own filter, and the most verbose level any session
     /// wants is what the running backends are asked to send.
     pub async fn set_log_level(&self, session: u64, level: LoggingLevel) {
-        if let Some(entry) = self.sessions.lock().unwrap().get_mut(&session) {
+        if let Some(entry) = self.sessions.lock().get_mut(&session) {
             entry.log_level = Some(level);
         }
         let Some(most_verbose) = self.log_level() else {

@@ -130,7 +130,7 @@ impl Gateway {
         drop(table);
         let (backend, original) = match target {
             Target::Builtin(builtin) => {
-                return Ok(CallToolResponse::Complete(builtin.call(self).await));
+                return Ok(CallToolResponse::Complete(self.call_builtin(builtin)));
             }
             Target::Backend { backend, original } => (backend, original),
         };

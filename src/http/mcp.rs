@@ -24,10 +24,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::byte_path::Registry;
 use super::guard::Caller;
 use crate::gateway::Gateway;
-use crate::protocol::SessionTransport;
-use crate::session::Session;
+use crate::session::{HttpRegistry, Session};
 
 type RoleService = StreamableHttpService<Session, LocalSessionManager>;
 /// A role's service and its session manager (the fast path tells it about activity).
@@ -40,6 +40,8 @@ pub(super) struct Services {
     cancel: CancellationToken,
     /// Fixed at start, like the listen address.
     idle_timeout: Duration,
+    /// Initialized sessions of every role, by `Mcp-Session-Id`, for the byte path.
+    sessions: Arc<Registry>,
     by_role: Mutex<HashMap<Option<String>, ForRole>>,
 }
 
@@ -53,6 +55,7 @@ impl Services {
             gateway,
             cancel,
             idle_timeout,
+            sessions: Arc::default(),
             by_role: Mutex::default(),
         }
     }
@@ -74,13 +77,13 @@ impl Services {
                     .disable_allowed_origins()
                     .with_cancellation_token(self.cancel.child_token());
                 let gateway = self.gateway.clone();
+                let registry: Arc<dyn HttpRegistry> = self.sessions.clone();
                 let service = StreamableHttpService::new(
                     move || {
-                        Ok(Session::new(
+                        Ok(Session::http(
                             gateway.clone(),
                             role.clone(),
-                            None,
-                            SessionTransport::Http,
+                            registry.clone(),
                         ))
                     },
                     manager.clone(),
@@ -99,16 +102,17 @@ pub(super) async fn handle(
     request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());
-    let fast = super::fast::Context {
-        clients: &shared.gateway.http_clients,
+    let fast = super::byte_path::Context {
+        gateway: &shared.gateway,
+        sessions: &shared.mcp.sessions,
         role: caller.role.as_deref(),
-        activity: super::fast::Activity {
+        activity: super::byte_path::Activity {
             manager,
             idle_timeout: shared.mcp.idle_timeout,
         },
         stop: &shared.cancel,
     };
-    let request = match super::fast::serve(fast, request).await {
+    let request = match super::byte_path::serve(fast, request).await {
         Ok(response) => return response,
         Err(request) => request,
     };

@@ -9,11 +9,11 @@
 //!
 //! - `guard` — who may call, and with which role.
 //! - `mcp` — `/mcp`, rmcp's Streamable HTTP service, one per role.
-//! - `fast` — `/mcp` POSTs of `tools/call` and `tools/list` the fast path answers itself.
+//! - `byte_path` — `/mcp` POSTs of `tools/call` and `tools/list` answered without rmcp.
 //! - `sse` — `/sse` and `/messages`, the 2024-11-05 transport, written here over rmcp's
 //!   line transport.
 
-pub mod fast;
+mod byte_path;
 mod guard;
 mod mcp;
 mod sse;

@@ -12,6 +12,13 @@ use interprocess::local_socket::ListenerOptions;
 use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::tokio::{Listener as TokioListener, Stream};
 
+/// The read side of an accepted connection, buffered: it may hold bytes sent right after the
+/// hello.
+pub type Reader =
+    tokio::io::BufReader<tokio::io::ReadHalf<interprocess::local_socket::tokio::Stream>>;
+/// The write side of an accepted connection.
+pub type Writer = tokio::io::WriteHalf<interprocess::local_socket::tokio::Stream>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error("mcpgwd is already running on {0}")]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
+use super::builtin::Builtin;
 use crate::backend::Backend;
-use crate::builtin::Builtin;
 
 /// MCP clients commonly reject tool names longer than this.
 pub const MAX_NAME: usize = 64;

@@ -5,6 +5,7 @@
 //! backend's tool list changes; building reuses the `Arc<Backend>` of every server whose spec is
 //! unchanged, so running processes survive.
 
+mod builtin;
 mod catalog;
 pub mod pages;
 mod roles;
@@ -17,6 +18,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use crate::backend::Backend;
 use crate::config::Config;
 
+pub use builtin::Builtin;
 pub use catalog::{Catalog, Named, Target, resource_role_name};
 pub use roles::{DEFAULT_ROLE, Roles};
 

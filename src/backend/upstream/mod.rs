@@ -1,16 +1,25 @@
-//! Reaching a backend: a child process on stdio, a Streamable HTTP endpoint, or a legacy
-//! HTTP+SSE endpoint. Everything after the connection (initialize, lists, calls) is the same.
+//! Reaching a backend, one file per transport: a child process on stdio ([`stdio`]: its
+//! pipes, shared by rmcp and the byte path), a Streamable HTTP endpoint ([`streamable_http`],
+//! rmcp's client), or a legacy HTTP+SSE endpoint ([`sse`], ours: rmcp 3 has none). Everything
+//! after the connection (initialize, lists, calls) is the same.
+//!
+//! **Architecture invariant:** nothing here knows sessions, the gateway or the table; a
+//! transport is given a backend and hands back a connected rmcp client.
+
+pub(crate) mod sse;
+pub(crate) mod stdio;
+mod streamable_http;
 
 use std::sync::Arc;
 
 use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::async_rw::AsyncRwTransport;
 
+use self::stdio::Link;
 use super::child::{self, ChildHandle};
 use super::handler::Handler;
 use super::{Backend, BackendError};
 use crate::config::Transport;
-use crate::fast::link::Link;
 
 /// Lines on stdio are not limited by the gateway: a backend's answer is passed on whole or not
 /// at all, and rmcp's default (16 MiB, dropping longer lines silently) would hang the call.
@@ -34,7 +43,7 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
         Transport::Stdio => {
             let (stdout, stdin, child) = child::spawn(spec, backend.stderr.clone())
                 .map_err(|e| start_error(format!("cannot run `{}`: {e}", spec.command)))?;
-            let (transport, link) = crate::fast::link::stdio(
+            let (transport, link) = stdio::connect(
                 Arc::downgrade(backend),
                 backend.name.clone(),
                 stdout,
@@ -65,14 +74,13 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
             let shown = spec.redacted_url().unwrap_or_default();
             let fail = |e: String| start_error(format!("{shown}: {}", redact(&e, &url)));
             let service = if spec.transport == Transport::Sse {
-                let (read, write) = super::sse_client::connect(&url, &spec.headers)
-                    .await
-                    .map_err(fail)?;
+                let (read, write) = sse::connect(&url, &spec.headers).await.map_err(fail)?;
                 let transport =
                     AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_LINE);
                 handler.serve(transport).await
             } else {
-                let transport = streamable_http(&url, &spec.headers).map_err(start_error)?;
+                let transport =
+                    streamable_http::transport(&url, &spec.headers).map_err(start_error)?;
                 handler.serve(transport).await
             };
             Ok(Connected {
@@ -91,28 +99,4 @@ fn redact(message: &str, url: &str) -> String {
     } else {
         message.replace(url, "<url>")
     }
-}
-
-fn streamable_http(
-    url: &str,
-    headers: &std::collections::BTreeMap<String, String>,
-) -> Result<rmcp::transport::StreamableHttpClientTransport<reqwest::Client>, String> {
-    use reqwest::header::{HeaderName, HeaderValue};
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    let mut custom = std::collections::HashMap::new();
-    for (name, value) in headers {
-        let name =
-            HeaderName::try_from(name.as_str()).map_err(|e| format!("header `{name}`: {e}"))?;
-        // The value is a secret: the error names the header, never its value.
-        let value = HeaderValue::try_from(value.as_str())
-            .map_err(|_| format!("header `{name}` has a value that is not valid in HTTP"))?;
-        custom.insert(name, value);
-    }
-    let config = StreamableHttpClientTransportConfig::with_uri(url)
-        .custom_headers(custom)
-        .reinit_on_expired_session(true);
-    Ok(rmcp::transport::StreamableHttpClientTransport::with_client(
-        reqwest::Client::new(),
-        config,
-    ))
 }

@@ -1,5 +1,5 @@
-//! The fast path for Streamable HTTP: a POST of one `tools/call` (or `tools/list`) in an
-//! initialized session is forwarded as bytes like a socket session's (`crate::fast`) and
+//! The byte path for Streamable HTTP: a POST of one `tools/call` (or `tools/list`) in an
+//! initialized session is forwarded as bytes like a socket session's (`session::byte_path`) and
 //! answered on a resumable SSE stream of our own (a list: plain JSON); everything else goes to
 //! rmcp's service untouched.
 //!
@@ -30,7 +30,9 @@ use rmcp::transport::streamable_http_server::session::{SessionId, SessionManager
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::fast::session::{Client, Taken};
+use crate::gateway::{Gateway, SessionHandle};
+use crate::session::HttpRegistry;
+use crate::session::byte_path::{self, Taken};
 use crate::wire::Frame;
 
 /// At most this many answered calls of a session can be resumed…
@@ -42,30 +44,35 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What a client waits before reconnecting to a broken stream (rmcp's default).
 const RETRY_MS: u64 = 3000;
 
-/// Initialized HTTP sessions by `Mcp-Session-Id`.
+/// Initialized HTTP sessions by `Mcp-Session-Id`: every `Session` of `/mcp` registers here.
 #[derive(Default)]
-pub struct Clients(Mutex<HashMap<String, Arc<HttpSession>>>);
+pub struct Registry(Mutex<HashMap<String, Arc<HttpSession>>>);
 
-impl Clients {
-    pub fn insert(&self, session_id: String, client: Client) {
+impl HttpRegistry for Registry {
+    fn register(&self, mcp_session_id: &str, handle: Arc<SessionHandle>) {
         let session = Arc::new(HttpSession {
-            id: session_id.clone(),
-            client,
+            id: mcp_session_id.to_string(),
+            handle,
             streams: Mutex::default(),
             told_rmcp: Mutex::new(Instant::now()),
         });
-        self.0.lock().unwrap().insert(session_id, session);
+        self.0
+            .lock()
+            .unwrap()
+            .insert(mcp_session_id.to_string(), session);
     }
 
-    /// The session ended: what it still has in flight on the fast path is cancelled, as the
+    /// The session ended: what it still has in flight on the byte path is cancelled, as the
     /// end of rmcp's session cancels its requests.
-    pub fn remove(&self, session_id: &str) {
-        let removed = self.0.lock().unwrap().remove(session_id);
+    fn remove(&self, mcp_session_id: &str) {
+        let removed = self.0.lock().unwrap().remove(mcp_session_id);
         if let Some(session) = removed {
-            session.client.cancel_all("the session ended");
+            session.handle.cancel_all("the session ended");
         }
     }
+}
 
+impl Registry {
     fn contains(&self, session: &Arc<HttpSession>) -> bool {
         let sessions = self.0.lock().unwrap();
         sessions
@@ -78,11 +85,12 @@ impl Clients {
     }
 }
 
-/// An HTTP session on the fast path: its client, and the answers of its forwarded calls, kept
+/// An HTTP session on the byte path: its handle, and the answers of its forwarded calls, kept
 /// so that a client that lost a call's stream can resume it with `Last-Event-ID`.
-pub struct HttpSession {
+struct HttpSession {
+    /// Its `Mcp-Session-Id`.
     id: String,
-    client: Client,
+    handle: Arc<SessionHandle>,
     streams: Mutex<Streams>,
     /// When rmcp's session last heard of activity here (see [`Activity`]).
     told_rmcp: Mutex<Instant>,
@@ -179,9 +187,10 @@ impl Activity {
     }
 }
 
-/// What the fast path needs of the HTTP listener.
+/// What the byte path needs of the HTTP listener.
 pub(super) struct Context<'a> {
-    pub clients: &'a Clients,
+    pub gateway: &'a Gateway,
+    pub sessions: &'a Registry,
     pub role: Option<&'a str>,
     pub activity: Activity,
     /// Cancelled when the daemon stops: ends our streams as rmcp's end.
@@ -190,7 +199,7 @@ pub(super) struct Context<'a> {
 
 /// Serves `request` if the fast path can; otherwise gives it back, as it came.
 pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response, Request> {
-    let Some(session) = eligible(cx.clients, cx.role, &request) else {
+    let Some(session) = eligible(cx.sessions, cx.role, &request) else {
         return Err(request);
     };
     cx.activity.tell(&session);
@@ -210,12 +219,12 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
             ));
         }
     };
-    if !cx.clients.contains(&session) {
+    if !cx.sessions.contains(&session) {
         // The session ended while the body was read.
         return Err(Request::from_parts(parts, Body::from(body)));
     }
     let (out, mut answers) = mpsc::unbounded_channel();
-    match session.client.take(&body, &out) {
+    match session.handle.take(cx.gateway, &body, &out) {
         Taken::No => Err(Request::from_parts(parts, Body::from(body))),
         Taken::Cancel => Ok(plain(StatusCode::ACCEPTED, "")),
         Taken::List => Ok(json(answers.recv().await)),
@@ -367,18 +376,22 @@ fn sse(chunks: mpsc::UnboundedReceiver<Bytes>) -> Response {
 }
 
 /// The session a request may be served for on the fast path, from its headers alone.
-fn eligible(clients: &Clients, role: Option<&str>, request: &Request) -> Option<Arc<HttpSession>> {
+fn eligible(
+    sessions: &Registry,
+    role: Option<&str>,
+    request: &Request,
+) -> Option<Arc<HttpSession>> {
     let method = request.method();
-    if (method != Method::POST && method != Method::GET) || !crate::fast::enabled() {
+    if (method != Method::POST && method != Method::GET) || !byte_path::enabled() {
         return None;
     }
     let headers = request.headers();
-    let session = clients.get(header_str(headers, "mcp-session-id")?)?;
-    let client = &session.client;
-    if client.role.as_deref() != role {
+    let session = sessions.get(header_str(headers, "mcp-session-id")?)?;
+    let handle = &session.handle;
+    if handle.role.as_deref() != role {
         return None;
     }
-    let negotiated = client.peer.get()?.peer_info()?.protocol_version.clone();
+    let negotiated = handle.peer.get()?.peer_info()?.protocol_version.clone();
     let standard_headers = headers.keys().any(|name| {
         let name = name.as_str();
         name == "mcp-method" || name == "mcp-name" || name.starts_with("mcp-param-")

@@ -1,10 +1,9 @@
-//! Tools the gateway serves itself (`gateway_*`), filtered by roles like any other tool.
+//! The tools the gateway serves itself (`gateway_*`), as the catalog lists them; they are
+//! filtered by roles like any other tool. What they do is the gateway's (`gateway/builtin.rs`).
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, Tool};
-
-use crate::gateway::Gateway;
+use rmcp::model::Tool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builtin {
@@ -28,16 +27,6 @@ impl Builtin {
                         .unwrap_or_default(),
                 ),
             ),
-        }
-    }
-
-    pub async fn call(self, gateway: &Gateway) -> CallToolResult {
-        match self {
-            Builtin::Status => {
-                let status = gateway.status();
-                let text = serde_json::to_string_pretty(&status).unwrap_or_default();
-                CallToolResult::success(vec![ContentBlock::text(text)])
-            }
         }
     }
 }

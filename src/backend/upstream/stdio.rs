@@ -1,8 +1,9 @@
-//! The backend side of the fast path: a stdio backend's pipes, shared by rmcp and the fast path.
+//! The stdio transport: a child's pipes, shared by rmcp's client and the byte path.
 //!
 //! One task writes the child's stdin from a frame queue (rmcp's messages and forwarded calls);
 //! one task reads its stdout: responses to forwarded calls and their progress go straight to
-//! the calling session's writer, everything else to rmcp.
+//! the calling session's writer, everything else to rmcp. Forwarded requests carry ids and
+//! progress tokens `"mcpgw:<n>"`, which rmcp (numbering its own) never uses.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +19,6 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
 
-use super::{CallIndex, ID_PREFIX, our_number};
 use crate::backend::Backend;
 use crate::backend::call::Caller;
 use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers};
@@ -26,11 +26,18 @@ use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers};
 /// The transport rmcp speaks to a stdio backend through.
 pub type Transport = AsyncRwTransport<RoleClient, DuplexStream, LineSink>;
 
+/// Prefix of the ids and progress tokens of requests forwarded on the byte path.
+const ID_PREFIX: &str = "mcpgw:";
+
 /// Results up to this size are parsed to see whether the tool failed (status counts errors);
 /// past it only their last bytes are looked at.
 const PARSE_RESULTS_UP_TO: usize = 64 * 1024;
 
-/// One running stdio backend's fast path.
+/// A client's calls in flight on stdio links, by the client's request id (canonical JSON): kept
+/// by the session so that its cancel or its departure reaches the link.
+pub type CallIndex = Mutex<HashMap<Box<str>, (Weak<Link>, u64)>>;
+
+/// One running stdio backend's byte path.
 pub struct Link {
     name: String,
     backend: Weak<Backend>,
@@ -70,9 +77,9 @@ struct Pending {
     timer: Option<tokio::task::AbortHandle>,
 }
 
-/// Connects rmcp and the fast path to a child's stdio. `exited` resolves to the child's exit
+/// Connects rmcp and the byte path to a child's stdio. `exited` resolves to the child's exit
 /// description.
-pub fn stdio(
+pub fn connect(
     backend: Weak<Backend>,
     name: String,
     stdout: impl AsyncRead + Unpin + Send + 'static,
@@ -375,6 +382,15 @@ impl Link {
     }
 }
 
+/// `n` from an id or token `"mcpgw:<n>"` in its JSON spelling.
+fn our_number(raw: &str) -> Option<u64> {
+    raw.strip_prefix('"')?
+        .strip_suffix('"')?
+        .strip_prefix(ID_PREFIX)?
+        .parse()
+        .ok()
+}
+
 /// `(n, where the body after the id starts)` for `{"jsonrpc":"2.0","id":"mcpgw:<n>",` followed
 /// by `"result"` or `"error"`.
 fn rmcp_style_response(line: &[u8]) -> Option<(u64, usize)> {
@@ -426,6 +442,14 @@ fn error_frame(key: &str, error: &McpError) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_ids_are_recognised() {
+        assert_eq!(our_number(r#""mcpgw:17""#), Some(17));
+        assert_eq!(our_number("17"), None);
+        assert_eq!(our_number(r#""mcpgw:x""#), None);
+        assert_eq!(our_number(r#""other:1""#), None);
+    }
 
     #[test]
     fn rmcp_style_responses_are_found_without_parsing() {

@@ -1,12 +1,22 @@
-//! One connected MCP client, served with rmcp's `ServerHandler`.
+//! Downstream: one connected MCP client, whatever its transport.
 //!
-//! The session knows its id and role and nothing else: every request goes to the gateway,
-//! which loads the current routing table, so a reload is seen by the next request without
-//! reconnecting. Lists are paged with opaque gateway cursors.
+//! - this file: [`Session`], the rmcp `ServerHandler` of one client. It holds the client's
+//!   [`SessionHandle`] and nothing else: every request goes to the gateway, which loads the
+//!   current routing table, so a reload is seen by the next request without reconnecting.
+//!   Lists are paged with opaque gateway cursors.
+//! - [`socket`]: a socket session's pump (reads the client's lines beneath rmcp) and writer.
+//! - [`byte_path`]: what the pump (and HTTP) serve without rmcp: hot `tools/call`s as bytes,
+//!   `tools/list` from serialized pages.
+//!
+//! **Architecture invariant:** a session decides nothing about routing; it hands requests to
+//! the gateway with its role and handle.
 
 // Logging, sampling, roots and resources/subscribe are deprecated by SEP-2577 for the 2026-07-28
 // protocol, but every earlier protocol version has them and the gateway relays them faithfully.
 #![allow(deprecated)]
+
+pub mod byte_path;
+pub mod socket;
 
 use std::sync::{Arc, OnceLock};
 
@@ -18,78 +28,28 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{Peer, RequestContext, RoleServer};
-use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
-use tokio_util::sync::CancellationToken;
 
 use crate::backend::call::Caller;
-use crate::connection::{Reader, Writer};
-use crate::fast::session::Client;
-use crate::gateway::{Gateway, ListKind};
-use crate::protocol::{Hello, SessionTransport};
+use crate::gateway::{Gateway, ListKind, SessionHandle};
+use crate::protocol::SessionTransport;
 use crate::table::pages::page;
-use crate::wire::LineSink;
 
-/// The largest message a client may send. Requests are small (results flow the other way and
-/// are not limited); the bound keeps one broken or hostile client from growing the daemon's
-/// memory without end. A longer line is dropped and logged, the session goes on.
-pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024 * 1024;
-
-/// Serves one session until the client disconnects or the daemon stops: the fast path reads
-/// the client's lines and passes what it does not take to rmcp; both write through one queue.
-pub async fn serve(
-    gateway: Arc<Gateway>,
-    hello: Hello,
-    reader: Reader,
-    writer: Writer,
-    stop: CancellationToken,
-) {
-    let session = Session::new(
-        gateway.clone(),
-        hello.role.clone(),
-        hello.pid,
-        SessionTransport::Socket,
-    );
-    let id = session.id;
-    let (out, frames) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(crate::wire::write_frames(writer, frames));
-    let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
-    let fast = Client {
-        id,
-        role: hello.role,
-        gateway,
-        peer: session.peer.clone(),
-        calls: Arc::default(),
-    };
-    let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out.clone()))
-        .with_max_line_length(usize::MAX);
-    // The client hanging up ends the pump, which ends rmcp's input; rmcp ending (the daemon
-    // stops, the handshake failed) ends the pump.
-    let done = stop.child_token();
-    let pump = fast.pump(out, reader, rmcp_feed, MAX_CLIENT_MESSAGE, done.clone());
-    let rmcp = async move {
-        match rmcp::service::serve_server_with_ct(session, transport, stop).await {
-            Ok(running) => {
-                let _ = running.waiting().await;
-            }
-            Err(e) => tracing::debug!(session = id, "session ended before initializing: {e}"),
-        }
-        done.cancel();
-    };
-    tokio::join!(pump, rmcp);
+/// Where a Streamable HTTP session registers under its `Mcp-Session-Id` once initialized, so
+/// that the HTTP byte path can serve its calls (the HTTP listener's registry).
+pub trait HttpRegistry: Send + Sync {
+    fn register(&self, mcp_session_id: &str, handle: Arc<SessionHandle>);
+    /// The session ended: what it has in flight on the byte path is cancelled.
+    fn remove(&self, mcp_session_id: &str);
 }
 
 /// One MCP client of any transport. Registered with the gateway while it exists.
 pub struct Session {
-    id: u64,
-    role: Option<String>,
+    handle: Arc<SessionHandle>,
     gateway: Arc<Gateway>,
-    /// Set when initialized: the fast path routes calls of this client through it.
-    peer: Arc<OnceLock<Peer<RoleServer>>>,
-    transport: SessionTransport,
-    /// An HTTP session's `Mcp-Session-Id`, once initialized (registered for the fast path).
-    http_id: OnceLock<String>,
+    /// Streamable HTTP sessions: the registry and the `Mcp-Session-Id`, once initialized.
+    http: Option<(Arc<dyn HttpRegistry>, OnceLock<String>)>,
 }
 
 impl Session {
@@ -100,24 +60,36 @@ impl Session {
         pid: Option<u32>,
         transport: SessionTransport,
     ) -> Self {
-        let id = gateway.join(role.clone(), pid, transport);
+        let handle = gateway.join(role, pid, transport);
         Self {
-            id,
-            role,
+            handle,
             gateway,
-            peer: Arc::default(),
-            transport,
-            http_id: OnceLock::new(),
+            http: None,
         }
     }
 
+    /// A Streamable HTTP session, registered with `registry` once initialized.
+    pub fn http(
+        gateway: Arc<Gateway>,
+        role: Option<String>,
+        registry: Arc<dyn HttpRegistry>,
+    ) -> Self {
+        let mut session = Self::new(gateway, role, None, SessionTransport::Http);
+        session.http = Some((registry, OnceLock::new()));
+        session
+    }
+
+    pub fn handle(&self) -> &Arc<SessionHandle> {
+        &self.handle
+    }
+
     fn role(&self) -> Option<&str> {
-        self.role.as_deref()
+        self.handle.role.as_deref()
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         Caller {
-            session: self.id,
+            session: self.handle.id,
             peer: context.peer.clone(),
             progress_token: context.meta.get_progress_token(),
             last_progress: None,
@@ -128,10 +100,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(http_id) = self.http_id.get() {
-            self.gateway.http_clients.remove(http_id);
+        if let Some((registry, Some(id))) = self.http.as_ref().map(|(r, id)| (r, id.get())) {
+            registry.remove(id);
         }
-        self.gateway.leave(self.id);
+        self.gateway.leave(self.handle.id);
     }
 }
 
@@ -168,8 +140,7 @@ impl ServerHandler for Session {
             request.client_info.name, request.client_info.version
         );
         self.gateway
-            .initialized(self.id, context.peer.clone(), client);
-        let _ = self.peer.set(context.peer.clone());
+            .initialized(&self.handle, context.peer.clone(), client);
         self.negotiate_initialize(&request)
     }
 
@@ -179,7 +150,8 @@ impl ServerHandler for Session {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let view = self.gateway.view(self.role()).await;
-        self.gateway.mark_seen(self.id, &view, ListKind::Tools);
+        self.gateway
+            .mark_seen(self.handle.id, &view, ListKind::Tools);
         let (tools, next) = page(&view.tools, request, "tools")?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
@@ -214,7 +186,8 @@ impl ServerHandler for Session {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let view = self.gateway.view(self.role()).await;
-        self.gateway.mark_seen(self.id, &view, ListKind::Prompts);
+        self.gateway
+            .mark_seen(self.handle.id, &view, ListKind::Prompts);
         let (prompts, next) = page(&view.prompts, request, "prompts")?;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next;
@@ -247,7 +220,8 @@ impl ServerHandler for Session {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let view = self.gateway.view(self.role()).await;
-        self.gateway.mark_seen(self.id, &view, ListKind::Resources);
+        self.gateway
+            .mark_seen(self.handle.id, &view, ListKind::Resources);
         let (resources, next) = page(&view.resources, request, "resources")?;
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
@@ -260,7 +234,8 @@ impl ServerHandler for Session {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let view = self.gateway.view(self.role()).await;
-        self.gateway.mark_seen(self.id, &view, ListKind::Resources);
+        self.gateway
+            .mark_seen(self.handle.id, &view, ListKind::Resources);
         let (templates, next) = page(&view.templates, request, "templates")?;
         let mut result = ListResourceTemplatesResult::with_all_items(templates);
         result.next_cursor = next;
@@ -310,29 +285,20 @@ impl ServerHandler for Session {
     }
 
     /// An HTTP session is registered by its `Mcp-Session-Id` (first seen on this notification)
-    /// so that the fast path can serve its calls.
+    /// so that the byte path can serve its calls.
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        if self.transport != SessionTransport::Http {
+        let Some((registry, registered)) = &self.http else {
             return;
-        }
+        };
         let session_id = context
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.headers.get("mcp-session-id"))
             .and_then(|value| value.to_str().ok());
         if let Some(session_id) = session_id
-            && self.http_id.set(session_id.to_string()).is_ok()
+            && registered.set(session_id.to_string()).is_ok()
         {
-            let client = Client {
-                id: self.id,
-                role: self.role.clone(),
-                gateway: self.gateway.clone(),
-                peer: self.peer.clone(),
-                calls: Arc::default(),
-            };
-            self.gateway
-                .http_clients
-                .insert(session_id.to_string(), client);
+            registry.register(session_id, self.handle.clone());
         }
     }
 
@@ -340,7 +306,7 @@ impl ServerHandler for Session {
         &self,
         _context: rmcp::service::NotificationContext<RoleServer>,
     ) {
-        self.gateway.roots_changed(self.id).await;
+        self.gateway.roots_changed(self.handle.id).await;
     }
 
     async fn complete(
@@ -361,7 +327,9 @@ impl ServerHandler for Session {
         request: SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.gateway.set_log_level(self.id, request.level).await;
+        self.gateway
+            .set_log_level(self.handle.id, request.level)
+            .await;
         Ok(())
     }
 }

@@ -1,22 +1,50 @@
-//! The session side of the fast path: a client's identity and its forwarded calls, used by the
-//! socket pump (reads a socket session's lines, takes what it can, hands every other line to
-//! rmcp) and by HTTP (one POST body at a time, `http/fast.rs`).
+//! The byte path (the "fast path"), session side: a client's `tools/call` forwarded to a
+//! running stdio backend as bytes, its `tools/list` answered from pages serialized once per
+//! table and role, its cancel of a forwarded call. Used by the socket pump (`socket.rs`, every
+//! line of a socket session) and by HTTP (one POST body at a time, `http/byte_path.rs`).
+//!
+//! rmcp's typed service layer costs the daemon ~140 µs of CPU per small call (a task per
+//! message, every message decoded into typed enums and encoded again, on both sides) and
+//! copies big results several times. The hot message does not need any of that: the gateway
+//! only has to read the envelope (id, method, tool name, progress token), check the role,
+//! rewrite the id, the name and the token, and pass the rest of the bytes on. A line this
+//! module does not take goes to rmcp unchanged, which keeps owning everything where protocol
+//! semantics matter (handshakes, version negotiation, other lists, every other request,
+//! server→client requests). A call takes the byte path only when all of these hold, else rmcp
+//! serves it exactly as before:
+//! - the session negotiated an initialize-era protocol (2024-11-05 … 2025-11-25), over the
+//!   local socket or Streamable HTTP; 2026-07-28 clients stay on rmcp;
+//! - the tool is a backend's, visible to the session's role, and the call is not a task;
+//! - the backend (or the session's per-client instance) is a stdio server already running —
+//!   the first call starts it through rmcp.
+//!
+//! What the rmcp path guarantees holds here too, because both keep the same record of a call
+//! in flight (`backend::inflight`); see `backend/upstream/stdio.rs` for the backend side.
+//!
+//! `tools/list` takes the byte path when the session is initialized (initialize era), no server
+//! waits to be discovered and the cursor is absent or one the gateway issued: the page is the
+//! role view's, serialized on first use (`table::pages`), the same bytes rmcp would write.
+//!
+//! `MCPGW_FAST_PATH=0` turns the byte path off (for comparison and as an escape hatch).
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use rmcp::model::ProtocolVersion;
 use rmcp::service::{Peer, RoleServer};
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
-use super::CallIndex;
-use super::link::{Call, Outgoing};
 use crate::backend::call::Caller;
-use crate::gateway::{Gateway, ListKind};
+use crate::backend::upstream::stdio::{Call, Outgoing};
+use crate::gateway::{Gateway, ListKind, SessionHandle};
 use crate::table::{Target, pages};
-use crate::wire::{self, Envelope, Frame, FrameTx, Line, RawMembers};
+use crate::wire::{self, Envelope, Frame, FrameTx, RawMembers};
+
+/// Whether the byte path is on (`MCPGW_FAST_PATH=0` turns it off).
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("MCPGW_FAST_PATH").map_or(true, |v| v != "0"))
+}
 
 /// Protocol versions whose sessions may use the fast path: those with an initialize handshake,
 /// whose results rmcp passes through unchanged.
@@ -27,7 +55,7 @@ const INITIALIZE_ERA: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2025_11_25,
 ];
 
-/// What [`Client::take`] did with a message.
+/// What [`SessionHandle::take`] did with a message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
     /// Nothing: the message is rmcp's.
@@ -40,59 +68,9 @@ pub enum Taken {
     Cancel,
 }
 
-/// One session, as the fast path knows it.
-pub struct Client {
-    pub id: u64,
-    pub role: Option<String>,
-    pub gateway: Arc<Gateway>,
-    /// The session's rmcp peer, set once it is initialized.
-    pub peer: Arc<OnceLock<Peer<RoleServer>>>,
-    pub calls: Arc<CallIndex>,
-}
-
-impl Client {
-    /// Reads the client's lines until it disconnects or the daemon stops; the lines the fast
-    /// path does not take are written to `rmcp` (rmcp's reading end). A line longer than `max`
-    /// is dropped and logged; the session goes on.
-    pub async fn pump(
-        &self,
-        out: FrameTx,
-        mut read: impl AsyncBufRead + Unpin,
-        mut rmcp: impl AsyncWrite + Unpin,
-        max: usize,
-        stop: CancellationToken,
-    ) {
-        let mut line = Vec::new();
-        loop {
-            let result = tokio::select! {
-                r = wire::read_line(&mut read, &mut line, max) => r,
-                () = stop.cancelled() => break,
-            };
-            match result {
-                Ok(Line::Complete) => {}
-                Ok(Line::TooLong) => {
-                    tracing::error!(
-                        session = self.id,
-                        max_line_length = max,
-                        "a client message exceeded the maximum line length; discarding it"
-                    );
-                    continue;
-                }
-                Ok(Line::Eof) | Err(_) => break,
-            }
-            if super::enabled() && self.take(&line, &out) != Taken::No {
-                continue;
-            }
-            if rmcp.write_all(&line).await.is_err() {
-                break;
-            }
-        }
-        // Whatever is still in flight was this client's: cancel it upstream.
-        self.cancel_all("the client disconnected");
-    }
-
+impl SessionHandle {
     /// Takes `line` if the fast path serves it (answers go to `out`) and says what it was.
-    pub fn take(&self, line: &[u8], out: &FrameTx) -> Taken {
+    pub fn take(&self, gateway: &Gateway, line: &[u8], out: &FrameTx) -> Taken {
         let candidate = [
             &b"tools/call"[..],
             b"tools/list",
@@ -115,8 +93,10 @@ impl Client {
             return Taken::No;
         }
         let taken = match envelope.method.as_deref() {
-            Some("tools/call") => self.call(&envelope, out).map(|()| Taken::Call),
-            Some("tools/list") => self.list_tools(&envelope, out).then_some(Taken::List),
+            Some("tools/call") => self.call(gateway, &envelope, out).map(|()| Taken::Call),
+            Some("tools/list") => self
+                .list_tools(gateway, &envelope, out)
+                .then_some(Taken::List),
             Some("notifications/cancelled") => self.cancelled(&envelope).then_some(Taken::Cancel),
             _ => None,
         };
@@ -135,7 +115,7 @@ impl Client {
 
     /// Forwards a `tools/call` if it can take the fast path (see the module docs). Its answer
     /// and progress go to `out`.
-    fn call(&self, envelope: &Envelope, out: &FrameTx) -> Option<()> {
+    fn call(&self, gateway: &Gateway, envelope: &Envelope, out: &FrameTx) -> Option<()> {
         let (Some(id), Some(params)) = (envelope.id, envelope.params) else {
             return None;
         };
@@ -159,7 +139,7 @@ impl Client {
             return None;
         }
 
-        let table = self.gateway.table();
+        let table = gateway.table();
         let Some(Target::Backend { backend, original }) =
             table.catalog.tools.get(name.as_ref()).map(|e| &e.target)
         else {
@@ -176,7 +156,7 @@ impl Client {
             // Forwarded with the request's bytes.
             meta: None,
         };
-        let instance = self.gateway.instance_for(backend, &caller);
+        let instance = gateway.instance_for(backend, &caller);
         let link = instance.fast_link()?;
         let n = link.reserve();
         {
@@ -217,7 +197,7 @@ impl Client {
     /// Answers `tools/list` from the view's serialized pages, when no server needs discovering
     /// first and the cursor is one the gateway issued; anything else is rmcp's (which also
     /// answers a bad cursor with the error).
-    fn list_tools(&self, envelope: &Envelope, out: &FrameTx) -> bool {
+    fn list_tools(&self, gateway: &Gateway, envelope: &Envelope, out: &FrameTx) -> bool {
         #[derive(serde::Deserialize)]
         struct Params {
             cursor: Option<String>,
@@ -236,8 +216,8 @@ impl Client {
         let (Some(_), Some(key)) = (self.initialized(), wire::id_key(id)) else {
             return false;
         };
-        let table = self.gateway.table();
-        if self.gateway.discovery_pending(&table) {
+        let table = gateway.table();
+        if gateway.discovery_pending(&table) {
             return false;
         }
         let view = table.view(self.role.as_deref());
@@ -250,7 +230,7 @@ impl Client {
         let Some(body) = view.tool_pages().get(page).cloned() else {
             return false;
         };
-        self.gateway.mark_seen(self.id, &view, ListKind::Tools);
+        gateway.mark_seen(self.id, &view, ListKind::Tools);
         let head = wire::response_head(&key);
         let _ = out.send(Frame::Spliced { head, body });
         true

@@ -1,0 +1,138 @@
+//! The reload pipeline: parse → validate → build a new table → swap, or keep the old one and
+//! record why.
+//!
+//! Triggered by `crate::watch` (a change of the file, SIGHUP) and `mcpgwctl reload`. Backends
+//! whose spec is unchanged are carried over untouched; removed and changed ones are retired,
+//! drained and stopped in the background.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Gateway, RETIRE_GRACE, new_backend};
+use crate::protocol::ReloadStatus;
+use crate::table::Table;
+
+/// The config generation (bumped by every successful (re)load; 1 for the config the daemon
+/// started with) and the last reload's outcome, for status.
+pub(super) struct Reloads {
+    generation: AtomicU64,
+    last: Mutex<Option<ReloadStatus>>,
+}
+
+impl Default for Reloads {
+    fn default() -> Self {
+        Self {
+            generation: AtomicU64::new(1),
+            last: Mutex::new(None),
+        }
+    }
+}
+
+impl Reloads {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    pub fn last(&self) -> Option<ReloadStatus> {
+        self.last.lock().unwrap().clone()
+    }
+}
+
+impl Gateway {
+    /// Re-reads the config file and swaps in a new table. On error the old table stays live
+    /// and the error (every problem with its `file:line:col`) is returned and kept for status.
+    pub fn reload(&self) -> Result<ReloadStatus, ReloadStatus> {
+        crate::service::notify_reloading();
+        // Whatever the outcome, the daemon is serving again afterwards.
+        let result = self.reload_inner();
+        crate::service::notify_ready();
+        result
+    }
+
+    fn reload_inner(&self) -> Result<ReloadStatus, ReloadStatus> {
+        let _guard = self.rebuild.lock().unwrap();
+        let prev = self.table();
+        let outcome = self.build_next(&prev);
+        let generation = self.reloads.generation();
+        let record = |ok: bool, generation: u64, message: String| ReloadStatus {
+            at_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            ok,
+            generation,
+            message,
+        };
+        let status = match outcome {
+            Err(message) => {
+                tracing::error!("config rejected, keeping generation {generation}:\n{message}");
+                let status = record(false, generation, message);
+                *self.reloads.last.lock().unwrap() = Some(status.clone());
+                return Err(status);
+            }
+            Ok(next) => {
+                let summary = retire_replaced(&prev, &next);
+                for warning in &next.config.warnings {
+                    tracing::warn!("{warning}");
+                }
+                let generation = self.reloads.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                self.publish(next);
+                self.prune_instances();
+                tracing::info!("config generation {generation} live: {summary}");
+                // Connected clients can only learn the tools of a new server if someone starts
+                // it once; do it now rather than on the next list, so list_changed reaches them.
+                if let Some(gateway) = self.myself.upgrade() {
+                    tokio::spawn(async move { gateway.discover_missing().await });
+                }
+                record(true, generation, summary)
+            }
+        };
+        *self.reloads.last.lock().unwrap() = Some(status.clone());
+        Ok(status)
+    }
+
+    fn build_next(&self, prev: &Table) -> Result<Table, String> {
+        let config = crate::config::load(&prev.config.path).map_err(|e| e.to_string())?;
+        let config = Arc::new(config);
+        Table::build(config.clone(), Some(prev), |spec| {
+            new_backend(spec, &config, &self.cache, &self.myself)
+        })
+    }
+}
+
+/// Retires the backends of `prev` that `next` does not carry over, and describes the change.
+fn retire_replaced(prev: &Table, next: &Table) -> String {
+    let (mut added, mut restarted, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, backend) in &next.backends {
+        match prev.backends.get(name) {
+            None => added.push(name.as_str()),
+            Some(old) if !Arc::ptr_eq(old, backend) => restarted.push(name.as_str()),
+            Some(_) => {}
+        }
+    }
+    for (name, old) in &prev.backends {
+        let kept = next.backends.get(name).is_some_and(|b| Arc::ptr_eq(b, old));
+        if kept {
+            continue;
+        }
+        if !next.backends.contains_key(name) {
+            removed.push(name.as_str());
+        }
+        old.clone().retire(RETIRE_GRACE);
+    }
+    let mut parts = Vec::new();
+    for (label, names) in [
+        ("added", &added),
+        ("restarted", &restarted),
+        ("removed", &removed),
+    ] {
+        if !names.is_empty() {
+            parts.push(format!("{label}: {}", names.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "no backend changed".into()
+    } else {
+        parts.join("; ")
+    }
+}

@@ -1,0 +1,194 @@
+//! The connected clients: one [`SessionHandle`] per client, shared by everything that serves
+//! it, and the gateway's registry of them (role, peer, log level, what each has listed).
+//!
+//! After each table publication every session whose visible tools, prompts or resources
+//! changed is told so, but only for the kinds it has listed.
+
+// Logging is deprecated by SEP-2577 for the 2026-07-28 protocol; earlier versions have it and
+// sessions on them keep their own log level.
+#![allow(deprecated)]
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::LoggingLevel;
+use rmcp::service::{Peer, RoleServer};
+
+use super::Gateway;
+use crate::backend::upstream::stdio::CallIndex;
+use crate::protocol::{SessionStatus, SessionTransport};
+use crate::table::RoleView;
+
+/// One client, as every part of the daemon knows it: held by its rmcp session, by the socket
+/// pump or the HTTP byte path that reads its requests, and by the gateway's registry.
+pub struct SessionHandle {
+    pub id: u64,
+    pub role: Option<String>,
+    pub transport: SessionTransport,
+    /// The client's rmcp peer, set once it is initialized.
+    pub peer: OnceLock<Peer<RoleServer>>,
+    /// Its calls in flight on the byte path, so that its cancel or its departure reaches them.
+    pub calls: Arc<CallIndex>,
+}
+
+/// The registry: what the gateway keeps of each session besides its handle.
+#[derive(Default)]
+pub(super) struct Sessions {
+    by_id: std::sync::Mutex<std::collections::BTreeMap<u64, Entry>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+pub(super) struct Entry {
+    pub handle: Arc<SessionHandle>,
+    pid: Option<u32>,
+    client: Option<String>,
+    pub log_level: Option<LoggingLevel>,
+    /// Fingerprints of what this session saw last; a change sends the matching list_changed.
+    seen: Seen,
+}
+
+impl Entry {
+    pub fn peer(&self) -> Option<&Peer<RoleServer>> {
+        self.handle.peer.get()
+    }
+}
+
+/// Fingerprints of the lists a session has fetched. `None` until it lists that kind: a client
+/// that never listed has no view to invalidate, so it is not told of changes (that also keeps
+/// its own first list, which may discover servers, from bouncing back as list_changed).
+#[derive(Clone, Copy, PartialEq, Default)]
+struct Seen {
+    tools: Option<u64>,
+    prompts: Option<u64>,
+    resources: Option<u64>,
+}
+
+/// The lists a session can fetch, for [`Gateway::mark_seen`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+impl Sessions {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Entry>> {
+        self.by_id.lock().unwrap()
+    }
+
+    /// A session id never given to a client (ids start at 1).
+    pub fn new_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+impl Gateway {
+    /// Registers a client; returns its handle. The caller must [`Gateway::leave`].
+    pub fn join(
+        &self,
+        role: Option<String>,
+        pid: Option<u32>,
+        transport: SessionTransport,
+    ) -> Arc<SessionHandle> {
+        let handle = Arc::new(SessionHandle {
+            id: self.sessions.new_id(),
+            role,
+            transport,
+            peer: OnceLock::new(),
+            calls: Arc::default(),
+        });
+        let entry = Entry {
+            handle: handle.clone(),
+            pid,
+            client: None,
+            log_level: None,
+            seen: Seen::default(),
+        };
+        self.sessions.lock().insert(handle.id, entry);
+        handle
+    }
+
+    /// Records the session's MCP peer once it has initialized, so it can be notified and its
+    /// calls can take the byte path.
+    pub fn initialized(&self, handle: &SessionHandle, peer: Peer<RoleServer>, client: String) {
+        let _ = handle.peer.set(peer);
+        if let Some(entry) = self.sessions.lock().get_mut(&handle.id) {
+            entry.client = Some(client);
+        }
+    }
+
+    /// Records that a session has just fetched a list from `view`, so that later changes
+    /// notify it.
+    pub fn mark_seen(&self, id: u64, view: &RoleView, kind: ListKind) {
+        let [tools, prompts, resources] = view.fingerprints;
+        if let Some(entry) = self.sessions.lock().get_mut(&id) {
+            match kind {
+                ListKind::Tools => entry.seen.tools = Some(tools),
+                ListKind::Prompts => entry.seen.prompts = Some(prompts),
+                ListKind::Resources => entry.seen.resources = Some(resources),
+            }
+        }
+    }
+
+    pub fn leave(&self, id: u64) {
+        self.sessions.lock().remove(&id);
+        self.drop_subscriptions(id);
+        self.drop_instances(id);
+    }
+
+    /// Sends list_changed to every initialized session whose visible tools, prompts or
+    /// resources differ from what it last listed.
+    pub(super) fn notify_sessions(&self) {
+        let table = self.table.load();
+        let mut sessions = self.sessions.lock();
+        for entry in sessions.values_mut() {
+            let Some(peer) = entry.peer().cloned() else {
+                continue;
+            };
+            if entry.seen == Seen::default() {
+                continue;
+            }
+            let [tools, prompts, resources] = table.view(entry.handle.role.as_deref()).fingerprints;
+            let changed = |seen: &mut Option<u64>, now: u64| match seen {
+                Some(before) if *before != now => {
+                    *seen = Some(now);
+                    true
+                }
+                _ => false,
+            };
+            let kinds = [
+                changed(&mut entry.seen.tools, tools),
+                changed(&mut entry.seen.prompts, prompts),
+                changed(&mut entry.seen.resources, resources),
+            ];
+            if kinds == [false; 3] {
+                continue;
+            }
+            tokio::spawn(async move {
+                if kinds[0] {
+                    let _ = peer.notify_tool_list_changed().await;
+                }
+                if kinds[1] {
+                    let _ = peer.notify_prompt_list_changed().await;
+                }
+                if kinds[2] {
+                    let _ = peer.notify_resource_list_changed().await;
+                }
+            });
+        }
+    }
+
+    pub(super) fn session_status(&self) -> Vec<SessionStatus> {
+        self.sessions
+            .lock()
+            .iter()
+            .map(|(id, s)| SessionStatus {
+                id: *id,
+                role: s.handle.role.clone(),
+                client: s.client.clone(),
+                pid: s.pid,
+                transport: s.handle.transport,
+            })
+            .collect()
+    }
+}

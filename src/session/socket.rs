@@ -1,0 +1,108 @@
+//! A socket session: the client's lines are read here, beneath rmcp; the byte path takes what
+//! it serves and every other line goes to rmcp unchanged. Both write through one frame queue,
+//! so messages never interleave mid-line.
+
+use std::sync::Arc;
+
+use rmcp::transport::async_rw::AsyncRwTransport;
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::Session;
+use super::byte_path::{self, Taken};
+use crate::gateway::{Gateway, SessionHandle};
+use crate::ipc::listener::{Reader, Writer};
+use crate::protocol::{Hello, SessionTransport};
+use crate::wire::{self, FrameTx, Line, LineSink};
+
+/// The largest message a client may send. Requests are small (results flow the other way and
+/// are not limited); the bound keeps one broken or hostile client from growing the daemon's
+/// memory without end. A longer line is dropped and logged, the session goes on.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Serves one session until the client disconnects or the daemon stops: the byte path reads
+/// the client's lines and passes what it does not take to rmcp; both write through one queue.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    hello: Hello,
+    reader: Reader,
+    writer: Writer,
+    stop: CancellationToken,
+) {
+    let session = Session::new(
+        gateway.clone(),
+        hello.role,
+        hello.pid,
+        SessionTransport::Socket,
+    );
+    let handle = session.handle().clone();
+    let id = handle.id;
+    let (out, frames) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(crate::wire::write_frames(writer, frames));
+    let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
+    let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out.clone()))
+        .with_max_line_length(usize::MAX);
+    // The client hanging up ends the pump, which ends rmcp's input; rmcp ending (the daemon
+    // stops, the handshake failed) ends the pump.
+    let done = stop.child_token();
+    let pump = pump(
+        &handle,
+        &gateway,
+        out,
+        reader,
+        rmcp_feed,
+        MAX_CLIENT_MESSAGE,
+        done.clone(),
+    );
+    let rmcp = async move {
+        match rmcp::service::serve_server_with_ct(session, transport, stop).await {
+            Ok(running) => {
+                let _ = running.waiting().await;
+            }
+            Err(e) => tracing::debug!(session = id, "session ended before initializing: {e}"),
+        }
+        done.cancel();
+    };
+    tokio::join!(pump, rmcp);
+}
+
+/// Reads the client's lines until it disconnects or the daemon stops; the lines the byte
+/// path does not take are written to `rmcp` (rmcp's reading end). A line longer than `max`
+/// is dropped and logged; the session goes on.
+async fn pump(
+    handle: &SessionHandle,
+    gateway: &Gateway,
+    out: FrameTx,
+    mut read: impl AsyncBufRead + Unpin,
+    mut rmcp: impl AsyncWrite + Unpin,
+    max: usize,
+    stop: CancellationToken,
+) {
+    let mut line = Vec::new();
+    loop {
+        let result = tokio::select! {
+            r = wire::read_line(&mut read, &mut line, max) => r,
+            () = stop.cancelled() => break,
+        };
+        match result {
+            Ok(Line::Complete) => {}
+            Ok(Line::TooLong) => {
+                tracing::error!(
+                    session = handle.id,
+                    max_line_length = max,
+                    "a client message exceeded the maximum line length; discarding it"
+                );
+                continue;
+            }
+            Ok(Line::Eof) | Err(_) => break,
+        }
+        if byte_path::enabled() && handle.take(gateway, &line, &out) != Taken::No {
+            continue;
+        }
+        if rmcp.write_all(&line).await.is_err() {
+            break;
+        }
+    }
+    // Whatever is still in flight was this client's: cancel it upstream.
+    handle.cancel_all("the client disconnected");
+}
