@@ -1,12 +1,12 @@
 //! The HTTP listener: Streamable HTTP at `/mcp` with real rmcp clients, raw HTTP for the
 //! guard (tokens, Host, Origin) and session handling, the legacy SSE transport, config
-//! rejection, status, reload and shutdown.
+//! rejection, status, reload and shutdown. The helpers `mrtr` and `fast_http` share are here.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, InputRequiredResult, ProtocolVersion};
+use rmcp::model::ProtocolVersion;
 use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const ADMIN: &str = "admin-s3cret-token";
-const READONLY: &str = "readonly-s3cret-token";
+pub(crate) const ADMIN: &str = "admin-s3cret-token";
+pub(crate) const READONLY: &str = "readonly-s3cret-token";
 /// The admin token comes from this variable, set in the daemon's environment.
 const ADMIN_VAR: &str = "MCPGW_IT_ADMIN_TOKEN";
 
 /// The config used by most tests: `alpha`, two roles, two tokens (one through `${VAR}`).
-fn config(env: &Env, port: u16, extra_http: &str) -> String {
+pub(crate) fn config(env: &Env, port: u16, extra_http: &str) -> String {
     format!(
         "servers:\n{}roles:\n  admin: null\n  readonly: [\"alpha_echo\", \"alpha_pid\", \"gateway_status\"]\n\
          http:\n  listen: \"127.0.0.1:{port}\"\n  tokens:\n    - token: \"${{{ADMIN_VAR}}}\"\n      role: admin\n\
@@ -32,18 +32,18 @@ fn config(env: &Env, port: u16, extra_http: &str) -> String {
 /// A daemon serving HTTP on a free port. The port can be taken by someone else between
 /// `free_port` and the daemon's bind: then the daemon exits naming the address, and this
 /// tries again with another port.
-struct HttpDaemon {
+pub(crate) struct HttpDaemon {
     daemon: Daemon,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl HttpDaemon {
-    async fn start(env: &Env, make_config: impl Fn(u16) -> String) -> Self {
+    pub(crate) async fn start(env: &Env, make_config: impl Fn(u16) -> String) -> Self {
         Self::start_with_vars(env, make_config, &[]).await
     }
 
     /// Like [`start`](Self::start), with extra variables in the daemon's environment.
-    async fn start_with_vars(
+    pub(crate) async fn start_with_vars(
         env: &Env,
         make_config: impl Fn(u16) -> String,
         vars: &[(&str, &str)],
@@ -78,7 +78,7 @@ impl HttpDaemon {
         panic!("no free port after 5 tries");
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
@@ -100,10 +100,10 @@ fn start_daemon(env: &Env, vars: &[(&str, &str)]) -> Daemon {
     }
 }
 
-type HttpClient = RunningService<RoleClient, Recorder>;
+pub(crate) type HttpClient = RunningService<RoleClient, Recorder>;
 
 /// A real MCP client over Streamable HTTP, with the handshake of 2025-11-25 (sessions).
-async fn http_client(url: &str, token: Option<&str>) -> Result<HttpClient, String> {
+pub(crate) async fn http_client(url: &str, token: Option<&str>) -> Result<HttpClient, String> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url);
     if let Some(token) = token {
         config = config.auth_header(token);
@@ -128,7 +128,7 @@ async fn names(client: &HttpClient) -> Vec<String> {
     names
 }
 
-async fn call(client: &HttpClient, name: &str, args: Value) -> Result<String, String> {
+pub(crate) async fn call(client: &HttpClient, name: &str, args: Value) -> Result<String, String> {
     let mut params = rmcp::model::CallToolRequestParams::new(name.to_string());
     if let Value::Object(map) = args {
         params = params.with_arguments(map);
@@ -148,7 +148,7 @@ fn initialize() -> Value {
 }
 
 /// A raw Streamable HTTP POST, with what a conforming client sends.
-fn post_mcp(port: u16, body: &Value) -> reqwest::RequestBuilder {
+pub(crate) fn post_mcp(port: u16, body: &Value) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/mcp"))
         .header("accept", "application/json, text/event-stream")
@@ -157,11 +157,74 @@ fn post_mcp(port: u16, body: &Value) -> reqwest::RequestBuilder {
 }
 
 /// The JSON messages in an SSE body (`data:` lines).
-fn sse_messages(body: &str) -> Vec<Value> {
+pub(crate) fn sse_messages(body: &str) -> Vec<Value> {
     body.lines()
         .filter_map(|line| line.strip_prefix("data:"))
         .filter_map(|data| serde_json::from_str(data.trim()).ok())
         .collect()
+}
+
+/// A POST in an admin session, as a conforming 2025-06-18 client sends it.
+pub(crate) fn in_session(port: u16, session: &str, body: &Value) -> reqwest::RequestBuilder {
+    post_mcp(port, body)
+        .bearer_auth(ADMIN)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+}
+
+/// A GET resuming an admin session's stream after `last_event_id`.
+pub(crate) fn resume_get(
+    http: &HttpDaemon,
+    session: &str,
+    last_event_id: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", last_event_id)
+}
+
+/// An initialized admin session's id.
+pub(crate) async fn open_session(port: u16) -> String {
+    let response = post_mcp(port, &initialize())
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let messages = sse_messages(&response.text().await.unwrap());
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["id"] == 1 && m["result"].is_object()),
+        "{messages:?}"
+    );
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = in_session(port, &session, &initialized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    session
+}
+
+/// The backend's inflight count in status.
+pub(crate) fn alpha_inflight(env: &Env) -> u64 {
+    let status = env.status_json();
+    status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "alpha")
+        .map(|b| b["inflight"].as_u64().unwrap())
+        .unwrap_or_else(|| panic!("no alpha in {status}"))
 }
 
 #[tokio::test]
@@ -427,13 +490,13 @@ async fn sessions_404_when_unknown_end_on_delete_and_expire_when_idle() {
 }
 
 /// An SSE stream being read event by event.
-struct SseStream {
+pub(crate) struct SseStream {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl SseStream {
-    fn new(response: reqwest::Response) -> Self {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
         Self {
             response,
             buffer: String::new(),
@@ -463,7 +526,7 @@ impl SseStream {
     }
 
     /// The next event as (event name, data, id), skipping keep-alive comments.
-    async fn next_with_id(&mut self) -> Option<(String, String, String)> {
+    pub(crate) async fn next_with_id(&mut self) -> Option<(String, String, String)> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -491,7 +554,7 @@ impl SseStream {
     }
 
     /// Reads `message` events until the response with `id`.
-    async fn response(&mut self, id: i64) -> Value {
+    pub(crate) async fn response(&mut self, id: i64) -> Value {
         loop {
             let (event, data) = self.next().await.expect("the stream ended");
             assert!(event.is_empty() || event == "message", "{event}: {data}");
@@ -671,548 +734,4 @@ async fn sigterm_closes_http_sessions_and_releases_the_port() {
     let log = http.daemon.log();
     assert!(log.contains("serving MCP over HTTP"), "{log}");
     drop(client);
-}
-
-/// A 2026-07-28 client over `/mcp` (server/discover, no session), answering with `recorder`.
-async fn modern_client(http: &HttpDaemon, token: &str, recorder: Recorder) -> HttpClient {
-    let config = StreamableHttpClientTransportConfig::with_uri(http.url("/mcp")).auth_header(token);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    serve_client_with_lifecycle(recorder, transport, lifecycle)
-        .await
-        .expect("server/discover over HTTP")
-}
-
-fn tool_call(name: &str, args: Value) -> CallToolRequestParams {
-    let Value::Object(map) = args else {
-        panic!("arguments must be an object")
-    };
-    CallToolRequestParams::new(name.to_string()).with_arguments(map)
-}
-
-/// One round by hand: the input-required result the gateway answers `params` with.
-async fn input_required(client: &HttpClient, params: CallToolRequestParams) -> InputRequiredResult {
-    match client.call_tool_once(params).await.expect("tools/call") {
-        CallToolResponse::InputRequired(result) => result,
-        other => panic!("expected input_required, got {other:?}"),
-    }
-}
-
-/// The backend's inflight count in status.
-fn alpha_inflight(env: &Env) -> u64 {
-    let status = env.status_json();
-    status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "alpha")
-        .map(|b| b["inflight"].as_u64().unwrap())
-        .unwrap_or_else(|| panic!("no alpha in {status}"))
-}
-
-#[tokio::test]
-async fn a_modern_client_answers_backend_sampling_and_elicitation_in_rounds() {
-    let env = Env::new();
-    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
-    let recorder = Recorder::default();
-    let client = modern_client(&http, ADMIN, recorder.clone()).await;
-
-    // rmcp's client drives the rounds through its handler; the backend gets its answers.
-    let sampled = client
-        .call_tool(tool_call("alpha_sample", json!({"prompt": "hi"})))
-        .await
-        .expect("sampling bridged");
-    assert_eq!(text_of(&sampled), "sampled: pong to hi");
-    assert_eq!(*recorder.sampled.lock().unwrap(), ["hi"]);
-    let elicited = client
-        .call_tool(tool_call("alpha_elicit", json!({"message": "answer?"})))
-        .await
-        .expect("elicitation bridged");
-    assert_eq!(text_of(&elicited), "accept: 42");
-    // Two server→client requests in one call: two rounds, one upstream call.
-    let interviewed = client
-        .call_tool(tool_call("alpha_interview", json!({"message": "answer?"})))
-        .await
-        .expect("two rounds bridged");
-    assert_eq!(
-        text_of(&interviewed),
-        "accept: 42 / sampled: pong to accept: 42"
-    );
-
-    // By hand: the input request is the backend's, the state an opaque handle.
-    let params = tool_call("alpha_sample", json!({"prompt": "by hand?"}));
-    let round = input_required(&client, params.clone()).await;
-    let requests = round.input_requests.clone().expect("input requests");
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    let (key, request) = requests.into_iter().next().unwrap();
-    let request = serde_json::to_value(&request).unwrap();
-    assert_eq!(request["method"], "sampling/createMessage", "{request}");
-    assert_eq!(
-        request["params"]["messages"][0]["content"]["text"],
-        "by hand?"
-    );
-    let state = round.request_state.clone().expect("request state");
-    assert_eq!(state.len(), 64, "{state}");
-
-    // The state is the admin role's: another role's token cannot continue it (nor learn that
-    // it exists), and trying does not spend it.
-    let readonly = modern_client(&http, READONLY, Recorder::default()).await;
-    let stolen = readonly
-        .call_tool_once(params.clone().with_request_state(state.clone()))
-        .await
-        .expect_err("another role's state");
-    assert!(
-        stolen
-            .to_string()
-            .contains("unknown or expired requestState"),
-        "{stolen}"
-    );
-    // Nor can it continue another request.
-    let other = client
-        .call_tool_once(
-            tool_call("alpha_elicit", json!({"message": "x"})).with_request_state(state.clone()),
-        )
-        .await
-        .expect_err("another request's state");
-    assert!(
-        other
-            .to_string()
-            .contains("belongs to tools/call `alpha_sample`"),
-        "{other}"
-    );
-
-    let answer = json!({"role": "assistant", "content": {"type": "text", "text": "typed"},
-        "model": "by-hand"});
-    let retry = params
-        .clone()
-        .with_input_responses([(key.clone(), answer.clone())].into_iter().collect())
-        .with_request_state(state.clone());
-    match client.call_tool_once(retry.clone()).await.expect("retry") {
-        CallToolResponse::Complete(result) => assert_eq!(text_of(&result), "sampled: typed"),
-        other => panic!("expected the tool's result, got {other:?}"),
-    }
-    // A state continues one retry only.
-    let replayed = client
-        .call_tool_once(retry)
-        .await
-        .expect_err("a spent state");
-    assert!(
-        replayed
-            .to_string()
-            .contains("unknown or expired requestState"),
-        "{replayed}"
-    );
-    let made_up = client
-        .call_tool_once(params.with_request_state("0123abcd"))
-        .await
-        .expect_err("a made-up state");
-    assert!(
-        made_up
-            .to_string()
-            .contains("unknown or expired requestState"),
-        "{made_up}"
-    );
-
-    wait_for("alpha to have no call in flight", || {
-        alpha_inflight(&env) == 0
-    })
-    .await;
-    let _ = readonly.cancel().await;
-    let _ = client.cancel().await;
-}
-
-#[tokio::test]
-async fn an_abandoned_input_round_expires_and_cancels_the_upstream_call() {
-    let env = Env::new();
-    let http = HttpDaemon::start_with_vars(
-        &env,
-        |port| config(&env, port, ""),
-        &[("MCPGW_INPUT_TIMEOUT_MS", "400")],
-    )
-    .await;
-    let client = modern_client(&http, ADMIN, Recorder::default()).await;
-    let params = tool_call("alpha_elicit", json!({"message": "anyone?"}));
-    let round = input_required(&client, params.clone()).await;
-    let state = round.request_state.expect("request state");
-    let key = round
-        .input_requests
-        .expect("input requests")
-        .into_keys()
-        .next()
-        .unwrap();
-    // The upstream call waits for the answer while the state is parked...
-    assert_eq!(alpha_inflight(&env), 1);
-    // ...and is cancelled when nobody retries in time.
-    wait_for("the abandoned call to be cancelled upstream", || {
-        alpha_inflight(&env) == 0
-    })
-    .await;
-    let answer = json!({"action": "accept", "content": {"answer": "late"}});
-    let late = client
-        .call_tool_once(
-            params
-                .with_input_responses([(key, answer)].into_iter().collect())
-                .with_request_state(state),
-        )
-        .await
-        .expect_err("an expired state");
-    assert!(
-        late.to_string().contains("unknown or expired requestState"),
-        "{late}"
-    );
-    let _ = client.cancel().await;
-}
-
-#[tokio::test]
-async fn an_initialize_era_http_client_is_still_asked_directly() {
-    let env = Env::new();
-    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
-    let client = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
-    assert_eq!(
-        call(&client, "alpha_sample", json!({"prompt": "old"})).await,
-        Ok("sampled: pong to old".into())
-    );
-    assert_eq!(*client.service().sampled.lock().unwrap(), ["old"]);
-    let _ = client.cancel().await;
-}
-
-#[tokio::test]
-async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_long_as_the_call() {
-    let env = Env::new();
-    let alpha = env.fixture_server("alpha", &[]);
-    let http = HttpDaemon::start(&env, |port| {
-        config(&env, port, "").replace(&alpha, &format!("{alpha}    scope: per-client\n"))
-    })
-    .await;
-    let client = modern_client(&http, ADMIN, Recorder::default()).await;
-    // Roots are advertised to a per-client instance whose client has them: asked in a round.
-    let roots = client
-        .call_tool(tool_call("alpha_roots", json!({})))
-        .await
-        .expect("roots bridged");
-    assert_eq!(text_of(&roots), "file:///mcpgw-it-root");
-    let sampled = client
-        .call_tool(tool_call("alpha_sample", json!({"prompt": "mine?"})))
-        .await
-        .expect("sampling bridged");
-    assert_eq!(text_of(&sampled), "sampled: pong to mine?");
-    // Each call's instance is stopped when the call is over.
-    wait_for("the calls' instances to stop", || {
-        !env.status_json()["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["name"].as_str().unwrap().starts_with("alpha@"))
-    })
-    .await;
-
-    // A client that declared no sampling is not asked: the backend hears so, as before.
-    let incapable = modern_client(&http, ADMIN, Recorder::incapable()).await;
-    let err = incapable
-        .call_tool(tool_call("alpha_sample", json!({"prompt": "x"})))
-        .await
-        .expect_err("no sampling capability");
-    assert!(
-        err.to_string()
-            .contains("the client does not support sampling"),
-        "{err}"
-    );
-    let _ = incapable.cancel().await;
-    let _ = client.cancel().await;
-}
-
-/// A JSON-RPC `tools/call` of `name`.
-fn call_body(id: u64, name: &str, args: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": name, "arguments": args}})
-}
-
-/// A POST in an admin session, as a conforming 2025-06-18 client sends it.
-fn in_session(port: u16, session: &str, body: &Value) -> reqwest::RequestBuilder {
-    post_mcp(port, body)
-        .bearer_auth(ADMIN)
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-06-18")
-}
-
-/// A GET resuming an admin session's stream after `last_event_id`.
-fn resume_get(http: &HttpDaemon, session: &str, last_event_id: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .get(http.url("/mcp"))
-        .bearer_auth(ADMIN)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("last-event-id", last_event_id)
-}
-
-/// An initialized admin session's id.
-async fn open_session(port: u16) -> String {
-    let response = post_mcp(port, &initialize())
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let messages = sse_messages(&response.text().await.unwrap());
-    assert!(
-        messages
-            .iter()
-            .any(|m| m["id"] == 1 && m["result"].is_object()),
-        "{messages:?}"
-    );
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let response = in_session(port, &session, &initialized)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    session
-}
-
-async fn call_text(client: &HttpClient, name: &str) -> String {
-    call(client, name, json!({})).await.unwrap()
-}
-
-/// Who answered a POST: the fast path (plain JSON for a list, its own SSE stream with
-/// `mcpgw-` event ids for a call) or rmcp (SSE).
-#[derive(Debug, PartialEq)]
-enum Served {
-    Json,
-    FastStream,
-    Rmcp,
-}
-
-/// The answer to `id` in a POST's response, and who served it.
-async fn answer(response: reqwest::Response, id: &Value) -> (Value, Served) {
-    assert_eq!(response.status(), 200);
-    let json = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json");
-    let text = response.text().await.unwrap();
-    if json {
-        return (serde_json::from_str(&text).unwrap(), Served::Json);
-    }
-    let message = sse_messages(&text)
-        .into_iter()
-        .find(|m| m["id"] == *id && m.get("method").is_none())
-        .unwrap_or_else(|| panic!("no answer to {id} in {text}"));
-    let served = match text.contains("id: mcpgw-") {
-        true => Served::FastStream,
-        false => Served::Rmcp,
-    };
-    (message, served)
-}
-
-#[tokio::test]
-async fn the_fast_path_answers_http_calls_and_lists_as_rmcp_does() {
-    let mut answers = Vec::new();
-    for fast in [true, false] {
-        let env = Env::new();
-        let vars = [("MCPGW_FAST_PATH", if fast { "1" } else { "0" })];
-        let http = HttpDaemon::start_with_vars(&env, |port| config(&env, port, ""), &vars).await;
-        let port = http.port;
-        let post = |session: &str, body: &Value| in_session(port, session, body);
-        let session = open_session(port).await;
-        let mut seen = Vec::new();
-
-        // The first call starts the backend through rmcp; the next ones are forwarded.
-        for id in [10, 11] {
-            let body = call_body(id, "alpha_request", json!({}));
-            let (message, served) =
-                answer(post(&session, &body).send().await.unwrap(), &json!(id)).await;
-            let upstream: Value =
-                serde_json::from_str(message["result"]["content"][0]["text"].as_str().unwrap())
-                    .unwrap();
-            let forwarded = upstream["id"]
-                .as_str()
-                .is_some_and(|id| id.starts_with("mcpgw:"));
-            assert_eq!(forwarded, fast && id == 11, "{upstream}");
-            let expected = if forwarded {
-                Served::FastStream
-            } else {
-                Served::Rmcp
-            };
-            assert_eq!(served, expected);
-        }
-        for (id, name, args) in [
-            (12, "alpha_echo", json!({"text": "hi"})),
-            (13, "alpha_fail", json!({"message": "nope"})),
-            (14, "alpha_nosuch", json!({})),
-        ] {
-            let response = post(&session, &call_body(id, name, args))
-                .send()
-                .await
-                .unwrap();
-            seen.push(answer(response, &json!(id)).await.0);
-        }
-        let list = json!({"jsonrpc": "2.0", "id": 15, "method": "tools/list"});
-        let (listed, served) =
-            answer(post(&session, &list).send().await.unwrap(), &json!(15)).await;
-        assert_eq!(served, if fast { Served::Json } else { Served::Rmcp });
-        seen.push(listed);
-
-        // Progress goes on the call's stream, with the client's token, before the answer.
-        let mut with_progress = call_body(16, "alpha_slow", json!({"ms": 50, "steps": 3}));
-        with_progress["params"]["_meta"] = json!({"progressToken": "p"});
-        let response = post(&session, &with_progress).send().await.unwrap();
-        let text = response.text().await.unwrap();
-        assert_eq!(text.contains("id: mcpgw-"), fast, "{text}");
-        let messages = sse_messages(&text);
-        let progress: Vec<&Value> = messages
-            .iter()
-            .filter(|m| m["method"] == "notifications/progress")
-            .collect();
-        assert_eq!(progress.len(), 3, "{messages:?}");
-        assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
-        assert_eq!(messages.last().unwrap()["id"], 16, "{messages:?}");
-        seen.push(messages.last().unwrap().clone());
-
-        // rmcp's own HTTP client (which always asks for progress) takes the fast path too.
-        let rmcp_client = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
-        let upstream: Value =
-            serde_json::from_str(&call_text(&rmcp_client, "alpha_request").await).unwrap();
-        let forwarded = upstream["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("mcpgw:"));
-        assert_eq!(forwarded, fast, "{upstream}");
-        let _ = rmcp_client.cancel().await;
-
-        // A call's stream is resumable from its priming event, whoever serves it.
-        let slow = call_body(19, "alpha_slow", json!({"ms": 600, "steps": 1}));
-        let mut stream = SseStream::new(post(&session, &slow).send().await.unwrap());
-        let (_, _, priming) = stream.next_with_id().await.expect("a priming event");
-        assert_eq!(priming.starts_with("mcpgw-"), fast, "{priming}");
-        drop(stream);
-        let resumed = resume_get(&http, &session, &priming).send().await.unwrap();
-        assert_eq!(resumed.status(), 200);
-        let response = SseStream::new(resumed).response(19).await;
-        assert_eq!(
-            response["result"]["content"][0]["text"], "slept 600 ms",
-            "{response}"
-        );
-        seen.push(response);
-
-        // Another role's token cannot use the session (404 from rmcp either way).
-        let foreign = post_mcp(port, &call_body(17, "alpha_echo", json!({"text": "x"})))
-            .bearer_auth(READONLY)
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", "2025-06-18")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(foreign.status(), 404);
-
-        // Hanging up is not cancelling (Streamable HTTP); notifications/cancelled is.
-        let hung_up = match post(&session, &call_body(18, "alpha_slow", json!({"ms": 20000})))
-            .timeout(Duration::from_millis(300))
-            .send()
-            .await
-        {
-            Ok(response) => response.text().await.map(drop),
-            Err(e) => Err(e),
-        };
-        assert!(hung_up.is_err());
-        wait_for("the call to be in flight", || alpha_inflight(&env) == 1).await;
-        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-            "params": {"requestId": 18}});
-        assert_eq!(post(&session, &cancel).send().await.unwrap().status(), 202);
-        wait_for("the backend to see the cancel", || {
-            env.status_json()["backends"][0]["stderr_tail"]
-                .as_array()
-                .is_some_and(|lines| lines.iter().any(|l| l == "slow: cancelled"))
-        })
-        .await;
-        wait_for("nothing in flight", || alpha_inflight(&env) == 0).await;
-        answers.push(seen);
-        drop(http);
-    }
-    assert_eq!(answers[0], answers[1]);
-}
-
-#[tokio::test]
-async fn fast_served_sessions_stay_alive_and_their_end_cancels_their_calls() {
-    let env = Env::new();
-    let http = HttpDaemon::start(&env, |port| {
-        config(&env, port, "  session_idle_timeout: 1s\n")
-    })
-    .await;
-    let port = http.port;
-    let post = |session: &str, body: &Value| in_session(port, session, body);
-    let session = open_session(port).await;
-
-    // Calls the fast path serves keep the session alive past its idle timeout.
-    let start = Instant::now();
-    let mut id = 0;
-    while start.elapsed() < Duration::from_millis(2500) {
-        id += 1;
-        let response = post(
-            &session,
-            &call_body(id, "alpha_echo", json!({"text": "hi"})),
-        )
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(
-            response.status(),
-            200,
-            "call {id} after {:?}",
-            start.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (_, served) = answer(
-        post(
-            &session,
-            &call_body(1000, "alpha_echo", json!({"text": "x"})),
-        )
-        .send()
-        .await
-        .unwrap(),
-        &json!(1000),
-    )
-    .await;
-    assert_eq!(served, Served::FastStream);
-
-    // Its end cancels what it has in flight.
-    let _stream = post(
-        &session,
-        &call_body(1001, "alpha_slow", json!({"ms": 30000})),
-    )
-    .send()
-    .await
-    .unwrap();
-    wait_for("the call to be in flight", || alpha_inflight(&env) == 1).await;
-    let deleted = reqwest::Client::new()
-        .delete(http.url("/mcp"))
-        .bearer_auth(ADMIN)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
-    wait_for("the backend to see the cancel", || {
-        env.status_json()["backends"][0]["stderr_tail"]
-            .as_array()
-            .is_some_and(|lines| lines.iter().any(|l| l == "slow: cancelled"))
-    })
-    .await;
-    wait_for("nothing in flight", || alpha_inflight(&env) == 0).await;
-
-    // A resume of a stream that is not there is empty, as rmcp's (a 404 would say the
-    // session is gone).
-    let other = open_session(port).await;
-    let resumed = resume_get(&http, &other, "mcpgw-999-0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resumed.status(), 200);
-    assert_eq!(resumed.text().await.unwrap(), "");
 }
