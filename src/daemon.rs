@@ -69,6 +69,14 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let gateway =
         Gateway::new(config, SchemaCache::new(options.cache_dir)).map_err(ConfigInvalid)?;
+    // Signal handlers are installed when their futures are first polled: do it before the
+    // socket appears, so that a SIGTERM or SIGHUP sent as soon as it does is handled, not fatal.
+    tokio::pin!(shutdown);
+    if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    crate::watch::sighup(gateway.clone());
     let listener = match crate::service::inherited_listener()? {
         Some(inherited) => Listener::inherited(inherited, options.socket.clone()),
         None => Listener::bind(&options.socket).await?,
@@ -76,8 +84,6 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     let sessions = CancellationToken::new();
     let http = crate::http::HttpServer::start(&gateway, &sessions).await?;
     let _watcher = crate::watch::config_file(gateway.clone());
-    #[cfg(unix)]
-    tokio::spawn(crate::watch::sighup(gateway.clone()));
     tracing::info!(
         socket = %listener.path().display(),
         config = %options.config_path.display(),
@@ -89,7 +95,6 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     crate::service::notify_ready();
 
     let tracker = tokio_util::task::TaskTracker::new();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,

@@ -88,15 +88,19 @@ async fn read_settled(path: &Path) -> Option<Vec<u8>> {
     None
 }
 
+/// Reloads on every SIGHUP. The handler is installed before this returns: call it before the
+/// socket appears, or an early SIGHUP would end the daemon (the signal's default action).
 #[cfg(unix)]
-/// Reloads on every SIGHUP.
-pub async fn sighup(gateway: Arc<Gateway>) {
+pub fn sighup(gateway: Arc<Gateway>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot handle SIGHUP; use `mcpgwctl reload`");
         return;
     };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the config");
-        let _ = gateway.reload();
-    }
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            let _ = gateway.reload();
+        }
+    });
 }
