@@ -18,7 +18,8 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RoleClient};
 
 use super::Backend;
-use super::call::{Caller, cancelled};
+use super::Caller;
+use super::call::cancelled;
 
 pub(super) struct Handler {
     backend: Weak<Backend>,
@@ -161,7 +162,10 @@ impl ClientHandler for Handler {
         let Some(backend) = self.backend.upgrade() else {
             return;
         };
-        let Some(caller) = backend.progress_caller(&params.progress_token, params.progress) else {
+        let Some(caller) = backend
+            .callers
+            .progress_by_token(&params.progress_token, params.progress)
+        else {
             return;
         };
         let Some(token) = caller.progress_token else {

@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
-use crate::backend::call::Caller;
+use crate::backend::Caller;
 
 /// How long a parked call waits for its client's retry. `MCPGW_INPUT_TIMEOUT_MS` overrides it
 /// (tests use that); the default leaves a person time to answer an elicitation.
@@ -375,7 +375,7 @@ impl Call {
             // Always some: whether progress reaches the client is decided per round.
             progress_token: Some(ProgressToken(NumberOrString::Number(0))),
             last_progress: None,
-            meta: crate::backend::call::forwarded_meta(&context.meta),
+            meta: crate::backend::forwarded_meta(&context.meta),
         };
         let role_owned = role.map(str::to_owned);
         let upstream: UpstreamFuture = {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Gateway, RETIRE_GRACE};
 use crate::backend::Backend;
-use crate::backend::call::Caller;
+use crate::backend::Caller;
 use crate::config::Scope;
 use crate::protocol::BackendStatus;
 

@@ -14,8 +14,8 @@ use rmcp::model::{
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
+use crate::backend::Caller;
 use crate::backend::Events;
-use crate::backend::call::Caller;
 
 /// Resource subscriptions: (server, uri) → the sessions subscribed.
 pub(super) type Subscriptions = std::sync::Mutex<BTreeMap<(String, String), BTreeSet<u64>>>;

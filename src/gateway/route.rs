@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
 use crate::backend::Backend;
-use crate::backend::call::Caller;
+use crate::backend::Caller;
 use crate::table::{DEFAULT_ROLE, RoleView, Table, Target};
 
 /// How long after a failed start a list does not try to discover that server again.

@@ -30,11 +30,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rmcp::model::ProtocolVersion;
+use rmcp::model::{ProgressToken, ProtocolVersion};
 use rmcp::service::{Peer, RoleServer};
 use serde_json::value::RawValue;
 
-use crate::backend::call::Caller;
+use crate::backend::Caller;
 use crate::backend::upstream::stdio::{Call, Outgoing};
 use crate::gateway::{Gateway, ListKind, SessionHandle};
 use crate::table::{Target, pages};
@@ -130,11 +130,11 @@ impl SessionHandle {
         let meta = params.get("_meta").and_then(|meta| {
             serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(meta.get()).ok()
         });
-        let progress_token = meta
-            .as_ref()
-            .and_then(|meta| meta.get("progressToken"))
-            .filter(|token| !token.is_null())
-            .cloned();
+        // A token rmcp would not take as one is rmcp's to answer.
+        let progress_token = match meta.as_ref().and_then(|meta| meta.get("progressToken")) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(token) => Some(serde_json::from_value::<ProgressToken>(token.clone()).ok()?),
+        };
         if params.get("task").is_some() {
             return None;
         }
@@ -151,13 +151,13 @@ impl SessionHandle {
         let caller = Caller {
             session: self.id,
             peer: peer.clone(),
-            progress_token: None,
+            progress_token,
             last_progress: None,
             // Forwarded with the request's bytes.
             meta: None,
         };
         let instance = gateway.instance_for(backend, &caller);
-        let link = instance.fast_link()?;
+        let link = instance.stdio_link()?;
         let n = link.reserve();
         {
             let mut calls = self.calls.lock().unwrap();
@@ -170,7 +170,6 @@ impl SessionHandle {
         let call = Call {
             out: out.clone(),
             key: key.clone(),
-            progress_token,
             index: Arc::downgrade(&self.calls),
         };
         let request = Outgoing {

@@ -31,7 +31,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
-use crate::backend::call::Caller;
+use crate::backend::Caller;
 use crate::gateway::{Gateway, ListKind, SessionHandle};
 use crate::protocol::SessionTransport;
 use crate::table::pages::page;
@@ -93,7 +93,7 @@ impl Session {
             peer: context.peer.clone(),
             progress_token: context.meta.get_progress_token(),
             last_progress: None,
-            meta: crate::backend::call::forwarded_meta(&context.meta),
+            meta: crate::backend::forwarded_meta(&context.meta),
         }
     }
 }

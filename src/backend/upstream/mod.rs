@@ -25,11 +25,11 @@ use crate::config::Transport;
 /// at all, and rmcp's default (16 MiB, dropping longer lines silently) would hang the call.
 const MAX_LINE: usize = usize::MAX;
 
-/// A connected, initialized backend and, for stdio, its process and fast path.
+/// A connected, initialized backend and, for stdio, its process and byte-path link.
 pub(super) struct Connected {
     pub service: RunningService<RoleClient, Handler>,
     pub child: Option<ChildHandle>,
-    pub fast: Option<Arc<Link>>,
+    pub link: Option<Arc<Link>>,
 }
 
 pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, BackendError> {
@@ -43,18 +43,13 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
         Transport::Stdio => {
             let (stdout, stdin, child) = child::spawn(spec, backend.stderr.clone())
                 .map_err(|e| start_error(format!("cannot run `{}`: {e}", spec.command)))?;
-            let (transport, link) = stdio::connect(
-                Arc::downgrade(backend),
-                backend.name.clone(),
-                stdout,
-                stdin,
-                child.exit(),
-            );
+            let (transport, link) =
+                stdio::connect(backend.name.clone(), stdout, stdin, child.exit());
             match handler.serve(transport).await {
                 Ok(service) => Ok(Connected {
                     service,
                     child: Some(child),
-                    fast: Some(link),
+                    link: Some(link),
                 }),
                 Err(e) => {
                     let exit = child.stop().await;
@@ -86,7 +81,7 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
             Ok(Connected {
                 service: service.map_err(|e| fail(e.to_string()))?,
                 child: None,
-                fast: None,
+                link: None,
             })
         }
     }

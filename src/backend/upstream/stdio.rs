@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::sync::mpsc;
 
 use crate::backend::Backend;
-use crate::backend::call::Caller;
+use crate::backend::inflight::{self, Caller, InFlight, Sent};
 use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers};
 
 /// The transport rmcp speaks to a stdio backend through.
@@ -40,7 +40,6 @@ pub type CallIndex = Mutex<HashMap<Box<str>, (Weak<Link>, u64)>>;
 /// One running stdio backend's byte path.
 pub struct Link {
     name: String,
-    backend: Weak<Backend>,
     /// rmcp's `LineSink` holds the only strong sender: when rmcp closes the connection the
     /// queue closes and the writer closes the child's stdin.
     to_server: mpsc::WeakUnboundedSender<Frame>,
@@ -64,23 +63,20 @@ pub struct Call {
     pub out: FrameTx,
     /// The client's request id, canonical JSON: written back as the response's id.
     pub key: Box<str>,
-    /// The client's progress token, if it asked for progress.
-    pub progress_token: Option<serde_json::Value>,
+    /// The client's calls in flight, where this one is until it ends.
     pub index: Weak<CallIndex>,
 }
 
 struct Pending {
     call: Call,
-    /// The call's entry in the backend's callers.
-    seq: u64,
-    last_progress: Option<f64>,
+    /// The call's record (its caller, progress filter, withdrawal); dropped when it ends.
+    inflight: InFlight,
     timer: Option<tokio::task::AbortHandle>,
 }
 
 /// Connects rmcp and the byte path to a child's stdio. `exited` resolves to the child's exit
 /// description.
 pub fn connect(
-    backend: Weak<Backend>,
     name: String,
     stdout: impl AsyncRead + Unpin + Send + 'static,
     stdin: impl AsyncWrite + Unpin + Send + 'static,
@@ -90,7 +86,6 @@ pub fn connect(
     tokio::spawn(wire::write_frames(stdin, frames));
     let link = Arc::new(Link {
         name,
-        backend,
         to_server: to_server.downgrade(),
         pending: Mutex::default(),
         next: AtomicU64::new(1),
@@ -152,31 +147,28 @@ impl Link {
         wire::write_object(&mut line, members);
         line.extend_from_slice(b"}\n");
 
-        backend.count_call();
-        let seq = backend.begin_request(caller);
-        let timer = match backend.call_timeout_ms() {
-            0 => None,
-            ms => {
-                let link = Arc::downgrade(self);
-                let task = tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    if let Some(link) = link.upgrade() {
-                        link.time_out(n, ms);
-                    }
-                });
-                Some(task.abort_handle())
-            }
-        };
+        let mut inflight = InFlight::begin(backend, caller, true);
+        inflight.sent(Sent::Line(Arc::downgrade(self), n), None);
+        let timer = backend.call_timeout().map(|limit| {
+            let link = Arc::downgrade(self);
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                if let Some(link) = link.upgrade() {
+                    link.time_out(n, limit);
+                }
+            });
+            task.abort_handle()
+        });
         let pending = Pending {
             call,
-            seq,
-            last_progress: None,
+            inflight,
             timer,
         };
         self.pending.lock().unwrap().insert(n, pending);
         if to_server.send(Frame::Line(line)).is_err() {
-            if let Some(pending) = self.pending.lock().unwrap().remove(&n) {
-                self.settle(pending, false);
+            if let Some(mut pending) = self.pending.lock().unwrap().remove(&n) {
+                pending.inflight.finish(false);
+                settle(pending);
             }
             return false;
         }
@@ -186,28 +178,26 @@ impl Link {
     /// The client withdrew call `n` (cancelled, disconnected): so does the server. The client
     /// gets no response, as the protocol asks.
     pub fn cancel(&self, n: u64, reason: &str) {
-        let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
+        let Some(mut pending) = self.pending.lock().unwrap().remove(&n) else {
             return;
         };
-        self.cancel_upstream(n, reason);
-        self.settle(pending, true);
+        pending.inflight.withdraw(reason);
+        pending.inflight.finish(true);
+        settle(pending);
     }
 
-    fn time_out(&self, n: u64, limit_ms: u64) {
-        let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
+    fn time_out(&self, n: u64, limit: Duration) {
+        let Some(mut pending) = self.pending.lock().unwrap().remove(&n) else {
             return;
         };
-        let message = format!(
-            "server `{}` did not answer within {:.1}s (call_timeout); the request was cancelled",
-            self.name,
-            limit_ms as f64 / 1000.0
-        );
-        self.cancel_upstream(n, "call_timeout");
-        let _ = pending.call.out.send(error_frame(
-            &pending.call.key,
-            &McpError::internal_error(message, None),
-        ));
-        self.settle(pending, true);
+        pending.inflight.withdraw("call_timeout");
+        pending.inflight.finish(true);
+        let error = inflight::timed_out(&self.name, limit);
+        let _ = pending
+            .call
+            .out
+            .send(error_frame(&pending.call.key, &error));
+        settle(pending);
     }
 
     /// Fails every call in flight (the backend is gone).
@@ -219,13 +209,15 @@ impl Link {
             .drain()
             .map(|(_, p)| p)
             .collect();
-        for pending in pending {
+        for mut pending in pending {
             let _ = pending.call.out.send(error_frame(&pending.call.key, error));
-            self.settle(pending, true);
+            pending.inflight.finish(true);
+            settle(pending);
         }
     }
 
-    fn cancel_upstream(&self, n: u64, reason: &str) {
+    /// Tells the server that request `n` is withdrawn (the call's [`InFlight`] does this).
+    pub(in crate::backend) fn withdraw(&self, n: u64, reason: &str) {
         if let Some(to_server) = self.to_server.upgrade() {
             let cancel = serde_json::json!({
                 "jsonrpc": "2.0",
@@ -233,19 +225,6 @@ impl Link {
                 "params": {"requestId": format!("{ID_PREFIX}{n}"), "reason": reason},
             });
             let _ = to_server.send(Frame::json(&cancel));
-        }
-    }
-
-    /// Undoes a finished call's book-keeping.
-    fn settle(&self, pending: Pending, failed: bool) {
-        if let Some(timer) = pending.timer {
-            timer.abort();
-        }
-        if let Some(index) = pending.call.index.upgrade() {
-            index.lock().unwrap().remove(&pending.call.key);
-        }
-        if let Some(backend) = self.backend.upgrade() {
-            backend.end_request(pending.seq, failed);
         }
     }
 
@@ -273,13 +252,7 @@ impl Link {
             }
         }
         drop(feed);
-        let exit = tokio::time::timeout(Duration::from_secs(1), exited)
-            .await
-            .unwrap_or_else(|_| "no exit status yet".into());
-        let gone = crate::backend::BackendError::Gone {
-            name: self.name.clone(),
-            exit,
-        };
+        let gone = inflight::gone(&self.name, exited).await;
         self.fail_all(&gone.into());
     }
 
@@ -330,12 +303,13 @@ impl Link {
 
     fn respond(&self, n: u64, body: Bytes, failed: bool) {
         // A response to a call already cancelled or timed out is dropped.
-        let Some(pending) = self.pending.lock().unwrap().remove(&n) else {
+        let Some(mut pending) = self.pending.lock().unwrap().remove(&n) else {
             return;
         };
         let head = wire::response_head(&pending.call.key);
         let _ = pending.call.out.send(Frame::Spliced { head, body });
-        self.settle(pending, failed);
+        pending.inflight.finish(failed);
+        settle(pending);
     }
 
     /// Passes progress of a forwarded call on with the client's own token; older updates than
@@ -354,21 +328,21 @@ impl Link {
         else {
             return false;
         };
-        let mut pending = self.pending.lock().unwrap();
-        let Some(call) = pending.get_mut(&n) else {
+        let Some(progress) = params.get("progress").and_then(|p| p.as_f64()) else {
             return true;
         };
-        let (Some(token), Some(progress)) = (
-            &call.call.progress_token,
-            params.get("progress").and_then(|p| p.as_f64()),
-        ) else {
+        let pending = self.pending.lock().unwrap();
+        let Some(call) = pending.get(&n) else {
             return true;
         };
-        if call.last_progress.is_some_and(|last| progress <= last) {
+        let Some(token) = call
+            .inflight
+            .progress(progress)
+            .and_then(|caller| caller.progress_token)
+        else {
             return true;
-        }
-        call.last_progress = Some(progress);
-        params.insert("progressToken".into(), token.clone());
+        };
+        params.insert("progressToken".into(), token.0.into_json_value());
         let notification = serde_json::json!({
             "jsonrpc": "2.0",
             "method": "notifications/progress",
@@ -389,6 +363,17 @@ fn our_number(raw: &str) -> Option<u64> {
         .strip_prefix(ID_PREFIX)?
         .parse()
         .ok()
+}
+
+/// Undoes a finished call's book-keeping: its timer, its entry in the client's index, and (by
+/// dropping it) its record.
+fn settle(pending: Pending) {
+    if let Some(timer) = &pending.timer {
+        timer.abort();
+    }
+    if let Some(index) = pending.call.index.upgrade() {
+        index.lock().unwrap().remove(&pending.call.key);
+    }
 }
 
 /// `(n, where the body after the id starts)` for `{"jsonrpc":"2.0","id":"mcpgw:<n>",` followed
