@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod architecture;
 mod conformance;
 mod core;
 mod ctl;
