@@ -4,7 +4,7 @@
 //! The byte path (`session::byte_path`, `backend::upstream::stdio`) reads every line of a session and of a stdio backend
 //! itself, handles the few it owns, and hands the rest to rmcp unchanged. Writers are shared
 //! the same way: one task per pipe writes whole frames from a queue that rmcp (through
-//! [`LineSink`]) and the fast path both feed, so their messages never interleave mid-line.
+//! [`LineSink`]) and the byte path both feed, so their messages never interleave mid-line.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -249,7 +249,7 @@ pub fn write_object<'k>(out: &mut Vec<u8>, members: impl IntoIterator<Item = (&'
 
 /// A request id in one canonical spelling, so that `"a"` and `"\u0061"` are the same id.
 pub fn id_key(raw: &RawValue) -> Option<Box<str>> {
-    // Only ids the fast path can echo exactly as rmcp would: strings and integers within i64
+    // Only ids the byte path can echo exactly as rmcp would: strings and integers within i64
     // (rmcp also reads `1e3` as 1000, answering with the canonical spelling; those, and
     // anything else, are left to it).
     let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;

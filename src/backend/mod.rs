@@ -15,7 +15,7 @@
 //!   [`status`]: counters and the status record.
 //!
 //! **Architecture invariant:** nothing here knows sessions, HTTP or the gateway: what the
-//! gateway must hear goes through the [`Events`] trait, and a request's client is a [`Caller`].
+//! gateway must hear goes through the [`BackendEvents`] trait, and a request's client is a [`Caller`].
 
 // Logging, sampling, roots and resources/subscribe are deprecated by SEP-2577 for the 2026-07-28
 // protocol, but every earlier protocol version has them and the gateway relays them faithfully.
@@ -49,7 +49,7 @@ use cache::{CachedSchema, SchemaCache};
 use child::StderrLog;
 
 /// What a backend reports to the gateway. Held weakly: the gateway owns the backends.
-pub trait Events: Send + Sync {
+pub trait BackendEvents: Send + Sync {
     /// The backend's lists (tools, prompts, resources, templates) changed.
     fn schema_changed(&self);
     /// `owner` is the session of a per-client instance: only it may hear from its instance.
@@ -109,7 +109,7 @@ pub struct Backend {
     stderr: Arc<StderrLog>,
     /// Resource URIs subscribed upstream (on behalf of one or more sessions).
     subscriptions: Mutex<BTreeSet<String>>,
-    events: Weak<dyn Events>,
+    events: Weak<dyn BackendEvents>,
     /// For an instance of a `scope: per-client` server: the one session it serves. Its roots
     /// are that client's, and server→client requests always go to it.
     owner: Option<(u64, Peer<RoleServer>)>,
@@ -127,7 +127,7 @@ impl Backend {
         spec: ServerConfig,
         config: &crate::config::Config,
         cache: Arc<SchemaCache>,
-        events: Weak<dyn Events>,
+        events: Weak<dyn BackendEvents>,
         owner: Option<(u64, Peer<RoleServer>)>,
     ) -> Arc<Self> {
         let spec_hash = spec.spec_hash();

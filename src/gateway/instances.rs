@@ -35,7 +35,7 @@ impl Gateway {
             return existing.clone();
         }
         let table = self.table();
-        let events: std::sync::Weak<dyn crate::backend::Events> = self.myself.clone();
+        let events: std::sync::Weak<dyn crate::backend::BackendEvents> = self.myself.clone();
         let instance = Backend::new(
             backend.spec.clone(),
             &table.config,

@@ -31,7 +31,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::cache::SchemaCache;
-use crate::backend::{Backend, Events};
+use crate::backend::{Backend, BackendEvents};
 use crate::config::{Config, ServerConfig};
 use crate::protocol::Status;
 use crate::table::Table;
@@ -159,6 +159,6 @@ fn new_backend(
     cache: &Arc<SchemaCache>,
     gateway: &Weak<Gateway>,
 ) -> Arc<Backend> {
-    let events: Weak<dyn Events> = gateway.clone();
+    let events: Weak<dyn BackendEvents> = gateway.clone();
     Backend::new(spec.clone(), config, cache.clone(), events, None)
 }

@@ -14,8 +14,8 @@ use rmcp::model::{
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
+use crate::backend::BackendEvents;
 use crate::backend::Caller;
-use crate::backend::Events;
 
 /// Resource subscriptions: (server, uri) → the sessions subscribed.
 pub(super) type Subscriptions = std::sync::Mutex<BTreeMap<(String, String), BTreeSet<u64>>>;
@@ -34,7 +34,7 @@ fn severity(level: LoggingLevel) -> u8 {
     }
 }
 
-impl Events for Gateway {
+impl BackendEvents for Gateway {
     fn schema_changed(&self) {
         self.lists_changed();
     }

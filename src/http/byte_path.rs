@@ -197,7 +197,7 @@ pub(super) struct Context<'a> {
     pub stop: &'a CancellationToken,
 }
 
-/// Serves `request` if the fast path can; otherwise gives it back, as it came.
+/// Serves `request` if the byte path can; otherwise gives it back, as it came.
 pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response, Request> {
     let Some(session) = eligible(cx.sessions, cx.role, &request) else {
         return Err(request);
@@ -224,7 +224,7 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
         return Err(Request::from_parts(parts, Body::from(body)));
     }
     let (out, mut answers) = mpsc::unbounded_channel();
-    match session.handle.take(cx.gateway, &body, &out) {
+    match session.handle.serve_line(cx.gateway, &body, &out) {
         Taken::No => Err(Request::from_parts(parts, Body::from(body))),
         Taken::Cancel => Ok(plain(StatusCode::ACCEPTED, "")),
         Taken::List => Ok(json(answers.recv().await)),
@@ -375,7 +375,7 @@ fn sse(chunks: mpsc::UnboundedReceiver<Bytes>) -> Response {
         .expect("a valid response")
 }
 
-/// The session a request may be served for on the fast path, from its headers alone.
+/// The session a request may be served for on the byte path, from its headers alone.
 fn eligible(
     sessions: &Registry,
     role: Option<&str>,

@@ -30,7 +30,7 @@ use crate::gateway::Gateway;
 use crate::session::{HttpRegistry, Session};
 
 type RoleService = StreamableHttpService<Session, LocalSessionManager>;
-/// A role's service and its session manager (the fast path tells it about activity).
+/// A role's service and its session manager (the byte path tells it about activity).
 type ForRole = (RoleService, Arc<LocalSessionManager>);
 
 /// The per-role services, made lazily.
@@ -67,7 +67,7 @@ impl Services {
             .entry(role.clone())
             .or_insert_with(|| {
                 let mut manager = LocalSessionManager::default();
-                // A session in use only through the fast path tells rmcp so at most every
+                // A session in use only through the byte path tells rmcp so at most every
                 // quarter timeout: the margin keeps it from expiring in between.
                 manager.session_config.keep_alive = (!self.idle_timeout.is_zero())
                     .then(|| self.idle_timeout + self.idle_timeout / 4);
@@ -102,7 +102,7 @@ pub(super) async fn handle(
     request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());
-    let fast = super::byte_path::Context {
+    let cx = super::byte_path::Context {
         gateway: &shared.gateway,
         sessions: &shared.mcp.sessions,
         role: caller.role.as_deref(),
@@ -112,7 +112,7 @@ pub(super) async fn handle(
         },
         stop: &shared.cancel,
     };
-    let request = match super::byte_path::serve(fast, request).await {
+    let request = match super::byte_path::serve(cx, request).await {
         Ok(response) => return response,
         Err(request) => request,
     };

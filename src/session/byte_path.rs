@@ -46,7 +46,7 @@ pub fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("MCPGW_FAST_PATH").map_or(true, |v| v != "0"))
 }
 
-/// Protocol versions whose sessions may use the fast path: those with an initialize handshake,
+/// Protocol versions whose sessions may use the byte path: those with an initialize handshake,
 /// whose results rmcp passes through unchanged.
 const INITIALIZE_ERA: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2024_11_05,
@@ -55,7 +55,7 @@ const INITIALIZE_ERA: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2025_11_25,
 ];
 
-/// What [`SessionHandle::take`] did with a message.
+/// What [`SessionHandle::serve_line`] did with a message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Taken {
     /// Nothing: the message is rmcp's.
@@ -69,8 +69,8 @@ pub enum Taken {
 }
 
 impl SessionHandle {
-    /// Takes `line` if the fast path serves it (answers go to `out`) and says what it was.
-    pub fn take(&self, gateway: &Gateway, line: &[u8], out: &FrameTx) -> Taken {
+    /// Serves `line` if the byte path takes it (answers go to `out`) and says what it was.
+    pub fn serve_line(&self, gateway: &Gateway, line: &[u8], out: &FrameTx) -> Taken {
         let candidate = [
             &b"tools/call"[..],
             b"tools/list",
@@ -113,7 +113,7 @@ impl SessionHandle {
         }
     }
 
-    /// Forwards a `tools/call` if it can take the fast path (see the module docs). Its answer
+    /// Forwards a `tools/call` if it can take the byte path (see the module docs). Its answer
     /// and progress go to `out`.
     fn call(&self, gateway: &Gateway, envelope: &Envelope, out: &FrameTx) -> Option<()> {
         let (Some(id), Some(params)) = (envelope.id, envelope.params) else {

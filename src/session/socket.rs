@@ -96,7 +96,7 @@ async fn pump(
             }
             Ok(Line::Eof) | Err(_) => break,
         }
-        if byte_path::enabled() && handle.take(gateway, &line, &out) != Taken::No {
+        if byte_path::enabled() && handle.serve_line(gateway, &line, &out) != Taken::No {
             continue;
         }
         if rmcp.write_all(&line).await.is_err() {

@@ -1,5 +1,5 @@
 //! Lists in pages: page size, opaque cursors, and the tool list's pages serialized once per
-//! view (what the fast path answers `tools/list` with).
+//! view (what the byte path answers `tools/list` with).
 
 use bytes::Bytes;
 use rmcp::ErrorData as McpError;

@@ -31,7 +31,7 @@ pub(super) async fn connect(
         return Err(format!("GET answered {}", response.status()));
     }
     let base = response.url().clone();
-    let mut events = Events::new(response.bytes_stream().boxed());
+    let mut events = EventStream::new(response.bytes_stream().boxed());
     let endpoint = loop {
         match events.next().await? {
             Some((event, data)) if event == "endpoint" => break data,
@@ -51,7 +51,7 @@ pub(super) async fn connect(
 }
 
 /// Server → rmcp: each `message` event's data as one line.
-async fn pump_events(mut events: Events, mut out: DuplexStream) {
+async fn pump_events(mut events: EventStream, mut out: DuplexStream) {
     while let Ok(Some((event, data))) = events.next().await {
         if event != "message" {
             continue;
@@ -96,14 +96,14 @@ async fn pump_posts(
 }
 
 /// A minimal `text/event-stream` parser: yields (event name, data) per dispatched event.
-struct Events {
+struct EventStream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: Vec<u8>,
     event: String,
     data: String,
 }
 
-impl Events {
+impl EventStream {
     fn new(body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>) -> Self {
         Self {
             body,
@@ -188,7 +188,7 @@ mod tests {
                 b"1}\n\nevent: message\ndata: x\ndata: y\n\n",
             )),
         ];
-        let mut events = Events::new(futures::stream::iter(chunks).boxed());
+        let mut events = EventStream::new(futures::stream::iter(chunks).boxed());
         assert_eq!(
             events.next().await.unwrap(),
             Some(("endpoint".into(), "/msg?x=1".into()))

@@ -244,7 +244,7 @@ impl Link {
                 Ok(_) => {}
             }
             let line = Bytes::from(line);
-            if self.take(&line) {
+            if self.route_line(&line) {
                 continue;
             }
             if rmcp_open && feed.write_all(&line).await.is_err() {
@@ -257,7 +257,7 @@ impl Link {
     }
 
     /// Handles a line from the server if it belongs to a forwarded call.
-    fn take(&self, line: &Bytes) -> bool {
+    fn route_line(&self, line: &Bytes) -> bool {
         // Servers built on rmcp write responses as `{"jsonrpc":"2.0","id":…,"result"…`: for
         // those only the id is replaced, nothing else is looked at (a big result is never
         // scanned).
