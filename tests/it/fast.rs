@@ -1,4 +1,5 @@
-//! The fast path (`src/fast`): a `tools/call` to a running stdio backend forwarded as bytes.
+//! The byte path (`session/byte_path.rs`, `backend/upstream/stdio.rs`; once the "fast path"): a
+//! `tools/call` to a running stdio backend forwarded as bytes.
 //! Every test warms the backend first (the first call starts it through rmcp) and checks with
 //! the fixture's `request` tool which path a call took: forwarded calls carry `"mcpgw:<n>"`
 //! ids upstream, rmcp's carry numbers.
@@ -202,11 +203,21 @@ async fn progress_of_a_fast_call_reaches_its_caller_in_order_before_the_response
     }
 }
 
+/// Both paths keep one record of a call in flight (`backend/inflight.rs`): a cancel and a
+/// timeout end the same way on each, down to what status counts.
 #[tokio::test]
-async fn a_fast_call_is_cancelled_upstream_by_cancel_disconnect_and_timeout() {
+async fn a_call_is_cancelled_upstream_by_cancel_disconnect_and_timeout_on_both_paths() {
+    let bytes = cancel_disconnect_and_timeout(true).await;
+    let rmcp = cancel_disconnect_and_timeout(false).await;
+    assert_eq!(bytes, rmcp, "status (calls, errors): byte path vs rmcp");
+}
+
+/// Cancels a call, times one out and disconnects during a third; returns status's calls and
+/// errors after the first two.
+async fn cancel_disconnect_and_timeout(fast: bool) -> (Value, Value) {
     let env = Env::new();
     one_server(&env, "    call_timeout: 500ms\n");
-    let _daemon = daemon(&env, true).await;
+    let _daemon = daemon(&env, fast).await;
     let inflight = || status_backend(&env)["inflight"].as_u64().unwrap_or(0);
     let cancels = || {
         status_backend(&env)["stderr_tail"]
@@ -216,7 +227,15 @@ async fn a_fast_call_is_cancelled_upstream_by_cancel_disconnect_and_timeout() {
             })
     };
     let mut raw = RawClient::connect(&env, None).await;
-    warm(&mut raw).await;
+    match fast {
+        true => warm(&mut raw).await,
+        // The same two calls, both through rmcp.
+        false => {
+            for id in ["warm-1", "warm-2"] {
+                seen_upstream(&mut raw, json!(id), None).await;
+            }
+        }
+    }
     let slow = |id: u64, ms: u64| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": "fx_slow", "arguments": {"ms": ms}}})
@@ -252,16 +271,23 @@ async fn a_fast_call_is_cancelled_upstream_by_cancel_disconnect_and_timeout() {
     );
     wait_for("the backend to see the timeout's cancel", || cancels() == 2).await;
     wait_for("nothing in flight", || inflight() == 0).await;
+    let status = status_backend(&env);
+    let counted = (status["calls"].clone(), status["errors"].clone());
 
-    // A client that disconnects mid-call.
+    // A client that disconnects mid-call: the byte path withdraws its calls at once; rmcp gives
+    // a closed session's handlers up to 5 s to finish before it cancels them, and this one
+    // finishes in time.
     raw.send(slow(8, 400)).await;
     wait_for("the call to be in flight", || inflight() == 1).await;
     drop(raw);
-    wait_for("the backend to see the disconnect as a cancel", || {
-        cancels() == 3
-    })
-    .await;
+    if fast {
+        wait_for("the backend to see the disconnect as a cancel", || {
+            cancels() == 3
+        })
+        .await;
+    }
     wait_for("nothing in flight", || inflight() == 0).await;
+    counted
 }
 
 #[tokio::test]
