@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::loopback::{self, Loopback};
-use super::parking::{Origin, Resume};
+use super::parking::{Continues, Resume};
 use super::{abandoned, input_timeout};
 use crate::backend::call::Caller;
 use crate::gateway::Gateway;
@@ -62,13 +62,13 @@ pub(super) enum Step {
 }
 
 /// One bridged request, across all its rounds.
-pub(super) struct Call {
+pub(super) struct BridgedCall {
     gateway: Arc<Gateway>,
     /// Its own session id (never registered): per-client instances it starts live as long as
     /// the call, not as long as the HTTP request that began it.
     session: u64,
     role: Option<String>,
-    origin: Origin,
+    continues: Continues,
     upstream: Option<UpstreamFuture>,
     finished: Option<Result<ServerResult, McpError>>,
     asks: mpsc::UnboundedReceiver<Ask>,
@@ -80,11 +80,11 @@ pub(super) struct Call {
     _loopback: Loopback,
 }
 
-impl Call {
+impl BridgedCall {
     pub(super) fn start(
         gateway: Arc<Gateway>,
         role: Option<&str>,
-        origin: Origin,
+        continues: Continues,
         upstream: Upstream,
         context: &RequestContext<RoleServer>,
     ) -> Self {
@@ -124,11 +124,11 @@ impl Call {
                 }
             })
         };
-        Call {
+        BridgedCall {
             gateway,
             session,
             role: role_owned,
-            origin,
+            continues,
             upstream: Some(upstream),
             finished: None,
             asks,
@@ -237,8 +237,12 @@ impl Call {
                         None,
                     ));
                 }
-                let (state, resumed) = bridges.park(self.role.clone(), self.origin.clone());
-                tracing::debug!(request = %self.origin, inputs = requests.len(), "input required");
+                let (state, resumed) = bridges.park(self.role.clone(), self.continues.clone());
+                tracing::debug!(
+                    request = %self.continues,
+                    inputs = requests.len(),
+                    "input required"
+                );
                 let result = InputRequiredResult::new(Some(requests), Some(state.clone()));
                 tokio::spawn(self.parked(state, resumed));
                 Ok(ServerResult::InputRequiredResult(result))
@@ -273,7 +277,7 @@ impl Call {
             match event {
                 Event::Resumed(resume) => break resume,
                 Event::Expired => {
-                    tracing::debug!(request = %self.origin, "no retry came for the input required: cancelled");
+                    tracing::debug!(request = %self.continues, "no retry came for the input required: cancelled");
                     break None;
                 }
                 Event::Finished(result) => {
@@ -302,7 +306,7 @@ async fn next(upstream: &mut Option<UpstreamFuture>) -> Result<ServerResult, Mcp
     }
 }
 
-impl Drop for Call {
+impl Drop for BridgedCall {
     fn drop(&mut self) {
         // Stops the per-client instances the call started (its upstream request, dropped
         // with it, is cancelled by the backend's in-flight guard).

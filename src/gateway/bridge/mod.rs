@@ -6,7 +6,7 @@
 //! and the `requestState` it was given. Backends speak the earlier protocols and send those
 //! requests mid-call. The bridge joins the two:
 //!
-//! - A modern client's request runs upstream as a [`Call`] (`call.rs`) whose caller is a
+//! - A modern client's request runs upstream as a [`BridgedCall`] (`call.rs`) whose caller is a
 //!   *loopback* rmcp peer (`loopback.rs`): [`Handler::relay`](crate::backend) sends it the
 //!   backend's request exactly as it would to an initialize-era client (capability check,
 //!   cancellation included), and the loopback's client side ([`Asker`](loopback::Asker)) turns
@@ -44,8 +44,8 @@ use rmcp::service::{RequestContext, RoleServer};
 use tokio::sync::oneshot;
 
 use super::Gateway;
-use call::{Call, Round, Upstream};
-use parking::Origin;
+use call::{BridgedCall, Round, Upstream};
+use parking::Continues;
 
 /// How long a parked call waits for its client's retry. `MCPGW_INPUT_TIMEOUT_MS` overrides it
 /// (tests use that); the default leaves a person time to answer an elicitation.
@@ -91,10 +91,10 @@ impl Gateway {
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let (answers, state) = (params.input_responses.take(), params.request_state.take());
-        let origin = Origin::Tool(params.name.to_string());
+        let continues = Continues::Tool(params.name.to_string());
         let upstream = Upstream::Tool(params);
         match self
-            .bridged(role, origin, upstream, answers, state, context)
+            .bridged(role, continues, upstream, answers, state, context)
             .await?
         {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
@@ -112,10 +112,10 @@ impl Gateway {
         context: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let (answers, state) = (params.input_responses.take(), params.request_state.take());
-        let origin = Origin::Prompt(params.name.clone());
+        let continues = Continues::Prompt(params.name.clone());
         let upstream = Upstream::Prompt(params);
         match self
-            .bridged(role, origin, upstream, answers, state, context)
+            .bridged(role, continues, upstream, answers, state, context)
             .await?
         {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
@@ -132,10 +132,10 @@ impl Gateway {
         context: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let (answers, state) = (params.input_responses.take(), params.request_state.take());
-        let origin = Origin::Resource(params.uri.clone());
+        let continues = Continues::Resource(params.uri.clone());
         let upstream = Upstream::Resource(params);
         match self
-            .bridged(role, origin, upstream, answers, state, context)
+            .bridged(role, continues, upstream, answers, state, context)
             .await?
         {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
@@ -147,7 +147,7 @@ impl Gateway {
     async fn bridged(
         &self,
         role: Option<&str>,
-        origin: Origin,
+        continues: Continues,
         upstream: Upstream,
         answers: Option<InputResponses>,
         state: Option<String>,
@@ -160,7 +160,7 @@ impl Gateway {
             ct: context.ct.clone(),
         };
         if let Some(state) = state {
-            let resume = self.bridges.take(&state, role, &origin)?;
+            let resume = self.bridges.take(&state, role, &continues)?;
             let (reply, result) = oneshot::channel();
             resume.send((round, reply)).map_err(|_| unknown_state())?;
             return result.await.unwrap_or_else(|_| Err(abandoned()));
@@ -174,7 +174,7 @@ impl Gateway {
             ));
         }
         let gateway = self.myself.upgrade().ok_or_else(abandoned)?;
-        let mut call = Call::start(gateway, role, origin, upstream, context);
+        let mut call = BridgedCall::start(gateway, role, continues, upstream, context);
         let step = call.round(&round).await;
         call.settle(step)
     }

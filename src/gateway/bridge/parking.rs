@@ -22,13 +22,13 @@ pub(in crate::gateway) struct Bridges {
 
 struct Parked {
     role: Option<String>,
-    origin: Origin,
+    continues: Continues,
     resume: oneshot::Sender<Resume>,
 }
 
 /// What a request state is bound to besides the role: the request it continues.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub(super) enum Origin {
+pub(super) enum Continues {
     Tool(String),
     Prompt(String),
     Resource(String),
@@ -48,7 +48,7 @@ impl Bridges {
     pub(super) fn park(
         &self,
         role: Option<String>,
-        origin: Origin,
+        continues: Continues,
     ) -> (String, oneshot::Receiver<Resume>) {
         let (resume, resumed) = oneshot::channel();
         let state = new_state();
@@ -56,7 +56,7 @@ impl Bridges {
             state.clone(),
             Parked {
                 role,
-                origin,
+                continues,
                 resume,
             },
         );
@@ -72,17 +72,17 @@ impl Bridges {
         &self,
         state: &str,
         role: Option<&str>,
-        origin: &Origin,
+        continues: &Continues,
     ) -> Result<oneshot::Sender<Resume>, McpError> {
         let mut parked = self.parked.lock().unwrap();
         match parked.get(state) {
             // Another role's state is as unknown as a made-up one.
             Some(p) if p.role.as_deref() == role => {
-                if p.origin != *origin {
+                if p.continues != *continues {
                     return Err(McpError::invalid_params(
                         format!(
                             "requestState belongs to {}, not to {}: retry the request it was issued for",
-                            p.origin, origin
+                            p.continues, continues
                         ),
                         None,
                     ));
@@ -94,12 +94,12 @@ impl Bridges {
     }
 }
 
-impl std::fmt::Display for Origin {
+impl std::fmt::Display for Continues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::Tool(name) => write!(f, "tools/call `{name}`"),
-            Origin::Prompt(name) => write!(f, "prompts/get `{name}`"),
-            Origin::Resource(uri) => write!(f, "resources/read `{uri}`"),
+            Continues::Tool(name) => write!(f, "tools/call `{name}`"),
+            Continues::Prompt(name) => write!(f, "prompts/get `{name}`"),
+            Continues::Resource(uri) => write!(f, "resources/read `{uri}`"),
         }
     }
 }
