@@ -28,22 +28,31 @@ pub struct Caller {
     /// The client's own progress token for this request, if it asked for progress.
     pub progress_token: Option<ProgressToken>,
     /// The last progress value passed on: older, out-of-order updates are dropped.
-    pub last_progress: Option<f64>,
+    last_progress: Option<f64>,
     /// What the client sent in the request's `_meta` for the server (see [`forwarded_meta`]).
     /// The byte path forwards the request's own bytes and leaves this empty.
     pub meta: Option<RequestMetaObject>,
 }
 
 impl Caller {
-    /// A caller that is a whole session (a per-client instance's owner), not one request.
-    pub fn session(session: u64, peer: Peer<RoleServer>) -> Self {
+    pub fn new(
+        session: u64,
+        peer: Peer<RoleServer>,
+        progress_token: Option<ProgressToken>,
+        meta: Option<RequestMetaObject>,
+    ) -> Self {
         Self {
             session,
             peer,
-            progress_token: None,
+            progress_token,
             last_progress: None,
-            meta: None,
+            meta,
         }
+    }
+
+    /// A caller that is a whole session (a per-client instance's owner), not one request.
+    pub fn session(session: u64, peer: Peer<RoleServer>) -> Self {
+        Self::new(session, peer, None, None)
     }
 }
 

@@ -20,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::HttpConfig;
 
-/// The caller of an admitted request, put in its extensions for the handlers.
+/// An admitted request's caller, put in the request's extensions for the handlers.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Caller {
+pub(super) struct Admitted {
     /// The role of the caller's token; `None` = the default role.
     pub role: Option<String>,
 }
@@ -31,7 +31,7 @@ pub(super) struct Caller {
 #[derive(Debug, PartialEq)]
 pub(super) enum Admission {
     /// For the handlers, as this caller.
-    Caller(Caller),
+    Admitted(Admitted),
     /// A CORS preflight from an allowed Origin: answered by the guard itself.
     Preflight,
 }
@@ -119,7 +119,7 @@ pub(super) fn admit(
     if method == Method::OPTIONS && headers.contains_key(ORIGIN) {
         return Ok(Admission::Preflight);
     }
-    authenticate(http, bound, headers).map(Admission::Caller)
+    authenticate(http, bound, headers).map(Admission::Admitted)
 }
 
 /// Adds the CORS headers of a response to an allowed browser `origin`.
@@ -188,9 +188,9 @@ fn check_origin(http: &HttpConfig, bound: SocketAddr, headers: &HeaderMap) -> Re
     let Some(value) = headers.get(ORIGIN) else {
         return Ok(());
     };
-    let origin = value.to_str().ok().and_then(Origin::parse);
-    let own = |origin: &Origin| match origin {
-        Origin::Tuple { scheme, host, port } => {
+    let origin = value.to_str().ok().and_then(OriginHeader::parse);
+    let own = |origin: &OriginHeader| match origin {
+        OriginHeader::Tuple { scheme, host, port } => {
             let ip = host.parse::<IpAddr>().ok();
             scheme == "http"
                 && *port == Some(bound.port())
@@ -199,7 +199,7 @@ fn check_origin(http: &HttpConfig, bound: SocketAddr, headers: &HeaderMap) -> Re
                         ip.is_loopback() || (ip == bound.ip() && !ip.is_unspecified())
                     }))
         }
-        Origin::Null => false,
+        OriginHeader::Null => false,
     };
     let allowed = origin.as_ref().is_some_and(|origin| {
         own(origin)
@@ -223,7 +223,7 @@ fn authenticate(
     http: &HttpConfig,
     bound: SocketAddr,
     headers: &HeaderMap,
-) -> Result<Caller, Refusal> {
+) -> Result<Admitted, Refusal> {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -233,7 +233,7 @@ fn authenticate(
         });
     if http.tokens.is_empty() {
         if bound.ip().is_loopback() {
-            return Ok(Caller { role: None });
+            return Ok(Admitted { role: None });
         }
         tracing::warn!(
             "refused an HTTP request: the config has no usable token and {bound} is not loopback"
@@ -253,7 +253,7 @@ fn authenticate(
         }
     }
     match found {
-        Some(token) => Ok(Caller {
+        Some(token) => Ok(Admitted {
             role: token.role.clone(),
         }),
         None => Err(Refusal::Unauthorized { presented: true }),
@@ -279,7 +279,7 @@ fn normalize_host(host: &str) -> String {
 
 /// An `Origin` header value: `null` or (scheme, host, port with the scheme's default filled in).
 #[derive(Debug, PartialEq)]
-enum Origin {
+enum OriginHeader {
     Null,
     Tuple {
         scheme: String,
@@ -288,17 +288,17 @@ enum Origin {
     },
 }
 
-impl Origin {
+impl OriginHeader {
     fn parse(value: &str) -> Option<Self> {
         let value = value.trim();
         if value.eq_ignore_ascii_case("null") {
-            return Some(Origin::Null);
+            return Some(OriginHeader::Null);
         }
         let uri = Uri::try_from(value).ok()?;
         let scheme = uri.scheme_str()?.to_ascii_lowercase();
         let authority = uri.authority()?;
         let port = authority.port_u16().or_else(|| default_port(&scheme));
-        Some(Origin::Tuple {
+        Some(OriginHeader::Tuple {
             host: normalize_host(authority.host()),
             scheme,
             port,
@@ -309,7 +309,7 @@ impl Origin {
 /// An `allowed_origins` entry: like an origin, with `:*` for any port. An entry without a port
 /// means the scheme's default port (RFC 6454), as the browser would send it.
 struct AllowedOrigin {
-    origin: Origin,
+    origin: OriginHeader,
     any_port: bool,
 }
 
@@ -318,22 +318,22 @@ impl AllowedOrigin {
         let entry = entry.trim();
         match entry.strip_suffix(":*") {
             Some(base) => Some(AllowedOrigin {
-                origin: Origin::parse(base)?,
+                origin: OriginHeader::parse(base)?,
                 any_port: true,
             }),
             None => Some(AllowedOrigin {
-                origin: Origin::parse(entry)?,
+                origin: OriginHeader::parse(entry)?,
                 any_port: false,
             }),
         }
     }
 
-    fn matches(&self, origin: &Origin) -> bool {
+    fn matches(&self, origin: &OriginHeader) -> bool {
         match (&self.origin, origin) {
-            (Origin::Null, Origin::Null) => true,
+            (OriginHeader::Null, OriginHeader::Null) => true,
             (
-                Origin::Tuple { scheme, host, port },
-                Origin::Tuple {
+                OriginHeader::Tuple { scheme, host, port },
+                OriginHeader::Tuple {
                     scheme: s,
                     host: h,
                     port: p,
@@ -392,7 +392,7 @@ mod tests {
         config: &HttpConfig,
         bound: &str,
         pairs: &[(&str, &str)],
-    ) -> Result<Caller, Refusal> {
+    ) -> Result<Admitted, Refusal> {
         let admitted = admit(
             Some(config),
             bound.parse().unwrap(),
@@ -401,7 +401,7 @@ mod tests {
             &headers(pairs),
         );
         admitted.map(|admission| match admission {
-            Admission::Caller(caller) => caller,
+            Admission::Admitted(caller) => caller,
             Admission::Preflight => panic!("not a preflight"),
         })
     }

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::byte_path::Registry;
-use super::guard::Caller;
+use super::guard::Admitted;
 use crate::gateway::Gateway;
 use crate::session::{HttpRegistry, Session};
 
@@ -98,7 +98,7 @@ impl Services {
 /// `/mcp`, any method: hands the admitted request to its role's service.
 pub(super) async fn handle(
     State(shared): State<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Admitted>,
     request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());

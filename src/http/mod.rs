@@ -161,7 +161,7 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     drop(table);
     let origin = request.headers().get(ORIGIN).cloned();
     let (mut response, cors, preflight) = match admitted {
-        Ok(Admission::Caller(caller)) => {
+        Ok(Admission::Admitted(caller)) => {
             request.extensions_mut().insert(caller);
             (next.run(request).await, true, false)
         }

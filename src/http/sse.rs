@@ -24,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHal
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::guard::Caller;
+use super::guard::Admitted;
 use crate::protocol::SessionTransport;
 use crate::session::Session;
 
@@ -50,7 +50,7 @@ struct Open {
 /// `GET /sse`: starts a session and streams what it sends.
 pub(super) async fn open(
     State(shared): State<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Admitted>,
 ) -> Response {
     let id = rmcp::transport::common::server_side_http::session_id().to_string();
     let (client_end, session_end) = tokio::io::duplex(PIPE_BUFFER);
@@ -147,7 +147,7 @@ impl Drop for Closer {
 /// the session's stream.
 pub(super) async fn post(
     State(shared): State<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Admitted>,
     uri: Uri,
     body: Bytes,
 ) -> Response {

@@ -148,14 +148,8 @@ impl SessionHandle {
         if !table.roles.allows(self.role.as_deref(), &name) {
             return None;
         }
-        let caller = Caller {
-            session: self.id,
-            peer: peer.clone(),
-            progress_token,
-            last_progress: None,
-            // Forwarded with the request's bytes.
-            meta: None,
-        };
+        // The client's _meta is forwarded with the request's bytes.
+        let caller = Caller::new(self.id, peer.clone(), progress_token, None);
         let instance = gateway.instance_for(backend, &caller);
         let link = instance.stdio_link()?;
         let n = link.reserve();

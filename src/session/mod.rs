@@ -88,13 +88,12 @@ impl Session {
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
-        Caller {
-            session: self.handle.id,
-            peer: context.peer.clone(),
-            progress_token: context.meta.get_progress_token(),
-            last_progress: None,
-            meta: crate::backend::forwarded_meta(&context.meta),
-        }
+        Caller::new(
+            self.handle.id,
+            context.peer.clone(),
+            context.meta.get_progress_token(),
+            crate::backend::forwarded_meta(&context.meta),
+        )
     }
 }
 
