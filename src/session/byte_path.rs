@@ -35,7 +35,7 @@ use rmcp::service::{Peer, RoleServer};
 use serde_json::value::RawValue;
 
 use crate::backend::Caller;
-use crate::backend::upstream::stdio::{Call, Outgoing};
+use crate::backend::upstream::stdio::{Outgoing, ReplyTo};
 use crate::gateway::{Gateway, ListKind, SessionHandle};
 use crate::table::{Target, pages};
 use crate::wire::{self, Envelope, Frame, FrameTx, RawMembers};
@@ -161,7 +161,7 @@ impl SessionHandle {
             }
             calls.insert(key.clone(), (Arc::downgrade(&link), n));
         }
-        let call = Call {
+        let reply = ReplyTo {
             out: out.clone(),
             key: key.clone(),
             index: Arc::downgrade(&self.calls),
@@ -171,7 +171,7 @@ impl SessionHandle {
             meta,
             original,
         };
-        if link.send_call(n, &instance, caller, call, request) {
+        if link.send_call(n, &instance, caller, reply, request) {
             return Some(());
         }
         self.calls.lock().unwrap().remove(&key);

@@ -59,7 +59,7 @@ pub struct Outgoing<'a> {
 }
 
 /// Where a forwarded call's response goes.
-pub struct Call {
+pub struct ReplyTo {
     pub out: FrameTx,
     /// The client's request id, canonical JSON: written back as the response's id.
     pub key: Box<str>,
@@ -68,7 +68,7 @@ pub struct Call {
 }
 
 struct Pending {
-    call: Call,
+    reply: ReplyTo,
     /// The call's record (its caller, progress filter, withdrawal); dropped when it ends.
     inflight: InFlight,
     timer: Option<tokio::task::AbortHandle>,
@@ -112,7 +112,7 @@ impl Link {
         n: u64,
         backend: &Arc<Backend>,
         caller: Caller,
-        call: Call,
+        reply: ReplyTo,
         request: Outgoing,
     ) -> bool {
         let Outgoing {
@@ -160,7 +160,7 @@ impl Link {
             task.abort_handle()
         });
         let pending = Pending {
-            call,
+            reply,
             inflight,
             timer,
         };
@@ -194,9 +194,9 @@ impl Link {
         pending.inflight.finish(true);
         let error = inflight::timed_out(&self.name, limit);
         let _ = pending
-            .call
+            .reply
             .out
-            .send(error_frame(&pending.call.key, &error));
+            .send(error_frame(&pending.reply.key, &error));
         settle(pending);
     }
 
@@ -210,7 +210,10 @@ impl Link {
             .map(|(_, p)| p)
             .collect();
         for mut pending in pending {
-            let _ = pending.call.out.send(error_frame(&pending.call.key, error));
+            let _ = pending
+                .reply
+                .out
+                .send(error_frame(&pending.reply.key, error));
             pending.inflight.finish(true);
             settle(pending);
         }
@@ -306,8 +309,8 @@ impl Link {
         let Some(mut pending) = self.pending.lock().unwrap().remove(&n) else {
             return;
         };
-        let head = wire::response_head(&pending.call.key);
-        let _ = pending.call.out.send(Frame::Spliced { head, body });
+        let head = wire::response_head(&pending.reply.key);
+        let _ = pending.reply.out.send(Frame::Spliced { head, body });
         pending.inflight.finish(failed);
         settle(pending);
     }
@@ -331,11 +334,11 @@ impl Link {
         let Some(progress) = params.get("progress").and_then(|p| p.as_f64()) else {
             return true;
         };
-        let pending = self.pending.lock().unwrap();
-        let Some(call) = pending.get(&n) else {
+        let calls = self.pending.lock().unwrap();
+        let Some(pending) = calls.get(&n) else {
             return true;
         };
-        let Some(token) = call
+        let Some(token) = pending
             .inflight
             .progress(progress)
             .and_then(|caller| caller.progress_token)
@@ -348,8 +351,8 @@ impl Link {
             "method": "notifications/progress",
             "params": params,
         });
-        let _ = call
-            .call
+        let _ = pending
+            .reply
             .out
             .send(Frame::Notification(wire::json_line(&notification)));
         true
@@ -371,8 +374,8 @@ fn settle(pending: Pending) {
     if let Some(timer) = &pending.timer {
         timer.abort();
     }
-    if let Some(index) = pending.call.index.upgrade() {
-        index.lock().unwrap().remove(&pending.call.key);
+    if let Some(index) = pending.reply.index.upgrade() {
+        index.lock().unwrap().remove(&pending.reply.key);
     }
 }
 
