@@ -71,12 +71,13 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
         Gateway::new(config, SchemaCache::new(options.cache_dir)).map_err(ConfigInvalid)?;
     // Signal handlers are installed when their futures are first polled: do it before the
     // socket appears, so that a SIGTERM or SIGHUP sent as soon as it does is handled, not fatal.
+    // (A shutdown future that is already complete ends the daemon before it binds anything.)
     tokio::pin!(shutdown);
     if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
         return Ok(());
     }
     #[cfg(unix)]
-    crate::watch::sighup(gateway.clone());
+    let hup = crate::watch::sighup();
     let listener = match crate::service::inherited_listener()? {
         Some(inherited) => Listener::inherited(inherited, options.socket.clone()),
         None => Listener::bind(&options.socket).await?,
@@ -84,6 +85,10 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     let sessions = CancellationToken::new();
     let http = crate::http::HttpServer::start(&gateway, &sessions).await?;
     let _watcher = crate::watch::config_file(gateway.clone());
+    #[cfg(unix)]
+    if let Some(hup) = hup {
+        tokio::spawn(crate::watch::reload_on_sighup(hup, gateway.clone()));
+    }
     tracing::info!(
         socket = %listener.path().display(),
         config = %options.config_path.display(),

@@ -88,19 +88,26 @@ async fn read_settled(path: &Path) -> Option<Vec<u8>> {
     None
 }
 
-/// Reloads on every SIGHUP. The handler is installed before this returns: call it before the
-/// socket appears, or an early SIGHUP would end the daemon (the signal's default action).
+/// Handles SIGHUP from now on; [`reload_on_sighup`] then reloads on each one. Installing the
+/// handler early (before the socket appears) keeps an early SIGHUP from ending the daemon by
+/// the signal's default action; one that comes before the daemon is ready waits until then.
 #[cfg(unix)]
-pub fn sighup(gateway: Arc<Gateway>) {
+pub fn sighup() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot handle SIGHUP; use `mcpgwctl reload`");
-        return;
-    };
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the config");
-            let _ = gateway.reload();
+    match signal(SignalKind::hangup()) {
+        Ok(hup) => Some(hup),
+        Err(e) => {
+            tracing::warn!("cannot handle SIGHUP ({e}); use `mcpgwctl reload`");
+            None
         }
-    });
+    }
+}
+
+/// Reloads on every SIGHUP received by `hup`.
+#[cfg(unix)]
+pub async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, gateway: Arc<Gateway>) {
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        let _ = gateway.reload();
+    }
 }

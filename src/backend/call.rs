@@ -88,6 +88,8 @@ impl Backend {
                 return Err(inflight::timed_out(&self.name, limit.unwrap_or_default()));
             }
         };
+        // Answered (or failed): nothing to withdraw from here on, whatever happens to this future.
+        inflight.finish(false);
         // Progress notifications are handled on their own tasks; let those already received
         // reach the client before the response does.
         tokio::task::yield_now().await;

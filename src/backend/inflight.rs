@@ -5,7 +5,8 @@
 //! is one of the backend's callers: progress and server→client requests raised meanwhile go to
 //! it, idle stop and drains wait for it, status counts it. A request sent and not answered when
 //! its record goes is withdrawn upstream (`notifications/cancelled`). The call-timeout error,
-//! the backend-gone error and the progress filter are written here and nowhere else.
+//! the wait for a gone backend's exit status and the progress filter are written here and
+//! nowhere else.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -156,7 +157,9 @@ impl InFlight {
     /// The request went out: withdrawn upstream if it ends without a response. `token` is the
     /// progress token rmcp gave it, where it has one of its own.
     pub fn sent(&mut self, sent: Sent, token: Option<ProgressToken>) {
-        if let (Some(token), Some(backend)) = (&token, self.backend.upgrade()) {
+        if let Some(token) = &token
+            && let Some(backend) = self.backend.upgrade()
+        {
             let mut by_token = backend.callers.by_token.lock().unwrap();
             by_token.insert(token.clone(), self.seq);
         }

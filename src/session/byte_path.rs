@@ -15,6 +15,8 @@
 //! - the session negotiated an initialize-era protocol (2024-11-05 … 2025-11-25), over the
 //!   local socket or Streamable HTTP; 2026-07-28 clients stay on rmcp;
 //! - the tool is a backend's, visible to the session's role, and the call is not a task;
+//! - its progress token, if any, is one rmcp accepts as one (a string or an integer); the
+//!   client's own token is sent back with progress in rmcp's spelling of it;
 //! - the backend (or the session's per-client instance) is a stdio server already running —
 //!   the first call starts it through rmcp.
 //!
