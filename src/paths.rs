@@ -2,8 +2,9 @@
 //! the shim and mcpgwctl find the daemon and the config with nothing but std.
 //!
 //! - Socket: `--socket`, else `$MCPGW_SOCKET`, else the per-user default.
-//! - Config: `--config`, else `./gateway.yaml`, else `./mcp-gateway.yaml`, else the user's
-//!   config dir (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml` or `~/.config/mcpgw/gateway.yaml`).
+//! - Config: `--config`, else `$MCPGW_CONFIG`, else (only for a daemon a person starts, see
+//!   [`Discovery`]) `./gateway.yaml` and `./mcp-gateway.yaml`, else the user's config dir
+//!   (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml` or `~/.config/mcpgw/gateway.yaml`).
 
 use std::env;
 use std::fmt;
@@ -62,17 +63,45 @@ impl fmt::Display for NotFound {
 
 impl std::error::Error for NotFound {}
 
-/// Finds the config file. Paths found in the current directory are returned relative to it, so
-/// that error messages stay short; `config::load` records the absolute path.
-pub fn discover(explicit: Option<&Path>) -> Result<PathBuf, NotFound> {
-    discover_in(explicit, Path::new(""), user_config_home().as_deref())
+/// Environment variable naming the config file, like `--config`.
+pub const CONFIG_ENV: &str = "MCPGW_CONFIG";
+
+/// Where a config may be found besides `--config` and `$MCPGW_CONFIG`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Discovery {
+    /// A daemon a person starts in a terminal (and `mcpgwctl check`): `./gateway.yaml` and
+    /// `./mcp-gateway.yaml` first, as mcp-unify did (that person chose the directory), then the
+    /// user's config dir.
+    WorkingDirFirst,
+    /// A daemon the shim starts: the user's config dir only. The working directory is the MCP
+    /// client's project, and a cloned repository's `gateway.yaml` would run its commands as the
+    /// user without the client's "trust this project" prompt ever seeing it.
+    UserOnly,
 }
 
-/// [`discover`] with the current directory and the user's config home given, for tests.
-pub(crate) fn discover_in(
+/// Finds the config file: `explicit`, else `$MCPGW_CONFIG`, else per `discovery`. Paths found
+/// in the current directory are returned relative to it, so that error messages stay short;
+/// `config::load` records the absolute path.
+pub fn discover(explicit: Option<&Path>, discovery: Discovery) -> Result<PathBuf, NotFound> {
+    let from_env = env::var_os(CONFIG_ENV)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from);
+    let explicit = explicit.map(Path::to_path_buf).or(from_env);
+    let home = user_config_home();
+    discover_in(
+        explicit.as_deref(),
+        Path::new(""),
+        home.as_deref(),
+        discovery,
+    )
+}
+
+/// [`discover`] with the named file, the current directory and the user's config home given.
+fn discover_in(
     explicit: Option<&Path>,
     cwd: &Path,
     config_home: Option<&Path>,
+    discovery: Discovery,
 ) -> Result<PathBuf, NotFound> {
     if let Some(explicit) = explicit {
         let path = cwd.join(explicit);
@@ -89,22 +118,20 @@ pub(crate) fn discover_in(
             problem: problem.into(),
         });
     }
-    let candidates = candidates(cwd, config_home);
-    if let Some(found) = candidates.iter().find(|path| path.is_file()) {
-        return Ok(found.clone());
+    let mut candidates = Vec::new();
+    if discovery == Discovery::WorkingDirFirst {
+        candidates.extend([cwd.join("gateway.yaml"), cwd.join("mcp-gateway.yaml")]);
     }
-    Err(not_found(&candidates, config_home.is_none()))
-}
-
-fn candidates(cwd: &Path, config_home: Option<&Path>) -> Vec<PathBuf> {
-    let mut candidates = vec![cwd.join("gateway.yaml"), cwd.join("mcp-gateway.yaml")];
     if let Some(home) = config_home {
         candidates.push(home.join("mcpgw").join("gateway.yaml"));
     }
-    candidates
+    if let Some(found) = candidates.iter().find(|path| path.is_file()) {
+        return Ok(found.clone());
+    }
+    Err(not_found(&candidates, config_home.is_none(), discovery))
 }
 
-fn not_found(looked: &[PathBuf], no_config_home: bool) -> NotFound {
+fn not_found(looked: &[PathBuf], no_config_home: bool, discovery: Discovery) -> NotFound {
     let shown: Vec<String> = looked
         .iter()
         .map(|path| {
@@ -112,10 +139,19 @@ fn not_found(looked: &[PathBuf], no_config_home: bool) -> NotFound {
             absolute.display().to_string()
         })
         .collect();
-    let mut message = format!(
-        "no config file found; looked for {} (pass --config FILE or create one of them)",
-        shown.join(", ")
-    );
+    let mut message = match shown.is_empty() {
+        true => "no config file found".to_string(),
+        false => format!("no config file found; looked for {}", shown.join(", ")),
+    };
+    message.push_str(match discovery {
+        Discovery::WorkingDirFirst => {
+            " (pass --config FILE, set MCPGW_CONFIG, or create one of them)"
+        }
+        Discovery::UserOnly => {
+            " (pass --config FILE or set MCPGW_CONFIG, or create it; a daemon started by the \
+             shim never uses a gateway.yaml of the working directory)"
+        }
+    });
     if no_config_home {
         message.push_str("; no user config dir: neither XDG_CONFIG_HOME nor HOME is set");
     }
@@ -147,7 +183,7 @@ mod tests {
         std::fs::create_dir_all(home.join("mcpgw")).unwrap();
         std::fs::create_dir_all(&cwd).unwrap();
         let write = |path: &Path| std::fs::write(path, "servers: {}\n").unwrap();
-        let found = || discover_in(None, &cwd, Some(&home));
+        let found = || discover_in(None, &cwd, Some(&home), Discovery::WorkingDirFirst);
 
         let error = found().unwrap_err().to_string();
         assert!(
@@ -170,7 +206,13 @@ mod tests {
         assert_eq!(found().unwrap(), cwd.join("gateway.yaml"));
 
         let explicit = dir.path().join("elsewhere.yaml");
-        let error = discover_in(Some(&explicit), &cwd, Some(&home)).unwrap_err();
+        let error = discover_in(
+            Some(&explicit),
+            &cwd,
+            Some(&home),
+            Discovery::WorkingDirFirst,
+        )
+        .unwrap_err();
         assert_eq!(error.path, explicit);
         assert_eq!(
             error.to_string(),
@@ -178,15 +220,59 @@ mod tests {
         );
         write(&explicit);
         assert_eq!(
-            discover_in(Some(&explicit), &cwd, Some(&home)).unwrap(),
+            discover_in(
+                Some(&explicit),
+                &cwd,
+                Some(&home),
+                Discovery::WorkingDirFirst
+            )
+            .unwrap(),
             explicit
         );
 
-        let no_home = discover_in(None, &dir.path().join("empty"), None).unwrap_err();
+        let no_home = discover_in(
+            None,
+            &dir.path().join("empty"),
+            None,
+            Discovery::WorkingDirFirst,
+        )
+        .unwrap_err();
         assert!(
             no_home
                 .to_string()
                 .contains("neither XDG_CONFIG_HOME nor HOME is set")
+        );
+    }
+
+    /// A daemon the shim starts never reads the working directory's config: it is the MCP
+    /// client's project, perhaps a cloned repository.
+    #[test]
+    fn a_shim_started_daemon_ignores_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("cloned-repo");
+        let home = dir.path().join("config-home");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("gateway.yaml"), "servers: {}\n").unwrap();
+        std::fs::write(cwd.join("mcp-gateway.yaml"), "servers: {}\n").unwrap();
+
+        let missing = discover_in(None, &cwd, Some(&home), Discovery::UserOnly).unwrap_err();
+        assert!(
+            !missing.problem.contains("cloned-repo"),
+            "the working directory is not even looked at: {missing}"
+        );
+        assert!(missing.problem.contains("MCPGW_CONFIG"), "{missing}");
+
+        std::fs::create_dir_all(home.join("mcpgw")).unwrap();
+        std::fs::write(home.join("mcpgw/gateway.yaml"), "servers: {}\n").unwrap();
+        assert_eq!(
+            discover_in(None, &cwd, Some(&home), Discovery::UserOnly).unwrap(),
+            home.join("mcpgw/gateway.yaml")
+        );
+        // Named explicitly (--config or MCPGW_CONFIG), a file there is used.
+        let named = Path::new("gateway.yaml");
+        assert_eq!(
+            discover_in(Some(named), &cwd, Some(&home), Discovery::UserOnly).unwrap(),
+            cwd.join("gateway.yaml")
         );
     }
 }

@@ -9,7 +9,8 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Config file (default: ./gateway.yaml, ./mcp-gateway.yaml, ~/.config/mcpgw/gateway.yaml).
+    /// Config file (default: $MCPGW_CONFIG, ./gateway.yaml, ./mcp-gateway.yaml,
+    /// ~/.config/mcpgw/gateway.yaml).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Socket to listen on (default: $MCPGW_SOCKET, else $XDG_RUNTIME_DIR/mcpgw/mcpgw.sock).
@@ -36,6 +37,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // First thing said: which file this daemon serves, and whether it came from the directory
+    // it was started in (only ever for a daemon a person starts: the shim names its config).
+    let absolute = std::path::absolute(&config_path).unwrap_or_else(|_| config_path.clone());
+    let named = args.config.is_some()
+        || std::env::var_os(mcpgw::paths::CONFIG_ENV).is_some_and(|v| !v.is_empty());
+    let origin = if config_path.is_relative() && !named {
+        " (found in the working directory)"
+    } else {
+        ""
+    };
+    tracing::info!(
+        "mcpgwd {} serving {}{origin}",
+        env!("CARGO_PKG_VERSION"),
+        absolute.display()
+    );
     let options = mcpgw::daemon::Options {
         config_path,
         socket: mcpgw::paths::resolve_socket(args.socket.as_deref()),

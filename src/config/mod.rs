@@ -41,9 +41,10 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
 
-/// Finds the config file ([`crate::paths::discover`]), with a missing one as a [`ConfigError`].
+/// Finds the config file as a daemon a person starts does ([`crate::paths::discover`], the
+/// working directory first), with a missing one as a [`ConfigError`].
 pub fn discover(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
-    crate::paths::discover(explicit)
+    crate::paths::discover(explicit, crate::paths::Discovery::WorkingDirFirst)
         .map_err(|missing| ConfigError::whole_file(&missing.path, missing.problem))
 }
 

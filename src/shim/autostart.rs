@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::paths::Discovery;
+
 /// How long a freshly started daemon has to listen (it loads the config and binds: milliseconds,
 /// but CI machines are slow).
 const READY_DEADLINE: Duration = Duration::from_secs(15);
@@ -18,17 +20,14 @@ pub fn start(socket: &Path, config: Option<&Path>) -> Result<(), String> {
     let log = log_path(socket);
     let config = resolve_config(config)?;
     let mut cmd = Command::new(&daemon);
-    cmd.arg("--socket").arg(socket);
-    if let Some(config) = &config {
-        cmd.arg("--config").arg(config);
-    }
+    cmd.arg("--socket").arg(socket).arg("--config").arg(&config);
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     match open_log(&log) {
         Some(file) => cmd.stderr(file),
         None => cmd.stderr(Stdio::null()),
     };
     // The daemon must not live in the client's working directory or session: it outlives them.
-    if let Some(dir) = config.as_deref().and_then(Path::parent) {
+    if let Some(dir) = config.parent() {
         cmd.current_dir(dir);
     }
     #[cfg(unix)]
@@ -118,13 +117,13 @@ fn daemon_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// The config the daemon would find, made absolute so the daemon can run from its directory.
-fn resolve_config(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
-    match crate::paths::discover(explicit) {
-        Ok(path) => Ok(Some(std::path::absolute(&path).unwrap_or(path))),
-        // Let the daemon report a missing config in its own words (and the log).
-        Err(_) if explicit.is_none() => Ok(None),
-        Err(e) => Err(e.to_string()),
+/// The config for the daemon, made absolute so the daemon can run from its directory: never
+/// one found in the working directory, which is the MCP client's project (see
+/// [`Discovery::UserOnly`]).
+fn resolve_config(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    match crate::paths::discover(explicit, Discovery::UserOnly) {
+        Ok(path) => Ok(std::path::absolute(&path).unwrap_or(path)),
+        Err(e) => Err(format!("no daemon is running and none can be started: {e}")),
     }
 }
 

@@ -32,7 +32,8 @@ usage: mcpgw-shim [--socket PATH] [--role ROLE] [--config FILE] [--no-autostart]
 Connects an MCP client's stdio to the mcpgw daemon, starting the daemon if none runs.
   --socket PATH    daemon socket (default: $MCPGW_SOCKET, else the per-user runtime socket)
   --role ROLE      role whose tools this session sees (default: $MCPGW_ROLE, $MCP_GATEWAY_ROLE)
-  --config FILE    config for a daemon started by this shim (default: mcpgwd's discovery)
+  --config FILE    config for a daemon started by this shim (default: $MCPGW_CONFIG, else
+                   the user's config dir; never the working directory)
   --no-autostart   fail instead of starting a daemon when none runs
 ";
 

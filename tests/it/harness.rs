@@ -92,6 +92,17 @@ impl Env {
         std::fs::write(self.config_path(), yaml).unwrap();
     }
 
+    /// The user's own config (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml`): what a daemon the shim
+    /// starts serves.
+    pub fn user_config_path(&self) -> PathBuf {
+        self.path("config/mcpgw/gateway.yaml")
+    }
+
+    pub fn write_user_config(&self, yaml: &str) {
+        std::fs::create_dir_all(self.path("config/mcpgw")).unwrap();
+        std::fs::write(self.user_config_path(), yaml).unwrap();
+    }
+
     /// A `servers:` entry running the fixture, tagged with this env's marker.
     pub fn fixture_server(&self, name: &str, extra_args: &[&str]) -> String {
         let mut args = vec![

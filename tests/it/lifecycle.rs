@@ -54,8 +54,7 @@ async fn sigkill_of_the_daemon_takes_its_backends_along() {
 #[tokio::test]
 async fn a_shim_starts_the_daemon_when_none_runs() {
     let env = Env::new();
-    env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
-    // The shim finds ./gateway.yaml by discovery (its working directory is the env's dir).
+    env.write_user_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
     let client = env.client(None).await;
     assert_eq!(
         client
@@ -65,11 +64,9 @@ async fn a_shim_starts_the_daemon_when_none_runs() {
     );
     let status = env.status_json();
     let daemon_pid = status["pid"].as_u64().unwrap() as u32;
-    assert!(
-        status["config_path"]
-            .as_str()
-            .unwrap()
-            .ends_with("gateway.yaml")
+    assert_eq!(
+        status["config_path"].as_str().unwrap(),
+        env.user_config_path().display().to_string()
     );
     client.close().await;
     assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
@@ -79,7 +76,7 @@ async fn a_shim_starts_the_daemon_when_none_runs() {
 #[tokio::test]
 async fn racing_shims_end_up_on_one_daemon() {
     let env = Env::new();
-    env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    env.write_user_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
     let clients = futures::future::join_all((0..4).map(|_| env.client(None))).await;
     let pids = futures::future::join_all(
         clients
@@ -123,7 +120,7 @@ async fn no_autostart_fails_clearly() {
 #[tokio::test]
 async fn autostart_reports_a_daemon_that_cannot_start() {
     let env = Env::new();
-    env.write_config("servers:\n  x:\n    comand: nope\n");
+    env.write_user_config("servers:\n  x:\n    comand: nope\n");
     let out = env
         .command(&bin("mcpgw-shim"))
         .arg("--socket")
@@ -138,4 +135,51 @@ async fn autostart_reports_a_daemon_that_cannot_start() {
         stderr.contains("gateway.yaml:3:5"),
         "the daemon's reason reaches the user: {stderr}"
     );
+}
+
+/// A cloned repository with a `gateway.yaml` is the working directory an MCP client starts the
+/// shim in; the daemon the shim starts must serve the user's config, never that file (whose
+/// commands would run as the user on the first list).
+#[tokio::test]
+async fn an_autostarted_daemon_never_serves_the_working_directorys_config() {
+    let env = Env::new();
+    let planted = env.path("pwned");
+    let hostile = format!(
+        "servers:\n  repo:\n    command: sh\n    args: [\"-c\", \"touch {}\"]\n",
+        planted.display()
+    );
+    env.write_config(&hostile);
+    std::fs::write(env.path("mcp-gateway.yaml"), &hostile).unwrap();
+
+    // No config of the user's: the shim says so, and starts nothing.
+    let out = env
+        .command(&bin("mcpgw-shim"))
+        .arg("--socket")
+        .arg(env.socket())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no config file found") && stderr.contains("MCPGW_CONFIG"),
+        "{stderr}"
+    );
+    assert!(!env.socket().exists(), "no daemon was started");
+
+    // With one, the daemon serves it.
+    env.write_user_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    let client = env.client(None).await;
+    // A list discovers every server of the config served: the repository's would run now.
+    let names = client.tool_names().await;
+    assert!(names.iter().any(|n| n.starts_with("alpha_")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("repo_")), "{names:?}");
+    let status = env.status_json();
+    assert_eq!(
+        status["config_path"].as_str().unwrap(),
+        env.user_config_path().display().to_string()
+    );
+    assert!(!planted.exists(), "the repository's command ran");
+    client.close().await;
+    assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
 }
