@@ -24,8 +24,7 @@ pub fn resolve_socket(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
-/// `$XDG_RUNTIME_DIR/mcpgw/mcpgw.sock` on Linux; a per-user directory under the temp dir where
-/// there is no runtime dir (macOS, minimal Linux sessions); a per-user pipe name on Windows.
+/// `<runtime dir>/mcpgw/mcpgw.sock`, see [`runtime_dir`]; a per-user pipe name on Windows.
 pub fn default_socket() -> PathBuf {
     #[cfg(windows)]
     {
@@ -34,14 +33,62 @@ pub fn default_socket() -> PathBuf {
     }
     #[cfg(not(windows))]
     {
-        let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-            .filter(|dir| !dir.is_empty())
-            .map(|dir| PathBuf::from(dir).join("mcpgw"));
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        let dir = runtime.unwrap_or_else(|| std::env::temp_dir().join(format!("mcpgw-{uid}")));
-        dir.join("mcpgw.sock")
+        runtime_dir().join("mcpgw").join("mcpgw.sock")
     }
+}
+
+/// The user's runtime dir, found the same way by the daemon, the shim and mcpgwctl whatever
+/// environment they were given (MCP clients launch the shim with a reduced one: the official
+/// Python SDK passes only HOME, LOGNAME, PATH, SHELL, TERM and USER): `$XDG_RUNTIME_DIR` when
+/// set; else, on Linux, `/run/user/<uid>` when it is the user's (what logind creates and
+/// `XDG_RUNTIME_DIR` normally names); on macOS the per-user temp dir (what `$TMPDIR` normally
+/// names); else a per-user directory under the shared temp dir, which the socket's checks
+/// guard (`ipc::check_private_dir`).
+#[cfg(unix)]
+pub fn runtime_dir() -> PathBuf {
+    if let Some(dir) = env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if let Some(dir) = os_runtime_dir(uid) {
+        return dir;
+    }
+    std::env::temp_dir().join(format!("mcpgw-{uid}"))
+}
+
+/// `/run/user/<uid>`, if it exists and is a private directory of `uid`'s.
+#[cfg(target_os = "linux")]
+fn os_runtime_dir(uid: u32) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = PathBuf::from(format!("/run/user/{uid}"));
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then_some(dir)
+}
+
+/// The per-user temp dir macOS gives every user (`confstr(_CS_DARWIN_USER_TEMP_DIR)`).
+#[cfg(target_os = "macos")]
+fn os_runtime_dir(_uid: u32) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: the buffer is writable for its length; confstr writes at most that, NUL-ended.
+    let len = unsafe {
+        libc::confstr(
+            libc::_CS_DARWIN_USER_TEMP_DIR,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if len == 0 || len > buf.len() {
+        return None;
+    }
+    buf.truncate(len - 1);
+    Some(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+}
+
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
+fn os_runtime_dir(_uid: u32) -> Option<PathBuf> {
+    None
 }
 
 /// No config file where one was looked for: `path` (empty when several places were tried) and

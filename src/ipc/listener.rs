@@ -23,7 +23,8 @@ pub type Writer = tokio::io::WriteHalf<interprocess::local_socket::tokio::Stream
 pub enum BindError {
     #[error("mcpgwd is already running on {0}")]
     AlreadyRunning(PathBuf),
-    #[error("cannot use socket directory {path}: {reason}")]
+    /// `reason` names the directory and says what to do.
+    #[error("{reason}")]
     Directory { path: PathBuf, reason: String },
     #[error("{path} exists and is not a socket; refusing to replace it")]
     NotASocket { path: PathBuf },
@@ -153,9 +154,11 @@ fn peer_is_us(_stream: &Stream) -> io::Result<bool> {
 }
 
 /// Creates the socket's directory private to this user, or checks that an existing one is.
+/// An existing directory is never changed: one that others can use is refused (it may be a
+/// directory of the user's own, named with `--socket`, whose mode is theirs to choose).
 #[cfg(unix)]
 fn prepare_dir(path: &Path) -> Result<(), BindError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -167,22 +170,13 @@ fn prepare_dir(path: &Path) -> Result<(), BindError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| fail(e.to_string()))?;
-    let meta = std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Err(fail(format!(
-            "it belongs to uid {}, not to us (uid {me})",
-            meta.uid()
-        )));
-    }
-    // A directory we own but others can enter or write would let them swap the socket.
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| fail(format!("cannot make it private: {e}")))?;
-    }
-    Ok(())
+        .map_err(|e| {
+            fail(format!(
+                "cannot create the socket directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    super::check_private_dir(dir).map_err(fail)
 }
 
 /// Takes an exclusive lock on `<socket>.lock`, or reports the daemon that holds it.

@@ -14,6 +14,30 @@ use interprocess::local_socket::{Stream, prelude::*};
 
 use crate::protocol::{self, Hello, HelloReply};
 
+/// The process listening at `path` must run as this user: the directory checks cannot see a
+/// socket that another user's process bound before losing its rights, nor a path given with
+/// `--socket` in a shared place.
+#[cfg(unix)]
+fn check_peer(stream: &Stream, path: &Path) -> Result<(), ConnectError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let peer = stream.peer_creds().map_err(|e| {
+        ConnectError::Untrusted(format!(
+            "cannot tell who listens at {} ({e}); refusing to talk to it",
+            path.display()
+        ))
+    })?;
+    match peer.euid() {
+        Some(uid) if uid == me => Ok(()),
+        other => Err(ConnectError::Untrusted(format!(
+            "the process listening at {} runs as uid {}, not as you (uid {me}); refusing to \
+             talk to it (choose a private directory with --socket or MCPGW_SOCKET)",
+            path.display(),
+            other.map_or("unknown".to_string(), |uid| uid.to_string())
+        ))),
+    }
+}
+
 fn to_name(path: &Path) -> io::Result<interprocess::local_socket::Name<'_>> {
     #[cfg(windows)]
     {
@@ -26,6 +50,44 @@ fn to_name(path: &Path) -> io::Result<interprocess::local_socket::Name<'_>> {
         use interprocess::local_socket::GenericFilePath;
         path.to_fs_name::<GenericFilePath>()
     }
+}
+
+/// Checks that `dir`, a socket's directory, is one only this user controls: a real directory
+/// (not a symbolic link), owned by us, with no permissions for group or others. Anyone else who
+/// controls it could put their own listener there, read what clients send and answer with
+/// forged results. The error says what is wrong and what to do.
+#[cfg(unix)]
+pub fn check_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot inspect the socket directory {}: {e}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let (problem, fix) = if meta.file_type().is_symlink() {
+        ("is a symbolic link".to_string(), "remove it")
+    } else if !meta.is_dir() {
+        ("is not a directory".to_string(), "remove it")
+    } else if meta.uid() != me {
+        (
+            format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
+            "have it removed",
+        )
+    } else if meta.mode() & 0o077 != 0 {
+        (
+            format!(
+                "can be used by other users (mode {:o})",
+                meta.mode() & 0o7777
+            ),
+            "`chmod 700` it",
+        )
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "refusing the socket directory {}: it {problem}, so another user could listen there in \
+         mcpgw's place; {fix}, or choose a private directory with --socket or MCPGW_SOCKET",
+        dir.display()
+    ))
 }
 
 /// True when a connect error means "no daemon is there" (as opposed to e.g. permission denied).
@@ -86,13 +148,16 @@ pub enum ConnectError {
     Io(io::Error),
     /// The daemon answered and refused; the connection is still usable to relay the refusal.
     Refused(String, Connection),
+    /// The socket's directory or the process listening there is not this user's: nothing was
+    /// sent (see [`check_private_dir`]).
+    Untrusted(String),
 }
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NotRunning(e) | Self::Io(e) => e.fmt(f),
-            Self::Refused(msg, _) => f.write_str(msg),
+            Self::Refused(msg, _) | Self::Untrusted(msg) => f.write_str(msg),
         }
     }
 }
@@ -103,8 +168,19 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Connects to the daemon at `path` and exchanges the hello.
+/// Connects to the daemon at `path` and exchanges the hello, after making sure that the
+/// socket's directory and the listening process are this user's.
 pub fn connect(path: &Path, hello: &Hello) -> Result<Connection, ConnectError> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        match std::fs::symlink_metadata(dir) {
+            // No directory, no daemon (a daemon creates it, private).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ConnectError::NotRunning(e));
+            }
+            _ => check_private_dir(dir).map_err(ConnectError::Untrusted)?,
+        }
+    }
     let stream = to_name(path).and_then(Stream::connect).map_err(|e| {
         if is_not_running(&e) {
             ConnectError::NotRunning(e)
@@ -112,6 +188,8 @@ pub fn connect(path: &Path, hello: &Hello) -> Result<Connection, ConnectError> {
             ConnectError::Io(e)
         }
     })?;
+    #[cfg(unix)]
+    check_peer(&stream, path)?;
     let stream = StreamRef(std::sync::Arc::new(stream));
     let mut writer = stream.clone();
     writer

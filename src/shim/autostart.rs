@@ -131,24 +131,37 @@ fn log_path(socket: &Path) -> PathBuf {
     socket.with_file_name("mcpgwd.log")
 }
 
+/// The daemon's log beside its socket, in the same private directory (checked as a client
+/// checks it: another user's directory could hold a symlink that makes the daemon append to
+/// any file of ours), opened without following a symlink, 0600.
 fn open_log(path: &Path) -> Option<std::fs::File> {
     let dir = path.parent()?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .ok()?;
+        crate::ipc::check_private_dir(dir).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .ok()
     }
     #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).ok()?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ok()
+    {
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+    }
 }
 
 fn log_tail(log: &Path) -> String {

@@ -115,6 +115,10 @@ pub fn run(args: Args) -> i32 {
             );
             1
         }
+        Err(ConnectError::Untrusted(message)) => {
+            eprintln!("mcpgw-shim: {message}");
+            1
+        }
     }
 }
 

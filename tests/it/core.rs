@@ -444,8 +444,10 @@ async fn a_stale_socket_is_replaced_and_permissions_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     two_servers(&env, "");
-    std::fs::create_dir_all(env.socket().parent().unwrap()).unwrap();
-    // A socket file nobody listens on, as left by a daemon that was killed.
+    // The private directory a killed daemon left, and a socket file nobody listens on.
+    let dir = env.socket().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     drop(std::os::unix::net::UnixListener::bind(env.socket()).unwrap());
     assert!(env.socket().exists());
     let _daemon = env.daemon().await;

@@ -18,3 +18,4 @@ mod reload;
 mod remote;
 mod service;
 mod surface;
+mod trust;

@@ -1,0 +1,277 @@
+//! Trust boundaries on the local socket: the shim and mcpgwctl talk only to a daemon of their
+//! own user, in a directory only that user controls, and find the same daemon whatever
+//! environment an MCP client launched them with.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rmcp::ServiceExt;
+use rmcp::transport::TokioChildProcess;
+
+use crate::harness::*;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs the shim (no autostart) and mcpgwctl against `socket`; both must refuse, saying why.
+fn both_refuse(env: &Env, socket: &Path, why: &str) {
+    let shim: Output = env
+        .command(&bin("mcpgw-shim"))
+        .arg("--no-autostart")
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&shim.stderr);
+    assert_eq!(shim.status.code(), Some(1), "{stderr}");
+    assert!(shim.stdout.is_empty(), "nothing reaches the client");
+    assert!(stderr.contains(why), "shim: {stderr}");
+    let ctl = env
+        .command(&bin("mcpgwctl"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("status")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&ctl.stderr);
+    assert_eq!(ctl.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(why), "mcpgwctl: {stderr}");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+#[tokio::test]
+async fn a_socket_directory_others_can_use_is_refused_and_left_as_it_is() {
+    let env = Env::new();
+    env.write_config("servers: {}\n");
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = shared.join("mcpgw.sock");
+    both_refuse(&env, &socket, "can be used by other users (mode 755)");
+    assert!(
+        String::from_utf8_lossy(
+            &env.command(&bin("mcpgw-shim"))
+                .arg("--no-autostart")
+                .arg("--socket")
+                .arg(&socket)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+                .stderr
+        )
+        .contains("chmod 700"),
+        "the message says what to do"
+    );
+
+    // The daemon refuses it too, and does not chmod a directory it did not create.
+    let out = env
+        .command(&bin("mcpgwd"))
+        .arg("--config")
+        .arg(env.config_path())
+        .arg("--socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing the socket directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&shared), 0o755, "the directory was changed");
+    assert!(!socket.exists());
+}
+
+#[tokio::test]
+async fn a_socket_directory_that_is_a_symlink_is_refused() {
+    let env = Env::new();
+    env.write_config("servers: {}\n");
+    let mut daemon = env.daemon().await;
+    // The daemon's own private directory, reached through a link someone else could repoint.
+    let link = env.path("link");
+    std::os::unix::fs::symlink(env.socket().parent().unwrap(), &link).unwrap();
+    both_refuse(&env, &link.join("mcpgw.sock"), "is a symbolic link");
+    assert!(daemon.stop().await.success());
+}
+
+#[tokio::test]
+async fn a_socket_directory_of_another_user_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make a directory another user's");
+        return;
+    }
+    let env = Env::new();
+    let theirs = env.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    both_refuse(&env, &theirs.join("mcpgw.sock"), "belongs to uid 65534");
+}
+
+/// A process of another user listening at the path (it bound the socket, then gave up its
+/// rights: the directory checks cannot see that) is never sent a byte.
+#[tokio::test]
+async fn a_listener_of_another_user_is_never_talked_to() {
+    if !is_root() {
+        eprintln!("skipped: needs root to listen as another user");
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path("private");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.join("mcpgw.sock");
+    let received = env.path("received");
+    let script = r#"
+import os, socket, sys
+path, received = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, 0o777)
+os.setgid(65534)
+os.setuid(65534)
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    data = c.recv(65536)
+    if data:
+        fd = os.open(received, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, data)
+        os.close(fd)
+        c.sendall(b'{"ok":true}\n')
+    c.close()
+"#;
+    std::fs::write(&received, b"").unwrap();
+    std::fs::set_permissions(&received, std::fs::Permissions::from_mode(0o666)).unwrap();
+    /// Killed however the test ends.
+    struct Impostor(std::process::Child);
+    impl Drop for Impostor {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut impostor = Impostor(
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(&socket)
+            .arg(&received)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(impostor.0.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    both_refuse(&env, &socket, "runs as uid 65534, not as you");
+    assert_eq!(
+        std::fs::read(&received).unwrap(),
+        b"",
+        "the impostor was sent something"
+    );
+}
+
+/// MCP clients launch the shim with a reduced environment (the official Python SDK passes only
+/// HOME, LOGNAME, PATH, SHELL, TERM and USER): it must still find the daemon that runs with the
+/// full one (here, as under systemd, with `XDG_RUNTIME_DIR=/run/user/<uid>`), not start a
+/// second one.
+#[tokio::test]
+async fn a_shim_with_a_reduced_environment_finds_the_same_daemon() {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    let made_run_user = !run_user.exists();
+    if made_run_user {
+        if !is_root() {
+            eprintln!(
+                "skipped: no {} and no rights to make it",
+                run_user.display()
+            );
+            return;
+        }
+        std::fs::create_dir_all(&run_user).unwrap();
+        std::fs::set_permissions(&run_user, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let socket = run_user.join("mcpgw/mcpgw.sock");
+    assert!(
+        !socket.exists(),
+        "a daemon already listens at {}: stop it to run this test",
+        socket.display()
+    );
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    let log = env.path("mcpgwd.log");
+    let mut daemon = env
+        .command(&bin("mcpgwd"))
+        .env("XDG_RUNTIME_DIR", &run_user)
+        .arg("--config")
+        .arg(env.config_path())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon to listen", || socket.exists()).await;
+
+    let mut shim = tokio::process::Command::new(bin("mcpgw-shim"));
+    shim.env_clear()
+        .env("HOME", env.path("home"))
+        .env("LOGNAME", "mcpgw-it")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "dumb")
+        .env("USER", "mcpgw-it")
+        .arg("--no-autostart")
+        .current_dir(env.path(""));
+    let result = async {
+        let transport = TokioChildProcess::new(shim).map_err(|e| e.to_string())?;
+        let client = ().serve(transport).await.map_err(|e| e.to_string())?;
+        let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
+        let _ = client.cancel().await;
+        Ok::<_, String>(tools.len())
+    }
+    .await;
+
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(run_user.join("mcpgw"));
+    if made_run_user {
+        let _ = std::fs::remove_dir(&run_user);
+    }
+    let tools = result.unwrap_or_else(|e| {
+        panic!(
+            "the shim did not reach the daemon: {e}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(tools > 0, "the daemon's tools are listed");
+}
+
+/// The autostarted daemon's log is opened without following a symlink: one planted there
+/// cannot make the daemon append to another file of the user's.
+#[tokio::test]
+async fn the_autostart_log_does_not_follow_a_symlink() {
+    let env = Env::new();
+    env.write_user_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    let dir = env.socket().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = env.path("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("mcpgwd.log")).unwrap();
+    let client = env.client(None).await;
+    assert!(!client.tool_names().await.is_empty());
+    client.close().await;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
+}
