@@ -33,6 +33,8 @@ pub(super) struct Checked {
     pub startup_timeout: Duration,
     pub call_timeout: Duration,
     pub servers: BTreeMap<String, ServerConfig>,
+    /// `servers` is written as a mapping (possibly `{}`), not missing or null.
+    pub servers_written: bool,
     pub roles: BTreeMap<String, Role>,
     pub http: Option<HttpConfig>,
     pub warnings: Vec<String>,
@@ -116,6 +118,7 @@ impl Checker<'_> {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             call_timeout: Duration::ZERO,
             servers: BTreeMap::new(),
+            servers_written: false,
             roles: BTreeMap::new(),
             http: None,
             warnings: Vec::new(),
@@ -150,6 +153,7 @@ impl Checker<'_> {
             self.plugins(entry);
         }
         if let Some(entry) = optional(&fields, "servers") {
+            checked.servers_written = matches!(entry.value, Node::Map(_));
             checked.servers = self.servers(entry);
         }
         if let Some(entry) = optional(&fields, "roles") {

@@ -62,6 +62,10 @@ pub struct Config {
     pub call_timeout: Duration,
     /// Every server, including disabled ones.
     pub servers: BTreeMap<String, ServerConfig>,
+    /// The file writes `servers` as a mapping, even an empty one (`servers: {}`): a config with
+    /// no servers that does not is more likely an empty or truncated file (a reload refuses it
+    /// when the live config has servers).
+    pub servers_written: bool,
     pub roles: BTreeMap<String, Role>,
     /// The HTTP listener, if the config has an `http` section.
     pub http: Option<HttpConfig>,
@@ -342,6 +346,7 @@ pub fn parse(
         startup_timeout: checked.startup_timeout,
         call_timeout: checked.call_timeout,
         servers: checked.servers,
+        servers_written: checked.servers_written,
         roles: checked.roles,
         http: checked.http,
         warnings: checked.warnings,

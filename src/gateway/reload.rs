@@ -93,6 +93,16 @@ impl Gateway {
 
     fn build_next(&self, prev: &Table) -> Result<Table, String> {
         let config = crate::config::load(&prev.config.path).map_err(|e| e.to_string())?;
+        if config.servers.is_empty() && !config.servers_written && !prev.config.servers.is_empty() {
+            // An editor's truncate-then-write, a failed save, a wrong file: not a wish to stop
+            // every backend, which a file says with `servers: {}`.
+            return Err(format!(
+                "{}: the edit leaves no servers (the file is empty or has no `servers` mapping); \
+                 keeping the {} live servers — write `servers: {{}}` to remove them all",
+                config.path.display(),
+                prev.config.servers.len()
+            ));
+        }
         let config = Arc::new(config);
         Table::build(config.clone(), Some(prev), |spec| {
             new_backend(spec, &config, &self.cache, &self.myself)

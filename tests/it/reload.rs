@@ -308,3 +308,56 @@ async fn a_prefix_change_renames_tools_without_a_restart() {
         "same process"
     );
 }
+
+/// An empty or truncated file (an editor's truncate-then-write, a failed save) does not stop
+/// every backend: an edit that leaves no servers is refused unless it writes `servers: {}`.
+#[tokio::test]
+async fn an_empty_file_is_refused_but_an_explicit_empty_server_list_is_not() {
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    assert_eq!(
+        client.call_text("alpha_echo", json!({"text": "a"})).await,
+        "a"
+    );
+
+    for edit in ["", "idle_timeout: 5\n", "servers:\n"] {
+        env.write_config(edit);
+        let out = env.ctl(&["reload"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{edit:?} was accepted: {stderr}"
+        );
+        assert!(stderr.contains("leaves no servers"), "{stderr}");
+        assert!(
+            stderr.contains("servers: {}"),
+            "says how to mean it: {stderr}"
+        );
+        assert_eq!(generation(&env), 1);
+        assert_eq!(
+            client.call_text("alpha_echo", json!({"text": "b"})).await,
+            "b",
+            "the backend stayed up after {edit:?}"
+        );
+    }
+
+    env.write_config("servers: {}\n");
+    let out = env.ctl(&["reload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(generation(&env), 2);
+    assert!(
+        client
+            .tool_names()
+            .await
+            .iter()
+            .all(|n| !n.starts_with("alpha_"))
+    );
+}
