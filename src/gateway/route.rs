@@ -130,7 +130,11 @@ impl Gateway {
         drop(table);
         let (backend, original) = match target {
             Target::Builtin(builtin) => {
-                return Ok(CallToolResponse::Complete(self.call_builtin(builtin)));
+                return Ok(CallToolResponse::Complete(self.call_builtin(
+                    builtin,
+                    role,
+                    caller.session,
+                )));
             }
             Target::Backend { backend, original } => (backend, original),
         };

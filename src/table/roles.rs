@@ -12,6 +12,13 @@ pub struct Roles {
     roles: BTreeMap<String, Option<GlobSet>>,
 }
 
+/// What a role lets through.
+enum Filter<'a> {
+    All,
+    Globs(&'a GlobSet),
+    Nothing,
+}
+
 /// The role used when a client names none, if the config defines it.
 pub const DEFAULT_ROLE: &str = "default";
 
@@ -55,17 +62,30 @@ impl Roles {
     /// Whether a session of `role` may see and call `exposed`. No role means the `default`
     /// role if there is one, else everything; a role that a reload removed sees nothing.
     pub fn allows(&self, role: Option<&str>, exposed: &str) -> bool {
+        match self.filter(role) {
+            Filter::All => true,
+            Filter::Globs(set) => set.is_match(exposed),
+            Filter::Nothing => false,
+        }
+    }
+
+    /// Whether a session of `role` sees everything (no filter at all).
+    pub fn sees_all(&self, role: Option<&str>) -> bool {
+        matches!(self.filter(role), Filter::All)
+    }
+
+    fn filter(&self, role: Option<&str>) -> Filter<'_> {
         let role = role.or_else(|| {
             self.roles
                 .contains_key(DEFAULT_ROLE)
                 .then_some(DEFAULT_ROLE)
         });
         match role {
-            None => true,
+            None => Filter::All,
             Some(role) => match self.roles.get(role) {
-                Some(None) => true,
-                Some(Some(set)) => set.is_match(exposed),
-                None => false,
+                Some(None) => Filter::All,
+                Some(Some(set)) => Filter::Globs(set),
+                None => Filter::Nothing,
             },
         }
     }

@@ -654,3 +654,52 @@ async fn the_bundled_gateway_yaml_is_valid() {
         "the bundled config warns: {stdout}"
     );
 }
+
+/// `gateway_status` shows a role only what it may see: the servers whose tools it can use, its
+/// own session, and nothing a server wrote to stderr (which may carry secrets), no config path.
+#[tokio::test]
+async fn gateway_status_shows_a_role_only_what_it_may_see() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n{}{}roles:\n  admin: null\n  readonly: [\"alpha_*\", \"gateway_status\"]\n",
+        env.fixture_server("alpha", &["--stderr-lines", "2"]),
+        env.fixture_server("beta", &["--fail-start", "--stderr-lines", "2"]),
+    ));
+    let _daemon = env.daemon().await;
+    let admin = env.client(Some("admin")).await;
+    // Listing discovers both: alpha starts, beta fails to.
+    assert!(admin.tool_names().await.contains(&"alpha_echo".to_string()));
+
+    let readonly = env.client(Some("readonly")).await;
+    let text = readonly.call_text("gateway_status", json!({})).await;
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha"], "{text}");
+    assert!(!text.contains("fixture stderr line"), "{text}");
+    assert!(!text.contains("beta"), "{text}");
+    assert!(status.get("config_path").is_none(), "{text}");
+    assert_eq!(status["sessions"].as_array().unwrap().len(), 1, "{text}");
+    assert_eq!(status["sessions"][0]["role"], "readonly");
+
+    // The admin sees both servers, still without stderr: beta's failure says where to read it.
+    let text = admin.call_text("gateway_status", json!({})).await;
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let reason = status["backends"][1]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("mcpgwctl logs beta"), "{text}");
+    assert!(!text.contains("fixture stderr line"), "{text}");
+    assert!(!text.contains("refusing to start"), "{text}");
+    // mcpgwctl, the local user's, keeps showing everything.
+    let full = env.status_json();
+    assert!(full["config_path"].is_string());
+    assert_eq!(full["sessions"].as_array().unwrap().len(), 2);
+    assert!(
+        full["backends"][1]["stderr_tail"]
+            .to_string()
+            .contains("fixture stderr line")
+    );
+}

@@ -53,11 +53,11 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
                 }),
                 Err(e) => {
                     let exit = child.stop().await;
-                    let tail = backend.stderr.tail(3).join(" | ");
-                    let detail = if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; stderr: {tail}")
+                    // What it wrote to stderr says why, but may carry secrets: the error (which
+                    // reaches MCP clients) points to it instead of quoting it.
+                    let detail = match backend.stderr.tail(1).is_empty() {
+                        true => String::new(),
+                        false => format!("; its stderr: `mcpgwctl logs {}`", backend.name),
                     };
                     Err(start_error(format!("{e} ({exit}){detail}")))
                 }
