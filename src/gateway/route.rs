@@ -22,18 +22,26 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use crate::backend::Backend;
 use crate::backend::Caller;
-use crate::table::{DEFAULT_ROLE, RoleView, Table, Target};
+use crate::table::{RoleView, Table, Target};
 
 /// How long after a failed start a list does not try to discover that server again.
 const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
 
-fn not_allowed(kind: &str, name: &str, role: Option<&str>) -> McpError {
-    McpError::invalid_params(
-        format!(
-            "{kind} `{name}` is not available to role `{}`",
-            role.unwrap_or(DEFAULT_ROLE)
-        ),
-        None,
+/// The one error for a name a session cannot use, whether nothing has it or its role may not
+/// see it: telling the two apart would tell a restricted client what exists.
+fn unknown(kind: &str, name: &str, role: Option<&str>) -> McpError {
+    let role = role
+        .map(|role| format!(" (role `{role}`)"))
+        .unwrap_or_default();
+    McpError::invalid_params(format!("unknown {kind} `{name}`{role}"), None)
+}
+
+/// The same for a resource, as the protocol spells it.
+fn resource_not_found(uri: &str) -> McpError {
+    McpError::new(
+        ErrorCode::RESOURCE_NOT_FOUND,
+        format!("resource `{uri}` not found"),
+        Some(serde_json::json!({ "uri": uri })),
     )
 }
 
@@ -118,15 +126,9 @@ impl Gateway {
         let (table, target) = self
             .resolve(|t| t.catalog.tools.get(&name).map(|e| e.target.clone()))
             .await;
-        let Some(target) = target else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool `{name}`"),
-                None,
-            ));
+        let Some(target) = target.filter(|_| table.roles.allows(role, &name)) else {
+            return Err(unknown("tool", &name, role));
         };
-        if !table.roles.allows(role, &name) {
-            return Err(not_allowed("tool", &name, role));
-        }
         drop(table);
         let (backend, original) = match target {
             Target::Builtin(builtin) => {
@@ -174,15 +176,11 @@ impl Gateway {
         let (table, target) = self
             .resolve(|t| t.catalog.prompts.get(name).map(|e| e.target.clone()))
             .await;
-        let Some(Target::Backend { backend, original }) = target else {
-            return Err(McpError::invalid_params(
-                format!("unknown prompt `{name}`"),
-                None,
-            ));
+        let Some(Target::Backend { backend, original }) =
+            target.filter(|_| table.roles.allows(role, name))
+        else {
+            return Err(unknown("prompt", name, role));
         };
-        if !table.roles.allows(role, name) {
-            return Err(not_allowed("prompt", name, role));
-        }
         Ok((backend, original))
     }
 
@@ -208,16 +206,9 @@ impl Gateway {
         let (table, backend) = self
             .resolve(|t| t.catalog.resource_owner(uri).cloned())
             .await;
-        let Some(backend) = backend else {
-            return Err(McpError::new(
-                ErrorCode::RESOURCE_NOT_FOUND,
-                format!("resource `{uri}` not found"),
-                Some(serde_json::json!({ "uri": uri })),
-            ));
+        let Some(backend) = backend.filter(|b| table.allows_resource(role, &b.name, uri)) else {
+            return Err(resource_not_found(uri));
         };
-        if !table.allows_resource(role, &backend.name, uri) {
-            return Err(not_allowed("resource", uri, role));
-        }
         Ok(backend)
     }
 
@@ -256,15 +247,10 @@ impl Gateway {
                 let (table, backend) = self
                     .resolve(|t| t.catalog.template_owner(&uri).cloned())
                     .await;
-                let Some(backend) = backend else {
-                    return Err(McpError::invalid_params(
-                        format!("unknown resource template `{uri}`"),
-                        None,
-                    ));
+                let Some(backend) = backend.filter(|b| table.allows_resource(role, &b.name, &uri))
+                else {
+                    return Err(unknown("resource template", &uri, role));
                 };
-                if !table.allows_resource(role, &backend.name, &uri) {
-                    return Err(not_allowed("resource template", &uri, role));
-                }
                 backend
             }
             other => {

@@ -20,7 +20,7 @@ use crate::config::Config;
 
 pub use builtin::Builtin;
 pub use catalog::{Catalog, Named, Target, resource_role_name};
-pub use roles::{DEFAULT_ROLE, Roles};
+pub use roles::Roles;
 
 pub struct Table {
     pub config: Arc<Config>,
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(err, "unknown role `writer`; known roles: admin, readonly");
 
         defs.insert(
-            DEFAULT_ROLE.to_string(),
+            roles::DEFAULT_ROLE.to_string(),
             Role::Patterns(vec!["fs_*".into()]),
         );
         let roles = Roles::compile(&defs).unwrap();

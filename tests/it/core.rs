@@ -103,7 +103,16 @@ async fn roles_filter_lists_and_calls() {
         .call("beta_echo", json!({"text": "x"}))
         .await
         .unwrap_err();
-    assert!(err.contains("not available to role `readonly`"), "{err}");
+    assert!(
+        err.contains("unknown tool `beta_echo` (role `readonly`)"),
+        "{err}"
+    );
+    // A hidden tool and one that does not exist are told apart by nothing.
+    let missing = readonly
+        .call("nothing_echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.replace("nothing_echo", "beta_echo"), err);
     assert_eq!(
         readonly
             .call_text("alpha_echo", json!({"text": "ok"}))
@@ -341,10 +350,17 @@ async fn a_backend_that_cannot_start_is_reported_and_others_still_work() {
             .clone()
     };
     assert_eq!(by_name("broken")["state"], "failed");
+    // The reason (which MCP clients see too) points to the stderr; status shows its tail.
     assert!(
         by_name("broken")["reason"]
             .as_str()
             .unwrap()
+            .contains("mcpgwctl logs broken"),
+        "{status}"
+    );
+    assert!(
+        by_name("broken")["stderr_tail"]
+            .to_string()
             .contains("refusing to start"),
         "{status}"
     );

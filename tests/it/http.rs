@@ -259,7 +259,7 @@ async fn tokens_pick_roles_that_filter_lists_and_calls() {
         .await
         .unwrap_err();
     assert!(
-        refused.contains("not available to role `readonly`"),
+        refused.contains("unknown tool `alpha_add` (role `readonly`)"),
         "{refused}"
     );
 

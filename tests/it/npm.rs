@@ -460,7 +460,10 @@ async fn a_readonly_role_sees_and_calls_only_the_reading_tools_of_a_real_server(
         )
         .await
         .unwrap_err();
-    assert!(err.contains("not available to role `readonly`"), "{err}");
+    assert!(
+        err.contains("unknown tool `filesystem_write_file` (role `readonly`)"),
+        "{err}"
+    );
     assert!(!target.exists(), "a refused write reached the server");
 
     // The same call without the role goes through, so the refusal was the role's.

@@ -99,7 +99,8 @@ async fn roles_filter_prompts_and_resources_too() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("not available to role `ro`"),
+        err.to_string()
+            .contains("unknown prompt `b_greet` (role `ro`)"),
         "{err}"
     );
 }
