@@ -3,8 +3,14 @@
 //! One JSON file per server, named after the server and the hash of its spec, so a changed
 //! command line never serves stale lists. Writes go through a temp file and a rename: a crash
 //! mid-write leaves the old file, never half a file.
+//!
+//! The spec hash covers env values and expanded args, which may be secrets: a bare hash in a
+//! file name could be brute-forced against guesses. Names use it keyed with a random key kept
+//! in the cache (`key`, 0600), and the cache is private to the user (directory 0700, files
+//! 0600): what a server lists (and so the files) can be as telling as its secrets.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
 use serde::{Deserialize, Serialize};
@@ -27,11 +33,22 @@ pub struct CachedSchema {
 #[derive(Debug, Clone)]
 pub struct SchemaCache {
     dir: PathBuf,
+    /// Keys the spec hashes in file names; `None` when the cache cannot be used (then nothing
+    /// is cached and every server is discovered by starting it).
+    key: Option<[u8; 16]>,
 }
 
 impl SchemaCache {
+    /// The cache in `dir`, made private (0700) and given a key if it has none yet.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        let key = match open(&dir) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "schema cache unusable, lists will start servers: {e}");
+                None
+            }
+        };
+        Self { dir, key }
     }
 
     /// `$MCPGW_CACHE_DIR`, else the platform cache dir (`$XDG_CACHE_HOME/mcpgw` on Linux).
@@ -44,14 +61,17 @@ impl SchemaCache {
             .join("mcpgw")
     }
 
-    fn path(&self, server: &str, spec_hash: u64) -> PathBuf {
-        self.dir.join(format!("{server}-{spec_hash:016x}.json"))
+    fn path(&self, server: &str, spec_hash: u64) -> Option<PathBuf> {
+        let mut keyed = Vec::from(self.key?);
+        keyed.extend_from_slice(&spec_hash.to_le_bytes());
+        let name = crate::config::fnv1a64(&keyed);
+        Some(self.dir.join(format!("{server}-{name:016x}.json")))
     }
 
     /// The cached schema, or None when there is none or it cannot be read (then the server is
     /// discovered again, so a corrupt file costs a spawn, never a wrong answer).
     pub fn load(&self, server: &str, spec_hash: u64) -> Option<CachedSchema> {
-        let path = self.path(server, spec_hash);
+        let path = self.path(server, spec_hash)?;
         let bytes = std::fs::read(&path).ok()?;
         match serde_json::from_slice(&bytes) {
             Ok(schema) => Some(schema),
@@ -63,15 +83,104 @@ impl SchemaCache {
     }
 
     pub fn store(&self, server: &str, spec_hash: u64, schema: &CachedSchema) {
-        let path = self.path(server, spec_hash);
+        let Some(path) = self.path(server, spec_hash) else {
+            return;
+        };
         let result = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.dir)?;
             let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-            std::fs::write(&tmp, serde_json::to_vec(schema)?)?;
+            private_file(&tmp)?.write_all(&serde_json::to_vec(schema)?)?;
             std::fs::rename(&tmp, &path)
         })();
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), "cannot write schema cache: {e}");
         }
+    }
+}
+
+/// Makes `dir` private and returns its key, creating both as needed.
+fn open(dir: &Path) -> std::io::Result<[u8; 16]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        // The cache is ours by name (earlier versions made it 0755): close it, if it is ours.
+        let meta = std::fs::metadata(dir)?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 16]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!("key.{}.tmp", std::process::id()));
+    private_file(&tmp)?.write_all(&key)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(key)
+}
+
+/// A file only the user can read (0600), created or truncated.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_private_and_names_carry_no_bare_spec_hash() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("mcpgw");
+        let cache = SchemaCache::new(cache_dir.clone());
+        let schema = CachedSchema::default();
+        cache.store("alpha", 0x1234, &schema);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&cache_dir), 0o700);
+        let names: Vec<String> = std::fs::read_dir(&cache_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        for name in &names {
+            assert_eq!(mode(&cache_dir.join(name)), 0o600, "{name}");
+            assert!(!name.contains("1234"), "a bare spec hash: {name}");
+        }
+        // The same cache (the same key) finds it again; another key does not.
+        assert_eq!(
+            SchemaCache::new(cache_dir.clone()).load("alpha", 0x1234),
+            Some(schema)
+        );
+        std::fs::remove_file(cache_dir.join("key")).unwrap();
+        assert_eq!(SchemaCache::new(cache_dir).load("alpha", 0x1234), None);
+    }
+
+    #[test]
+    fn an_open_cache_dir_of_ours_is_closed() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("mcpgw");
+        std::fs::create_dir(&cache_dir).unwrap();
+        std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        SchemaCache::new(cache_dir.clone());
+        assert_eq!(std::fs::metadata(&cache_dir).unwrap().mode() & 0o777, 0o700);
     }
 }
