@@ -63,15 +63,32 @@ impl<T> NameSpace<T> {
 
     /// The name to expose `original` of `backend` under: `<prefix>_<original>`, or a
     /// disambiguated form when that is taken (noted in `collisions`).
+    ///
+    /// A name belongs to the server whose prefix produced it. An unprefixed server's item is
+    /// exposed under its server's name instead when its bare name is taken or looks like
+    /// another server's (`<their prefix>_…`): it must neither take that server's names nor
+    /// inherit the role grants written for them (`github_*`).
     fn name_for(
         &self,
         backend: &Backend,
-        prefix: &str,
+        names: &Prefixes,
         original: &str,
         kind: &str,
         collisions: &mut Vec<String>,
     ) -> String {
-        let exposed = exposed_name(prefix, original);
+        let prefix = names.of(backend);
+        let mut exposed = exposed_name(prefix, original);
+        if prefix.is_empty() && (self.index.contains_key(&exposed) || names.claims(&exposed)) {
+            let own = exposed_name(&backend.name, original);
+            let note = format!(
+                "{kind} `{original}` of unprefixed server `{}` would be exposed as `{exposed}`, \
+                 a name of another server; exposed as `{own}`",
+                backend.name
+            );
+            tracing::warn!("{note}");
+            collisions.push(note);
+            exposed = own;
+        }
         if !self.index.contains_key(&exposed) {
             return exposed;
         }
@@ -88,6 +105,44 @@ impl<T> NameSpace<T> {
     fn insert(&mut self, exposed: String, item: T, target: Target) {
         self.index.insert(exposed, self.items.len());
         self.items.push(Named { item, target });
+    }
+}
+
+/// Every enabled server's prefix, from the config (not the backend: a kept backend carries its
+/// first spec, and a reload may have changed only the prefix).
+struct Prefixes(BTreeMap<String, String>);
+
+impl Prefixes {
+    fn of_config(
+        config: &crate::config::Config,
+        backends: &BTreeMap<String, Arc<Backend>>,
+    ) -> Self {
+        let prefixes = backends
+            .values()
+            .filter(|b| b.spec.enabled)
+            .map(|b| {
+                let prefix = config
+                    .servers
+                    .get(&b.name)
+                    .map_or(b.spec.prefix.as_str(), |s| s.prefix.as_str());
+                (b.name.clone(), prefix.to_string())
+            })
+            .collect();
+        Self(prefixes)
+    }
+
+    fn of(&self, backend: &Backend) -> &str {
+        self.0.get(&backend.name).map_or("", String::as_str)
+    }
+
+    /// Whether `exposed` is spelled like a name of a prefixed server (`<prefix>_…`).
+    fn claims(&self, exposed: &str) -> bool {
+        self.0.values().any(|prefix| {
+            !prefix.is_empty()
+                && exposed
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('_'))
+        })
     }
 }
 
@@ -114,16 +169,16 @@ impl Catalog {
                 .tools
                 .insert(tool.name.to_string(), tool, Target::Builtin(builtin));
         }
-        for backend in backends.values().filter(|b| b.spec.enabled) {
+        let names = Prefixes::of_config(config, backends);
+        // Prefixed servers first: their names are theirs (see `name_for`).
+        let (unprefixed, prefixed): (Vec<_>, Vec<_>) = backends
+            .values()
+            .filter(|b| b.spec.enabled)
+            .partition(|b| names.of(b).is_empty());
+        for backend in prefixed.into_iter().chain(unprefixed) {
             let Some(schema) = backend.schema() else {
                 continue;
             };
-            // From the config, not the backend: a kept backend carries its first spec, and a
-            // reload may have changed only the prefix.
-            let prefix = config
-                .servers
-                .get(&backend.name)
-                .map_or(backend.spec.prefix.as_str(), |s| s.prefix.as_str());
             let target = |original: &str| Target::Backend {
                 backend: backend.clone(),
                 original: original.to_string(),
@@ -131,7 +186,7 @@ impl Catalog {
             for tool in &schema.tools {
                 let exposed = catalog.tools.name_for(
                     backend,
-                    prefix,
+                    &names,
                     &tool.name,
                     "tool",
                     &mut catalog.collisions,
@@ -143,7 +198,7 @@ impl Catalog {
             for prompt in &schema.prompts {
                 let exposed = catalog.prompts.name_for(
                     backend,
-                    prefix,
+                    &names,
                     &prompt.name,
                     "prompt",
                     &mut catalog.collisions,

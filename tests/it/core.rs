@@ -719,3 +719,49 @@ async fn gateway_status_shows_a_role_only_what_it_may_see() {
             .contains("fixture stderr line")
     );
 }
+
+/// A name belongs to the server whose prefix produced it: an unprefixed server can neither
+/// take another server's exposed name nor inherit the role grants written for it.
+#[tokio::test]
+async fn an_unprefixed_server_never_takes_another_servers_names() {
+    let env = Env::new();
+    // `a` sorts before `github`: before, it claimed `github_echo` first.
+    let a = env.fixture_server(
+        "a",
+        &["--long-tool", "github_echo", "--long-tool", "github_admin"],
+    );
+    env.write_config(&format!(
+        "servers:\n{a}    prefix: \"\"\n{}roles:\n  admin: null\n  readonly: [\"github_*\"]\n",
+        env.fixture_server("github", &[])
+    ));
+    let _daemon = env.daemon().await;
+    let admin = env.client(Some("admin")).await;
+    let names = admin.tool_names().await;
+    for expected in ["github_echo", "a_github_echo", "a_github_admin", "echo"] {
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected}: {names:?}"
+        );
+    }
+    assert!(!names.contains(&"github_admin".to_string()), "{names:?}");
+
+    // github_echo reaches github.
+    admin.call_text("github_echo", json!({"text": "x"})).await;
+    let calls = |server: &str| {
+        env.status_json()["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == server)
+            .unwrap()["calls"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!((calls("github"), calls("a")), (1, 0));
+
+    // A role granted github_* sees github's tools only.
+    let readonly = env.client(Some("readonly")).await;
+    let seen = readonly.tool_names().await;
+    assert!(seen.iter().all(|n| n.starts_with("github_")), "{seen:?}");
+    assert!(!seen.contains(&"github_admin".to_string()), "{seen:?}");
+}
