@@ -41,6 +41,13 @@ impl Frame {
     }
 }
 
+/// Whether `line` is one JSON value (or only white space, which rmcp skips), checked without
+/// building anything.
+pub fn is_json_or_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
 /// `value` serialized, with its line end.
 pub fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
     let mut line = serde_json::to_vec(value).unwrap_or_default();

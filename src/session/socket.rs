@@ -13,7 +13,7 @@ use super::byte_path::{self, Taken};
 use crate::gateway::{Gateway, SessionHandle};
 use crate::ipc::listener::{Reader, Writer};
 use crate::protocol::{Hello, SessionTransport};
-use crate::wire::{self, FrameTx, Line, LineSink};
+use crate::wire::{self, Frame, FrameTx, Line, LineSink};
 
 /// The largest message a client may send. Requests are small (results flow the other way and
 /// are not limited); the bound keeps one broken or hostile client from growing the daemon's
@@ -79,6 +79,7 @@ async fn pump(
     stop: CancellationToken,
 ) {
     let mut line = Vec::new();
+    let mut parse_errors = RateLimit::per_second(PARSE_ERRORS_PER_SECOND);
     loop {
         let result = tokio::select! {
             r = wire::read_line(&mut read, &mut line, max) => r,
@@ -99,10 +100,70 @@ async fn pump(
         if byte_path::enabled() && handle.serve_line(gateway, &line, &out) != Taken::No {
             continue;
         }
+        if !wire::is_json_or_blank(&line) {
+            // rmcp ignores what it cannot parse; JSON-RPC 2.0 asks for a Parse error (id
+            // null). A peer that answers errors with more garbage could make that a storm:
+            // past a few a second they are only counted.
+            if parse_errors.allow() {
+                let _ = out.send(Frame::json(&parse_error()));
+            }
+            continue;
+        }
         if rmcp.write_all(&line).await.is_err() {
             break;
         }
     }
+    if parse_errors.dropped > 0 {
+        tracing::warn!(
+            session = handle.id,
+            unanswered = parse_errors.dropped,
+            "a client sent more unparsable messages than are answered"
+        );
+    }
     // Whatever is still in flight was this client's: cancel it upstream.
     handle.cancel_all("the client disconnected");
+}
+
+/// Parse errors answered per second and session; more are dropped (and counted).
+const PARSE_ERRORS_PER_SECOND: u32 = 10;
+
+/// JSON-RPC's Parse error, for a line that is not JSON: no id can be known.
+fn parse_error() -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32700, "message": "Parse error: the message is not valid JSON"},
+    })
+}
+
+/// At most `limit` events per one-second window.
+struct RateLimit {
+    limit: u32,
+    window: std::time::Instant,
+    used: u32,
+    dropped: u64,
+}
+
+impl RateLimit {
+    fn per_second(limit: u32) -> Self {
+        Self {
+            limit,
+            window: std::time::Instant::now(),
+            used: 0,
+            dropped: 0,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        if self.window.elapsed() >= std::time::Duration::from_secs(1) {
+            self.window = std::time::Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+        let allowed = self.used <= self.limit;
+        if !allowed {
+            self.dropped += 1;
+        }
+        allowed
+    }
 }

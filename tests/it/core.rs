@@ -765,3 +765,36 @@ async fn an_unprefixed_server_never_takes_another_servers_names() {
     assert!(seen.iter().all(|n| n.starts_with("github_")), "{seen:?}");
     assert!(!seen.contains(&"github_admin".to_string()), "{seen:?}");
 }
+
+/// What is not JSON gets JSON-RPC's Parse error (id null), and the session goes on; a flood of
+/// it is answered only a few times a second.
+#[tokio::test]
+async fn malformed_messages_get_a_parse_error_and_the_session_goes_on() {
+    let env = Env::new();
+    two_servers(&env, "");
+    let _daemon = env.daemon().await;
+    let mut raw = RawClient::connect(&env, None).await;
+    for garbage in [
+        &b"garbage\n"[..],
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\n",
+        b"\xff\xfe\x00binary\n",
+    ] {
+        raw.send_bytes(garbage).await;
+        let error = raw.recv().await;
+        assert_eq!(error["id"], serde_json::Value::Null, "{error}");
+        assert_eq!(error["error"]["code"], -32700, "{error}");
+    }
+    // A flood: at most a few answers a second, and the session still serves.
+    for _ in 0..1000 {
+        raw.send_bytes(b"nope\n").await;
+    }
+    raw.send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "alpha_echo", "arguments": {"text": "still here"}}}))
+        .await;
+    let (response, before) = raw.until_response(&json!(7)).await;
+    assert_eq!(
+        response["result"]["content"][0]["text"], "still here",
+        "{response}"
+    );
+    assert!(before.len() <= 20, "{} parse errors answered", before.len());
+}
