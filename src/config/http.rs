@@ -79,6 +79,20 @@ impl Checker<'_> {
                 message.push_str(&format!("; no token is usable, variables not set: {unset}"));
             }
             self.error(&listen_at, message);
+        } else if tokens.is_empty() {
+            // Loopback is not private: every local user can reach it.
+            let what = if roles.is_empty() {
+                "every tool (no roles are defined)"
+            } else if roles.contains_key(super::DEFAULT_ROLE) {
+                "the `default` role's tools"
+            } else {
+                "nothing (no `default` role is defined)"
+            };
+            let message = format!(
+                "`http` has no tokens: any local user can connect to {listen} and use {what}; \
+                 add `tokens` to keep other users out"
+            );
+            self.warn(&listen_at, message);
         }
         Some(HttpConfig {
             listen,

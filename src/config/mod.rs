@@ -310,6 +310,10 @@ impl fmt::Debug for HttpToken {
     }
 }
 
+/// The role of a client that names none, if the config defines it (and of every HTTP client
+/// when `http` has no tokens).
+pub const DEFAULT_ROLE: &str = "default";
+
 /// Which tools a client with this role sees (and may call).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Role {

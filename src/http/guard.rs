@@ -108,6 +108,7 @@ impl IntoResponse for Refusal {
 /// config's `listen` may have changed since).
 pub(super) fn admit(
     http: Option<&HttpConfig>,
+    roles_defined: bool,
     bound: SocketAddr,
     method: &Method,
     uri: &Uri,
@@ -119,7 +120,7 @@ pub(super) fn admit(
     if method == Method::OPTIONS && headers.contains_key(ORIGIN) {
         return Ok(Admission::Preflight);
     }
-    authenticate(http, bound, headers).map(Admission::Admitted)
+    authenticate(http, roles_defined, bound, headers).map(Admission::Admitted)
 }
 
 /// Adds the CORS headers of a response to an allowed browser `origin`.
@@ -218,9 +219,12 @@ fn check_origin(http: &HttpConfig, bound: SocketAddr, headers: &HeaderMap) -> Re
 }
 
 /// The caller's role from its bearer token. Without tokens in the config everyone gets the
-/// default role, but only on a loopback listener: a reload cannot open a public one.
+/// `default` role (every tool when no roles are defined), but only on a loopback listener: a
+/// reload cannot open a public one. Loopback is every local user's, so an anonymous caller is
+/// never the role-less session a token without a role (or the local socket) gives.
 fn authenticate(
     http: &HttpConfig,
+    roles_defined: bool,
     bound: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<Admitted, Refusal> {
@@ -233,7 +237,8 @@ fn authenticate(
         });
     if http.tokens.is_empty() {
         if bound.ip().is_loopback() {
-            return Ok(Admitted { role: None });
+            let role = roles_defined.then(|| crate::config::DEFAULT_ROLE.to_string());
+            return Ok(Admitted { role });
         }
         tracing::warn!(
             "refused an HTTP request: the config has no usable token and {bound} is not loopback"
@@ -395,6 +400,7 @@ mod tests {
     ) -> Result<Admitted, Refusal> {
         let admitted = admit(
             Some(config),
+            false,
             bound.parse().unwrap(),
             &Method::POST,
             &Uri::from_static("/mcp"),
@@ -524,11 +530,25 @@ mod tests {
     fn no_tokens_means_default_role_on_loopback_only() {
         let config = http(&[]);
         let caller = admit_with(&config, LOOPBACK, &[("host", "localhost")]).unwrap();
-        assert_eq!(caller.role, None);
+        assert_eq!(caller.role, None, "no roles defined: every tool");
+        // With roles, an anonymous caller is the `default` role, never role-less.
+        let admitted = admit(
+            Some(&config),
+            true,
+            LOOPBACK.parse().unwrap(),
+            &Method::POST,
+            &Uri::from_static("/mcp"),
+            &headers(&[("host", "localhost")]),
+        );
+        let Ok(Admission::Admitted(caller)) = admitted else {
+            panic!("{admitted:?}");
+        };
+        assert_eq!(caller.role.as_deref(), Some("default"));
         let public = admit_with(&config, "0.0.0.0:8765", &[("host", "localhost")]);
         assert_eq!(public, Err(Refusal::Unauthorized { presented: false }));
         let gone = admit(
             None,
+            false,
             LOOPBACK.parse().unwrap(),
             &Method::POST,
             &Uri::from_static("/"),
@@ -545,6 +565,7 @@ mod tests {
             let uri = Uri::from_static("/mcp");
             admit(
                 Some(&config),
+                false,
                 bound,
                 &Method::OPTIONS,
                 &uri,

@@ -153,6 +153,7 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     let table = shared.gateway.table();
     let admitted = guard::admit(
         table.config.http.as_ref(),
+        !table.config.roles.is_empty(),
         shared.bound,
         request.method(),
         request.uri(),

@@ -19,8 +19,7 @@ enum Filter<'a> {
     Nothing,
 }
 
-/// The role used when a client names none, if the config defines it.
-pub const DEFAULT_ROLE: &str = "default";
+pub use crate::config::DEFAULT_ROLE;
 
 impl Roles {
     pub fn compile(roles: &BTreeMap<String, Role>) -> Result<Self, String> {

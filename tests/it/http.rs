@@ -735,3 +735,34 @@ async fn sigterm_closes_http_sessions_and_releases_the_port() {
     assert!(log.contains("serving MCP over HTTP"), "{log}");
     drop(client);
 }
+
+/// Loopback is every local user's: without tokens an HTTP client is the `default` role, never
+/// the role-less session that sees every tool, and the config warns that anyone can connect.
+#[tokio::test]
+async fn without_tokens_http_clients_get_only_the_default_role() {
+    let env = Env::new();
+    let make = |port: u16, default: &str| {
+        format!(
+            "servers:\n{}roles:\n  admin: null\n{default}http:\n  listen: \"127.0.0.1:{port}\"\n",
+            env.fixture_server("alpha", &[])
+        )
+    };
+    let http = HttpDaemon::start(&env, |port| make(port, "")).await;
+    let client = http_client(&http.url("/mcp"), None).await.unwrap();
+    assert!(
+        names(&client).await.is_empty(),
+        "no `default` role: nothing"
+    );
+    let _ = client.cancel().await;
+    let warnings = env.status_json()["config_warnings"].to_string();
+    assert!(
+        warnings.contains("any local user can connect"),
+        "{warnings}"
+    );
+
+    env.write_config(&make(http.port, "  default: [\"alpha_echo\"]\n"));
+    assert_eq!(env.ctl(&["reload"]).status.code(), Some(0));
+    let client = http_client(&http.url("/mcp"), None).await.unwrap();
+    assert_eq!(names(&client).await, ["alpha_echo"]);
+    let _ = client.cancel().await;
+}

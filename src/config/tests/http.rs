@@ -62,7 +62,13 @@ fn readme_http_example_parses() {
     let http = config.http.unwrap();
     assert_eq!(http.listen, "127.0.0.1:8765".parse().unwrap());
     assert!(http.tokens.is_empty(), "their variables are not set here");
-    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    // The two tokens' unset variables, and so no tokens: other local users can connect.
+    assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
+    assert!(
+        config.warnings[2].contains("any local user can connect to 127.0.0.1:8765"),
+        "{:?}",
+        config.warnings
+    );
     assert_eq!(http.session_idle_timeout, Duration::from_secs(30 * 60));
 }
 
