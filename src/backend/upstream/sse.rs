@@ -18,7 +18,24 @@ pub(super) async fn connect(
     url: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<(DuplexStream, DuplexStream), String> {
-    let client = reqwest::Client::new();
+    let origin = reqwest::Url::parse(url)
+        .map_err(|e| format!("bad url: {e}"))?
+        .origin();
+    // The configured headers (keys, tokens) go to the configured origin only: not through a
+    // redirect elsewhere, nor to an endpoint the stream names elsewhere.
+    let same_origin = origin.clone();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.url().origin() != same_origin {
+                attempt.error("a redirect to another origin")
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        }))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let mut get = client.get(url).header("Accept", "text/event-stream");
     for (name, value) in headers {
         get = get.header(name, value);
@@ -41,7 +58,15 @@ pub(super) async fn connect(
     };
     let endpoint = base
         .join(endpoint.trim())
-        .map_err(|e| format!("bad endpoint `{endpoint}`: {e}"))?;
+        .map_err(|_| "the endpoint event is not a URL".to_string())?;
+    if endpoint.origin() != origin {
+        return Err(format!(
+            "the event stream names an endpoint of another origin ({}): the configured headers \
+             are sent to {} only",
+            endpoint.origin().ascii_serialization(),
+            origin.ascii_serialization()
+        ));
+    }
 
     let (ours_in, rmcp_reads) = tokio::io::duplex(64 * 1024);
     let (rmcp_writes, ours_out) = tokio::io::duplex(64 * 1024);
