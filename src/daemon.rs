@@ -34,6 +34,41 @@ pub fn default_cache_dir() -> PathBuf {
     SchemaCache::default_dir()
 }
 
+/// The daemon's log writer: standard error, with every URL cut to its origin. Libraries (rmcp's
+/// HTTP client, reqwest) log the URLs they fail on in their own spelling, and a remote
+/// server's URL may carry a key in its path, query or user info.
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogEvent;
+
+    fn make_writer(&'a self) -> LogEvent {
+        LogEvent(Vec::new())
+    }
+}
+
+/// One log event, redacted and written to stderr whole when dropped.
+pub struct LogEvent(Vec<u8>);
+
+impl std::io::Write for LogEvent {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogEvent {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let redacted = crate::config::redact_urls(&text);
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), redacted.as_bytes());
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
 pub async fn shutdown_signal() {
     #[cfg(unix)]

@@ -108,7 +108,7 @@ impl Backend {
             }
             other => BackendError::Protocol {
                 name: self.name.clone(),
-                message: other.to_string(),
+                message: crate::config::redact_urls(&other.to_string()).into_owned(),
             }
             .into(),
         }

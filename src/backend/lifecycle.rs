@@ -209,7 +209,10 @@ impl Backend {
                 };
                 return Err(BackendError::Start {
                     name: self.name.clone(),
-                    reason: format!("listing its capabilities failed: {e} ({exit})"),
+                    reason: crate::config::redact_urls(&format!(
+                        "listing its capabilities failed: {e} ({exit})"
+                    ))
+                    .into_owned(),
                 });
             }
         };

@@ -24,7 +24,7 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(mcpgw::daemon::LogWriter)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

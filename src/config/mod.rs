@@ -219,6 +219,39 @@ impl ServerConfig {
     }
 }
 
+/// `text` with every `http://` or `https://` URL in it cut to its origin as [`redact_url`]
+/// does: for messages that may quote a URL in any spelling (a library's normalised form, one
+/// with escapes), where replacing the configured string would miss it.
+pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    let starts: Vec<usize> = lower
+        .match_indices("http")
+        .map(|(at, _)| at)
+        .filter(|&at| {
+            let rest = &lower[at..];
+            rest.starts_with("http://") || rest.starts_with("https://")
+        })
+        .collect();
+    if starts.is_empty() {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for at in starts {
+        if at < copied {
+            continue;
+        }
+        let len = text[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ')'))
+            .unwrap_or(text.len() - at);
+        out.push_str(&text[copied..at]);
+        out.push_str(&redact_url(&text[at..at + len]));
+        copied = at + len;
+    }
+    out.push_str(&text[copied..]);
+    out.into()
+}
+
 /// `scheme://host[:port]`, then `/***` if anything followed. User info (`user:pass@`) is dropped.
 fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -311,3 +311,35 @@ threading.Event().wait()
         "headers were sent elsewhere"
     );
 }
+
+/// A remote server's URL can carry keys (user info, path, query): however a library spells it
+/// in an error or a log, only its origin reaches status, MCP clients and the daemon's log.
+#[tokio::test]
+async fn secrets_in_a_remote_url_reach_no_status_error_or_log() {
+    let env = Env::new();
+    // Nothing listens there; `/a/../` makes libraries print a normalised spelling.
+    let port = free_port();
+    env.write_config(&format!(
+        "servers:\n  remote:\n    url: \"http://user:pa55word@127.0.0.1:{port}/a/../mcp/TOKENPATH?key=QUERYKEY\"\n\
+         {}",
+        env.fixture_server("local", &[])
+    ));
+    let mut daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let names = client.tool_names().await;
+    assert!(names.iter().any(|n| n.starts_with("local_")), "{names:?}");
+    let status = env.status_json().to_string();
+    let tool = client.call_text("gateway_status", json!({})).await;
+    assert!(daemon.stop().await.success());
+    let log = daemon.log();
+    for (what, text) in [
+        ("status", &status),
+        ("gateway_status", &tool),
+        ("log", &log),
+    ] {
+        for secret in ["pa55word", "TOKENPATH", "QUERYKEY"] {
+            assert!(!text.contains(secret), "{secret} in {what}: {text}");
+        }
+    }
+    assert!(status.contains(&format!("127.0.0.1:{port}")), "{status}");
+}

@@ -87,11 +87,12 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
     }
 }
 
-/// Library errors may quote the URL they failed on; the configured one is a possible secret.
+/// Library errors may quote the URL they failed on, in any spelling; paths, queries and user
+/// info are possible secrets.
 fn redact(message: &str, url: &str) -> String {
-    if url.is_empty() {
-        message.to_string()
-    } else {
-        message.replace(url, "<url>")
-    }
+    let message = match url.is_empty() {
+        true => message.to_string(),
+        false => message.replace(url, "<url>"),
+    };
+    crate::config::redact_urls(&message).into_owned()
 }

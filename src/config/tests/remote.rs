@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{SECRET, error, errors, ok, parse_at};
-use crate::config::{Scope, Transport, parse};
+use crate::config::{Scope, Transport, parse, redact_urls};
 
 const REMOTE_EXAMPLE: &str = r#"servers:
   github:
@@ -273,4 +273,17 @@ fn redacted_url_keeps_only_the_origin() {
         server.url = Some(url.into());
         assert_eq!(server.redacted_url().as_deref(), Some(shown), "{url}");
     }
+}
+
+#[test]
+fn urls_in_any_message_are_cut_to_their_origin() {
+    let message = "error sending request for url (http://user:pw@Host:8080/a/../mcp?key=SECRET): \
+                   connection refused; retrying https://h/x#frag, then \"HTTP://H2/p?k=S2\"";
+    let redacted = redact_urls(message);
+    for secret in ["pw", "SECRET", "mcp", "frag", "S2", "/a/"] {
+        assert!(!redacted.contains(secret), "{secret}: {redacted}");
+    }
+    assert!(redacted.contains("(http://Host:8080/***)"), "{redacted}");
+    assert!(redacted.contains("https://h/***"), "{redacted}");
+    assert_eq!(redact_urls("no url here"), "no url here");
 }
