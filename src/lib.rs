@@ -24,6 +24,9 @@ pub mod paths;
 pub mod protocol;
 pub mod shim;
 
+#[cfg(unix)]
+mod process;
+
 #[cfg(feature = "config")]
 pub mod config;
 

@@ -108,12 +108,15 @@ pub fn spawn(
     }
     #[cfg(unix)]
     cmd.process_group(0);
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+    #[cfg(unix)]
+    // SAFETY: prctl and close_inherited_on_exec are async-signal-safe; nothing allocates.
     unsafe {
-        // If the daemon dies without stopping us (SIGKILL), the kernel stops the backend.
         cmd.pre_exec(|| {
+            // If the daemon dies without stopping us (SIGKILL), the kernel stops the backend.
+            #[cfg(target_os = "linux")]
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The backend gets its three pipes, none of the daemon's descriptors.
+            crate::process::close_inherited_on_exec();
             Ok(())
         });
     }

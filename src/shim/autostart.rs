@@ -33,10 +33,12 @@ pub fn start(socket: &Path, config: Option<&Path>) -> Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
-        // SAFETY: setsid is async-signal-safe and has no preconditions.
+        // SAFETY: setsid and close_inherited_on_exec are async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
                 libc::setsid();
+                // The daemon gets none of the descriptors the MCP client left open.
+                crate::process::close_inherited_on_exec();
                 Ok(())
             });
         }

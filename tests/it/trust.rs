@@ -275,3 +275,42 @@ async fn the_autostart_log_does_not_follow_a_symlink() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
 }
+
+/// Descriptors an MCP client leaves open without close-on-exec reach the shim, but neither the
+/// daemon it starts nor any backend: they get their standard streams only.
+#[tokio::test]
+async fn descriptors_a_client_leaked_reach_neither_the_daemon_nor_backends() {
+    use std::os::fd::AsRawFd;
+    let env = Env::new();
+    env.write_user_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    let leaked = env.path("leaked-by-the-client");
+    let file = std::fs::File::create(&leaked).unwrap();
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; only its close-on-exec flag changes.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let client = env.client(None).await;
+    // SAFETY: as above (other tests' children need not inherit it any longer).
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let backend: u32 = client
+        .call_text("alpha_pid", serde_json::json!({}))
+        .await
+        .parse()
+        .unwrap();
+    let daemon = env.status_json()["pid"].as_u64().unwrap() as u32;
+    let holds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .any(|target| target == leaked)
+    };
+    assert!(
+        !holds(daemon),
+        "the daemon inherited the client's descriptor"
+    );
+    assert!(
+        !holds(backend),
+        "a backend inherited the client's descriptor"
+    );
+    client.close().await;
+    assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
+}
