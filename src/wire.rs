@@ -200,7 +200,13 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
+    /// The envelope of a JSON object; `None` for anything else. (serde would also read a
+    /// struct from an array of its fields in order, which is no JSON-RPC message.)
     pub fn parse(line: &'a [u8]) -> Option<Self> {
+        let first = line.iter().find(|b| !b.is_ascii_whitespace())?;
+        if *first != b'{' {
+            return None;
+        }
         serde_json::from_slice(line).ok()
     }
 }
@@ -269,6 +275,15 @@ pub fn id_key(raw: &RawValue) -> Option<Box<str>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_object_is_an_envelope() {
+        let array = br#"["2.0", 5, "tools/call", {"name": "x"}]"#;
+        assert!(super::Envelope::parse(array).is_none());
+        let object = br#" {"jsonrpc":"2.0","id":5,"method":"tools/call","params":{}}"#;
+        let envelope = super::Envelope::parse(object).unwrap();
+        assert_eq!(envelope.method.as_deref(), Some("tools/call"));
+    }
+
     use super::*;
 
     #[test]

@@ -118,7 +118,7 @@ fn main() -> ExitCode {
                 out.print(&reload, || render::reload(&reload))
             } else {
                 // The errors go to stderr in both modes; --json also gets the document.
-                eprint!("mcpgwctl: {}", render::reload(&reload));
+                eprint!("mcpgwctl: {}", render::printable(&render::reload(&reload)));
                 if out.json {
                     out.document(&reload);
                 }
@@ -131,7 +131,8 @@ fn main() -> ExitCode {
         ControlResponse::Tools(list) => out.print(&list, || render::list(&list)),
         ControlResponse::Logs(tail) => {
             if tail.lines.is_empty() && !out.json {
-                eprintln!("mcpgwctl: `{}` has written nothing to stderr", tail.server);
+                let server = render::printable(&tail.server);
+                eprintln!("mcpgwctl: `{server}` has written nothing to stderr");
             }
             out.print(&tail, || {
                 tail.lines.iter().map(|l| format!("{l}\n")).collect()
@@ -176,7 +177,8 @@ impl Out {
         if self.json {
             self.document(value);
         } else {
-            print!("{}", human());
+            // Backend text (stderr, tool descriptions, reasons) may hold terminal escapes.
+            print!("{}", render::printable(&human()));
         }
         ExitCode::SUCCESS
     }
@@ -190,7 +192,7 @@ impl Out {
 
     /// Reports a failure on stderr (and as `{"error": …}` with --json) and exits with `code`.
     pub fn fail(self, code: u8, message: &str) -> ExitCode {
-        eprintln!("mcpgwctl: {message}");
+        eprintln!("mcpgwctl: {}", render::printable(message));
         if self.json {
             self.document(&serde_json::json!({ "error": message }));
         }

@@ -8,6 +8,19 @@ use std::path::Path;
 use mcpgw::config::Config;
 use mcpgw::protocol::{ReloadStatus, ServerProcess, Status, ToolList};
 
+/// `text` safe for a terminal: control characters other than newline and tab (escape
+/// sequences a backend or client wrote into its stderr, names or descriptions) become U+FFFD.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+        .collect::<String>()
+        .into()
+}
+
 /// `mcpgwctl status`. `now_unix_ms` dates the last reload.
 pub fn status(status: &Status, now_unix_ms: u64) -> String {
     let mut out = String::new();
@@ -523,5 +536,18 @@ roles:
             check(path, &config),
             "ok: 0 servers, 0 roles\nconfig: gateway.yaml\n"
         );
+    }
+
+    #[test]
+    fn terminal_escapes_never_reach_the_terminal() {
+        let hostile = "ok\tline\n\x1b[2J\x1b]0;owned\x07\u{9b}31m";
+        let shown = printable(hostile);
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
+        assert!(shown.starts_with("ok\tline\n\u{fffd}[2J"), "{shown:?}");
+        assert_eq!(printable("plain"), "plain");
     }
 }

@@ -25,6 +25,9 @@ const TOKEN_KEYS: &[&str] = &["token", "role"];
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const LISTEN_FORMS: &str = "an IP address and port such as \"127.0.0.1:8765\" or \"[::1]:8765\"";
 
+/// The longest `session_idle_timeout` (a year; 0 means never expire).
+const MAX_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
+
 /// What became of one `tokens` item.
 enum TokenItem {
     Usable(HttpToken, NodePath),
@@ -65,9 +68,22 @@ impl Checker<'_> {
         let allowed_hosts = optional(&fields, "allowed_hosts")
             .map(|e| self.strings(e, "allowed_hosts", host_problem))
             .unwrap_or_default();
-        let session_idle_timeout = optional(&fields, "session_idle_timeout")
-            .and_then(|e| self.duration(e, "`session_idle_timeout` in `http`"))
-            .unwrap_or(DEFAULT_SESSION_IDLE_TIMEOUT);
+        let session_idle_timeout = match optional(&fields, "session_idle_timeout") {
+            None => DEFAULT_SESSION_IDLE_TIMEOUT,
+            Some(entry) => match self.duration(entry, "`session_idle_timeout` in `http`") {
+                // The listener computes with it (keep-alive margins): keep it in range.
+                Some(timeout) if timeout > MAX_SESSION_IDLE_TIMEOUT => {
+                    let message = format!(
+                        "`session_idle_timeout` in `http` is at most {}d (0 = never expire)",
+                        MAX_SESSION_IDLE_TIMEOUT.as_secs() / 86_400
+                    );
+                    self.error(entry.value_pos(), message);
+                    DEFAULT_SESSION_IDLE_TIMEOUT
+                }
+                Some(timeout) => timeout,
+                None => DEFAULT_SESSION_IDLE_TIMEOUT,
+            },
+        };
         let (listen, listen_at) = listen?;
         if tokens.is_empty() && !listen.ip().is_loopback() {
             let mut message = format!(

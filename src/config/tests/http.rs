@@ -220,3 +220,13 @@ fn http_tokens_stay_out_of_debug_errors_and_warnings() {
     assert_eq!(errors.0.len(), 2, "{errors}");
     assert!(!errors.to_string().contains(SECRET), "{errors}");
 }
+
+#[test]
+fn a_session_idle_timeout_past_a_year_is_an_error() {
+    let text = "http:\n  listen: \"127.0.0.1:8765\"\n  session_idle_timeout: 500000000000s\n";
+    let message = error(text);
+    assert!(message.contains("gateway.yaml:3:25"), "{message}");
+    assert!(message.contains("at most 365d"), "{message}");
+    let ok = ok("http:\n  listen: \"127.0.0.1:8765\"\n  session_idle_timeout: 0\n");
+    assert_eq!(ok.http.unwrap().session_idle_timeout, Duration::ZERO);
+}
