@@ -31,13 +31,143 @@ pub enum Frame {
     Notification(Vec<u8>),
 }
 
-pub type FrameTx = mpsc::UnboundedSender<Frame>;
-pub type FrameRx = mpsc::UnboundedReceiver<Frame>;
-
 impl Frame {
     /// `value` as one line.
     pub fn json(value: &impl serde::Serialize) -> Self {
         Frame::Line(json_line(value))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Frame::Line(line) | Frame::Notification(line) => line.len(),
+            Frame::Spliced { head, body } => head.len() + body.len(),
+        }
+    }
+}
+
+/// A queue of frames to one pipe, bounded by the bytes waiting in it: a peer that does not
+/// read what it is sent cannot grow the daemon. A frame that would take the queue past its
+/// bound (unless the queue is empty: one message of any size always fits) *overflows* it: the
+/// frame is refused, the queue closes, and [`FrameTx::overflowed`] resolves, so that the
+/// pipe's owner ends that peer alone.
+pub fn frame_queue(limit: usize) -> (FrameTx, FrameRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = std::sync::Arc::new(Queued {
+        bytes: std::sync::atomic::AtomicUsize::new(0),
+        limit,
+        overflow: tokio_util::sync::CancellationToken::new(),
+    });
+    (
+        FrameTx {
+            tx,
+            state: state.clone(),
+        },
+        FrameRx { rx, state },
+    )
+}
+
+struct Queued {
+    bytes: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    overflow: tokio_util::sync::CancellationToken,
+}
+
+/// The sending side of a [`frame_queue`].
+#[derive(Clone)]
+pub struct FrameTx {
+    tx: mpsc::UnboundedSender<Frame>,
+    state: std::sync::Arc<Queued>,
+}
+
+/// The frame could not be queued: the writer is gone or the queue overflowed.
+#[derive(Debug)]
+pub struct Closed;
+
+impl FrameTx {
+    pub fn send(&self, frame: Frame) -> Result<(), Closed> {
+        use std::sync::atomic::Ordering;
+        if self.state.overflow.is_cancelled() {
+            return Err(Closed);
+        }
+        let len = frame.len();
+        let before = self.state.bytes.fetch_add(len, Ordering::SeqCst);
+        if before > 0 && before + len > self.state.limit {
+            self.state.bytes.fetch_sub(len, Ordering::SeqCst);
+            self.state.overflow.cancel();
+            return Err(Closed);
+        }
+        self.tx.send(frame).map_err(|_| {
+            self.state.bytes.fetch_sub(len, Ordering::SeqCst);
+            Closed
+        })
+    }
+
+    /// A sender that does not keep the queue open.
+    pub fn downgrade(&self) -> WeakFrameTx {
+        WeakFrameTx {
+            tx: self.tx.downgrade(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Resolves once the queue overflowed.
+    pub async fn overflowed(&self) {
+        self.state.overflow.cancelled().await;
+    }
+
+    /// Bytes waiting now, and the bound.
+    pub fn queued(&self) -> (usize, usize) {
+        let bytes = self.state.bytes.load(std::sync::atomic::Ordering::SeqCst);
+        (bytes, self.state.limit)
+    }
+}
+
+/// A [`FrameTx`] that does not keep the queue open (the writer ends with the last strong one).
+pub struct WeakFrameTx {
+    tx: mpsc::WeakUnboundedSender<Frame>,
+    state: std::sync::Arc<Queued>,
+}
+
+impl WeakFrameTx {
+    pub fn upgrade(&self) -> Option<FrameTx> {
+        Some(FrameTx {
+            tx: self.tx.upgrade()?,
+            state: self.state.clone(),
+        })
+    }
+}
+
+/// The receiving side of a [`frame_queue`]; taking a frame frees its bytes.
+pub struct FrameRx {
+    rx: mpsc::UnboundedReceiver<Frame>,
+    state: std::sync::Arc<Queued>,
+}
+
+impl FrameRx {
+    /// The next frame; `None` once every sender is gone or the queue overflowed.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let frame = tokio::select! {
+            biased;
+            () = self.state.overflow.cancelled() => None,
+            frame = self.rx.recv() => frame,
+        }?;
+        self.taken(&frame);
+        Some(frame)
+    }
+
+    fn try_recv(&mut self) -> Option<Frame> {
+        if self.state.overflow.is_cancelled() {
+            return None;
+        }
+        let frame = self.rx.try_recv().ok()?;
+        self.taken(&frame);
+        Some(frame)
+    }
+
+    fn taken(&self, frame: &Frame) {
+        self.state
+            .bytes
+            .fetch_sub(frame.len(), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -73,7 +203,7 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut frames: FrameRx) 
             if written.is_err() {
                 break 'outer;
             }
-            next = frames.try_recv().ok();
+            next = frames.try_recv();
         }
         if out.flush().await.is_err() {
             break;

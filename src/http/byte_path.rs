@@ -223,7 +223,8 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
         // The session ended while the body was read.
         return Err(Request::from_parts(parts, Body::from(body)));
     }
-    let (out, mut answers) = mpsc::unbounded_channel();
+    // One call's answer and its progress: bounded like a socket session's queue.
+    let (out, mut answers) = crate::wire::frame_queue(crate::session::socket::MAX_QUEUED_TO_CLIENT);
     match session.handle.serve_line(cx.gateway, &body, &out) {
         Taken::No => Err(Request::from_parts(parts, Body::from(body))),
         Taken::Cancel => Ok(plain(StatusCode::ACCEPTED, "")),
@@ -242,7 +243,7 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
 /// does not cancel the call (Streamable HTTP: only notifications/cancelled does).
 fn call_stream(
     session: Arc<HttpSession>,
-    mut answers: mpsc::UnboundedReceiver<Frame>,
+    mut answers: crate::wire::FrameRx,
     cx: &Context<'_>,
 ) -> Response {
     let (n, answered) = session.open_stream();

@@ -15,6 +15,11 @@ use crate::ipc::listener::{Reader, Writer};
 use crate::protocol::{Hello, SessionTransport};
 use crate::wire::{self, Frame, FrameTx, Line, LineSink};
 
+/// Bytes of responses and notifications waiting for a client to read them (one message of any
+/// size always fits). A client that stops reading while its calls keep answering overflows it,
+/// and its session ends, logged; no other session is affected.
+pub const MAX_QUEUED_TO_CLIENT: usize = 64 * 1024 * 1024;
+
 /// The largest message a client may send. Requests are small (results flow the other way and
 /// are not limited); the bound keeps one broken or hostile client from growing the daemon's
 /// memory without end. A longer line is dropped and logged, the session goes on.
@@ -37,7 +42,7 @@ pub async fn serve(
     );
     let handle = session.handle().clone();
     let id = handle.id;
-    let (out, frames) = tokio::sync::mpsc::unbounded_channel();
+    let (out, frames) = wire::frame_queue(MAX_QUEUED_TO_CLIENT);
     tokio::spawn(crate::wire::write_frames(writer, frames));
     let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
     let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out.clone()))
@@ -84,6 +89,15 @@ async fn pump(
         let result = tokio::select! {
             r = wire::read_line(&mut read, &mut line, max) => r,
             () = stop.cancelled() => break,
+            () = out.overflowed() => {
+                let (_, limit) = out.queued();
+                tracing::warn!(
+                    session = handle.id,
+                    limit_bytes = limit,
+                    "ending a session whose client does not read its responses"
+                );
+                break;
+            }
         };
         match result {
             Ok(Line::Complete) => {}

@@ -314,3 +314,63 @@ async fn descriptors_a_client_leaked_reach_neither_the_daemon_nor_backends() {
     client.close().await;
     assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
 }
+
+/// Resident memory of a process, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A client that sends calls and never reads the answers cannot grow the daemon: past its
+/// queue's bound its session ends, logged, and every other session goes on.
+#[tokio::test]
+async fn a_client_that_never_reads_ends_its_own_session_only() {
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("fx", &[])));
+    let _daemon = env.daemon().await;
+    let other = env.client(None).await;
+    assert_eq!(
+        other
+            .call_text("fx_echo", serde_json::json!({"text": "a"}))
+            .await,
+        "a"
+    );
+    let daemon = env.status_json()["pid"].as_u64().unwrap() as u32;
+
+    let mut greedy = RawClient::connect(&env, None).await;
+    // 48 answers of 8 MiB: 384 MiB if the daemon kept them all.
+    for id in 0..48 {
+        greedy
+            .send(
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "fx_big", "arguments": {"bytes": 8 * 1024 * 1024}}}),
+            )
+            .await;
+    }
+    let mut peak = 0;
+    wait_for("the greedy session to end", || {
+        peak = peak.max(rss_bytes(daemon));
+        env.daemon_log_contains("does not read its responses")
+    })
+    .await;
+    assert!(
+        peak < 250 * 1024 * 1024,
+        "daemon RSS reached {} MiB",
+        peak >> 20
+    );
+    assert_eq!(
+        other
+            .call_text("fx_echo", serde_json::json!({"text": "b"}))
+            .await,
+        "b"
+    );
+    wait_for("the ended session to leave status", || {
+        env.status_json()["sessions"].as_array().unwrap().len() == 1
+    })
+    .await;
+    drop(greedy);
+}

@@ -17,14 +17,18 @@ use rmcp::service::RoleClient;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
-use tokio::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::backend::inflight::{self, Caller, InFlight, Sent};
-use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers};
+use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers, WeakFrameTx};
 
 /// The transport rmcp speaks to a stdio backend through.
 pub type Transport = AsyncRwTransport<RoleClient, DuplexStream, LineSink>;
+
+/// Bytes of requests waiting for a backend to read its stdin. A backend that stops reading
+/// while clients keep sending overflows it: its stdin is closed (it exits, its calls fail as
+/// gone) rather than the daemon growing.
+const MAX_QUEUED_TO_SERVER: usize = 256 * 1024 * 1024;
 
 /// Prefix of the ids and progress tokens of requests forwarded on the byte path.
 const ID_PREFIX: &str = "mcpgw:";
@@ -42,7 +46,7 @@ pub struct Link {
     name: String,
     /// rmcp's `LineSink` holds the only strong sender: when rmcp closes the connection the
     /// queue closes and the writer closes the child's stdin.
-    to_server: mpsc::WeakUnboundedSender<Frame>,
+    to_server: WeakFrameTx,
     pending: Mutex<HashMap<u64, Pending>>,
     next: AtomicU64,
 }
@@ -82,7 +86,7 @@ pub fn connect(
     stdin: impl AsyncWrite + Unpin + Send + 'static,
     exited: impl Future<Output = String> + Send + 'static,
 ) -> (Transport, Arc<Link>) {
-    let (to_server, frames) = mpsc::unbounded_channel();
+    let (to_server, frames) = wire::frame_queue(MAX_QUEUED_TO_SERVER);
     tokio::spawn(wire::write_frames(stdin, frames));
     let link = Arc::new(Link {
         name,
