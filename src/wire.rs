@@ -473,14 +473,26 @@ mod tests {
             Line::Eof
         ));
 
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = frame_queue(1024);
         let mut sink = LineSink::new(tx);
         sink.write_all(b"{\"a\":1}\n{\"b\"").await.unwrap();
         sink.write_all(b":2}\n").await.unwrap();
         let mut lines = Vec::new();
-        while let Ok(Frame::Line(line)) = rx.try_recv() {
+        while let Some(Frame::Line(line)) = rx.try_recv() {
             lines.push(String::from_utf8(line).unwrap());
         }
         assert_eq!(lines, ["{\"a\":1}\n", "{\"b\":2}\n"]);
+    }
+
+    #[test]
+    fn a_frame_queue_is_bounded_in_bytes_but_takes_any_one_message() {
+        let (tx, mut rx) = frame_queue(10);
+        tx.send(Frame::Line(vec![b'x'; 50])).unwrap();
+        assert_eq!(tx.queued(), (50, 10));
+        assert!(rx.try_recv().is_some());
+        tx.send(Frame::Line(vec![b'x'; 6])).unwrap();
+        assert!(tx.send(Frame::Line(vec![b'x'; 6])).is_err(), "past the bound");
+        assert!(tx.send(Frame::Line(vec![b'x'; 1])).is_err(), "overflowed: closed");
+        assert!(rx.try_recv().is_none());
     }
 }
