@@ -29,6 +29,27 @@ pub struct Options {
     pub cache_dir: PathBuf,
 }
 
+/// Raises the soft limit on open descriptors to the hard one: the daemon holds three pipes per
+/// backend and a socket per client, and the common soft default (1024) is reached long before
+/// the hard one; HTTP connections are capped well below it (`http.max_connections`). Backends
+/// get the limit back (`process::restore_descriptor_limit`).
+fn raise_descriptor_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let started_with = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                crate::process::STARTED_WITH_NOFILE
+                    .store(started_with as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Where schemas are cached: `$MCPGW_CACHE_DIR`, else the platform cache dir.
 pub fn default_cache_dir() -> PathBuf {
     SchemaCache::default_dir()
@@ -94,6 +115,7 @@ pub async fn shutdown_signal() {
 
 /// Runs the daemon until `shutdown` resolves or a client asks it to stop.
 pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    raise_descriptor_limit();
     // Remote backends over https: one process-wide TLS provider (ring; see Cargo.toml). An
     // embedder may have installed its own already, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -135,6 +157,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     crate::service::notify_ready();
 
     let tracker = tokio_util::task::TaskTracker::new();
+    let mut accept_logged: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -146,8 +169,14 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
                     tracker.spawn(crate::connection::serve(gateway, stream, stop));
                 }
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors, most likely: wait rather than spin, and say so only
+                    // now and then.
+                    let now = tokio::time::Instant::now();
+                    if accept_logged.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10)) {
+                        tracing::warn!("accepting a local connection failed: {e}");
+                        accept_logged = Some(now);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
         }

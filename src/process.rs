@@ -40,3 +40,26 @@ pub fn close_inherited_on_exec() {
         }
     }
 }
+
+/// The soft descriptor limit the daemon was started with, when it raised its own (0: never).
+#[cfg(unix)]
+pub static STARTED_WITH_NOFILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Gives a child the soft descriptor limit the daemon was started with: programs written for
+/// the usual 1024 (`select`) must not get more just because the daemon needed it. Call it in
+/// `pre_exec`: it only reads an atomic and makes system calls.
+#[cfg(unix)]
+pub fn restore_descriptor_limit() {
+    let soft = STARTED_WITH_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
+    if soft == 0 {
+        return;
+    }
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = soft as libc::rlim_t;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

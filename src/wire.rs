@@ -491,8 +491,14 @@ mod tests {
         assert_eq!(tx.queued(), (50, 10));
         assert!(rx.try_recv().is_some());
         tx.send(Frame::Line(vec![b'x'; 6])).unwrap();
-        assert!(tx.send(Frame::Line(vec![b'x'; 6])).is_err(), "past the bound");
-        assert!(tx.send(Frame::Line(vec![b'x'; 1])).is_err(), "overflowed: closed");
+        assert!(
+            tx.send(Frame::Line(vec![b'x'; 6])).is_err(),
+            "past the bound"
+        );
+        assert!(
+            tx.send(Frame::Line(vec![b'x'; 1])).is_err(),
+            "overflowed: closed"
+        );
         assert!(rx.try_recv().is_none());
     }
 }

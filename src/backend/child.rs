@@ -117,6 +117,7 @@ pub fn spawn(
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // The backend gets its three pipes, none of the daemon's descriptors.
             crate::process::close_inherited_on_exec();
+            crate::process::restore_descriptor_limit();
             Ok(())
         });
     }

@@ -20,10 +20,17 @@ const HTTP_KEYS: &[&str] = &[
     "allowed_origins",
     "allowed_hosts",
     "session_idle_timeout",
+    "max_connections",
+    "header_timeout",
 ];
 const TOKEN_KEYS: &[&str] = &["token", "role"];
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const LISTEN_FORMS: &str = "an IP address and port such as \"127.0.0.1:8765\" or \"[::1]:8765\"";
+
+/// Open HTTP connections at once, by default (`max_connections`).
+const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// How long a new connection has to send its first request head, by default (`header_timeout`).
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest `session_idle_timeout` (a year; 0 means never expire).
 const MAX_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
@@ -84,6 +91,29 @@ impl Checker<'_> {
                 None => DEFAULT_SESSION_IDLE_TIMEOUT,
             },
         };
+        let max_connections = match optional(&fields, "max_connections") {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(entry) => match entry.value {
+                Node::Int(n) if (1..=65_536).contains(n) => *n as usize,
+                _ => {
+                    let expected = "a number of connections from 1 to 65536";
+                    self.mismatch(entry, "`max_connections` in `http`", expected);
+                    DEFAULT_MAX_CONNECTIONS
+                }
+            },
+        };
+        let header_timeout = match optional(&fields, "header_timeout") {
+            None => DEFAULT_HEADER_TIMEOUT,
+            Some(entry) => match self.duration(entry, "`header_timeout` in `http`") {
+                Some(timeout) if timeout.is_zero() || timeout > Duration::from_secs(3600) => {
+                    let message = "`header_timeout` in `http` must be more than 0 and at most 1h";
+                    self.error(entry.value_pos(), message);
+                    DEFAULT_HEADER_TIMEOUT
+                }
+                Some(timeout) => timeout,
+                None => DEFAULT_HEADER_TIMEOUT,
+            },
+        };
         let (listen, listen_at) = listen?;
         if tokens.is_empty() && !listen.ip().is_loopback() {
             let mut message = format!(
@@ -116,6 +146,8 @@ impl Checker<'_> {
             allowed_origins,
             allowed_hosts,
             session_idle_timeout,
+            max_connections,
+            header_timeout,
         })
     }
 

@@ -321,6 +321,10 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     /// How long an HTTP session may go without a request; [`Duration::ZERO`] = never expire.
     pub session_idle_timeout: Duration,
+    /// Open connections at once; past it the listener waits for one to close.
+    pub max_connections: usize,
+    /// How long a new connection has to send its first request head.
+    pub header_timeout: Duration,
 }
 
 /// A bearer token and the role its clients get.

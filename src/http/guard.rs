@@ -377,6 +377,8 @@ mod tests {
             allowed_origins: vec!["http://localhost:*".into(), "https://app.example".into()],
             allowed_hosts: vec!["my.host".into(), "other.host:9000".into()],
             session_idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
         }
     }
 

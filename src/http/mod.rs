@@ -15,6 +15,7 @@
 
 mod byte_path;
 mod guard;
+mod limits;
 mod mcp;
 mod sse;
 
@@ -30,7 +31,6 @@ use axum::http::header::ORIGIN;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -92,10 +92,8 @@ impl HttpServer {
         });
         let app = router(shared);
         let stop_accepting = CancellationToken::new();
-        // Server-sent events are small writes that must go out at once.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        // Read once, like the address: a reload logs that they need a restart.
+        let listener = limits::Limited::new(listener, http.max_connections, http.header_timeout);
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let task = tokio::spawn(async move {

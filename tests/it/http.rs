@@ -766,3 +766,47 @@ async fn without_tokens_http_clients_get_only_the_default_role() {
     assert_eq!(names(&client).await, ["alpha_echo"]);
     let _ = client.cancel().await;
 }
+
+/// Connections that never send a request cannot exhaust the daemon: at most
+/// `max_connections` are open at once, each is closed if its first request head does not
+/// come within `header_timeout`, and the local socket keeps answering throughout.
+#[tokio::test]
+async fn idle_connections_are_capped_and_timed_out() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  max_connections: 20\n  header_timeout: 1s\n")
+    })
+    .await;
+    let pid = env.status_json()["pid"].as_u64().unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let idle: Vec<std::net::TcpStream> = (0..60)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", http.port)).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        fds() <= before + 20,
+        "{} descriptors open, {before} before",
+        fds()
+    );
+    let start = Instant::now();
+    assert!(env.ctl(&["status"]).status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "status took {:?}",
+        start.elapsed()
+    );
+
+    // The idle ones are closed; a real client then gets in.
+    wait_for("the idle connections to be closed", || fds() <= before + 2).await;
+    drop(idle);
+    let client = http_client(&http.url("/mcp"), Some(READONLY))
+        .await
+        .unwrap();
+    assert!(!names(&client).await.is_empty());
+    let _ = client.cancel().await;
+}
