@@ -11,8 +11,8 @@
 //! - [`call`]: forwarding a request through rmcp's client (the byte path's side is
 //!   [`upstream::stdio`]);
 //! - [`handler`]: what the server sends us (progress, logs, server→client requests);
-//! - [`upstream`]: one file per transport; [`child`]: the process; [`cache`]: the schema cache;
-//!   [`status`]: counters and the status record.
+//! - [`upstream`]: one file per transport; [`child`]: the process; [`stderr`]: its stderr's
+//!   newest lines; [`cache`]: the schema cache; [`status`]: counters and the status record.
 //!
 //! **Architecture invariant:** nothing here knows sessions, HTTP or the gateway: what the
 //! gateway must hear goes through the [`BackendEvents`] trait, and a request's client is a [`Caller`].
@@ -28,6 +28,7 @@ mod handler;
 mod inflight;
 mod lifecycle;
 mod status;
+mod stderr;
 pub(crate) mod upstream;
 
 pub use inflight::{Caller, forwarded_meta};
@@ -46,7 +47,7 @@ use rmcp::service::{Peer, RoleServer};
 
 use crate::config::ServerConfig;
 use cache::{CachedSchema, SchemaCache};
-use child::StderrLog;
+use stderr::StderrLog;
 
 /// What a backend reports to the gateway. Held weakly: the gateway owns the backends.
 pub trait BackendEvents: Send + Sync {
