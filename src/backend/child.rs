@@ -35,6 +35,12 @@ impl ChildHandle {
         self.wait().await
     }
 
+    /// Starts stopping the process without waiting, for its transport: cancelling the token
+    /// is [`stop`](Self::stop) without the wait.
+    pub fn stopper(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Waits for the process to exit (by itself or by [`stop`](Self::stop)).
     pub async fn wait(&self) -> String {
         self.exit().await
