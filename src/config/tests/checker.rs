@@ -285,6 +285,7 @@ fn readme_config_example_parses() {
     let example = &example[..example.find("```").unwrap()];
     let config = ok(example);
     assert_eq!(config.servers.len(), 4);
+    assert_eq!(config.max_message, 64 << 20);
     let tracker = &config.servers["tracker"];
     assert_eq!(tracker.transport, Transport::StreamableHttp);
     assert!(!tracker.enabled, "TRACKER_TOKEN is not set here");
