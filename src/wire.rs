@@ -303,6 +303,36 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// Reads one line into `buf` (cleared first) whose content (without its `\n`) is at most `max`
+/// bytes; a longer one ends the read at once with [`Line::TooLong`], the rest of it unread,
+/// for a peer whose over-long line ends the connection (a backend: it may never send the `\n`
+/// that [`read_line`] would wait for). A last line without `\n` before EOF is dropped.
+pub async fn read_line_within<R: AsyncBufRead + Unpin>(
+    read: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    buf.clear();
+    loop {
+        let available = read.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let newline = memchr::memchr(b'\n', available);
+        let content = newline.unwrap_or(available.len());
+        if buf.len().saturating_add(content) > max {
+            buf.clear();
+            return Ok(Line::TooLong);
+        }
+        let take = newline.map_or(available.len(), |i| i + 1);
+        buf.extend_from_slice(&available[..take]);
+        read.consume(take);
+        if newline.is_some() {
+            return Ok(Line::Complete);
+        }
+    }
+}
+
 /// The start of a response with the id `key` (canonical JSON), up to where its `,"result"` or
 /// `,"error"` member goes.
 pub fn response_head(key: &str) -> Vec<u8> {
@@ -470,6 +500,35 @@ mod tests {
         assert_eq!(buf, b"ok\n");
         assert!(matches!(
             read_line(&mut read, &mut buf, 8).await.unwrap(),
+            Line::Eof
+        ));
+
+        // Within: the limit counts the content, not the `\n`; past it the read stops there.
+        let data = b"12345\n123456789\nrest\n".to_vec();
+        let mut read = tokio::io::BufReader::with_capacity(4, &data[..]);
+        assert!(matches!(
+            read_line_within(&mut read, &mut buf, 5).await.unwrap(),
+            Line::Complete
+        ));
+        assert_eq!(buf, b"12345\n");
+        assert!(matches!(
+            read_line_within(&mut read, &mut buf, 5).await.unwrap(),
+            Line::TooLong
+        ));
+        assert!(buf.is_empty());
+        assert!(matches!(
+            read_line_within(&mut read, &mut buf, 100).await.unwrap(),
+            Line::Complete
+        ));
+        assert_eq!(
+            buf, b"3456789\n",
+            "the rest of the long line was left unread"
+        );
+        let mut unterminated = &b"no newline"[..];
+        assert!(matches!(
+            read_line_within(&mut unterminated, &mut buf, 100)
+                .await
+                .unwrap(),
             Line::Eof
         ));
 

@@ -81,7 +81,8 @@ impl Backend {
                 return Err(cancelled());
             }
             () = running.gone.cancelled() => {
-                return Err(inflight::gone(&self.name, running.exited()).await.into());
+                let gone = inflight::gone(&self.name, &running.fault, running.exited()).await;
+                return Err(gone.into());
             }
             () = timeout => {
                 inflight.withdraw("call_timeout");
@@ -104,7 +105,9 @@ impl Backend {
         match e {
             ServiceError::McpError(e) => e,
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
-                inflight::gone(&self.name, running.exited()).await.into()
+                inflight::gone(&self.name, &running.fault, running.exited())
+                    .await
+                    .into()
             }
             other => BackendError::Protocol {
                 name: self.name.clone(),

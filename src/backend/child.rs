@@ -1,57 +1,23 @@
 //! A backend's child process: spawned in its own process group, its stderr drained into a
-//! bounded log, and stopped as a group (stdin closed → grace → SIGTERM → SIGKILL).
+//! bounded log ([`super::stderr`]), and stopped as a group (stdin closed → grace → SIGTERM →
+//! SIGKILL).
 //!
 //! The group matters because servers are often launched through wrappers (`npx` → `node`,
 //! `uvx` → `python`): signalling only the direct child would leave the real server behind.
 
-use std::collections::VecDeque;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::stderr::{self, StderrLog};
 use crate::config::ServerConfig;
 
 /// How long a backend gets to exit on its own after stdin closes, and again after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
-
-const STDERR_LINES: usize = 200;
-const STDERR_LINE_MAX: usize = 4096;
-
-/// The newest lines a backend wrote to stderr, for `status` and `logs`.
-#[derive(Debug, Default)]
-pub struct StderrLog(Mutex<VecDeque<String>>);
-
-impl StderrLog {
-    fn push(&self, mut line: String) {
-        if line.len() > STDERR_LINE_MAX {
-            let mut end = STDERR_LINE_MAX;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
-            line.push('…');
-        }
-        let mut lines = self.0.lock().unwrap();
-        if lines.len() == STDERR_LINES {
-            lines.pop_front();
-        }
-        lines.push_back(line);
-    }
-
-    pub fn tail(&self, n: usize) -> Vec<String> {
-        let lines = self.0.lock().unwrap();
-        lines
-            .iter()
-            .skip(lines.len().saturating_sub(n))
-            .cloned()
-            .collect()
-    }
-}
 
 /// A running child. Dropping it does not stop the process: call [`ChildHandle::stop`].
 pub struct ChildHandle {
@@ -67,6 +33,12 @@ impl ChildHandle {
     pub async fn stop(&self) -> String {
         self.stop.cancel();
         self.wait().await
+    }
+
+    /// Starts stopping the process without waiting, for its transport: cancelling the token
+    /// is [`stop`](Self::stop) without the wait.
+    pub fn stopper(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     /// Waits for the process to exit (by itself or by [`stop`](Self::stop)).
@@ -126,12 +98,7 @@ pub fn spawn(
     let stdout = child.stdout.take().expect("stdout is piped");
     let stdin = child.stdin.take().expect("stdin is piped");
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                stderr.push(line);
-            }
-        });
+        tokio::spawn(async move { stderr::drain(err, &stderr).await });
     }
     let stop = CancellationToken::new();
     let (tx, exited) = watch::channel(None);

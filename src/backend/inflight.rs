@@ -18,6 +18,7 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::{CancelledNotificationParam, ProgressToken, RequestId, RequestMetaObject};
 use rmcp::service::{Peer, RoleClient, RoleServer};
 
+use super::upstream::Fault;
 use super::upstream::stdio::Link;
 use super::{Backend, BackendError};
 
@@ -241,13 +242,27 @@ pub(crate) fn timed_out(server: &str, limit: Duration) -> McpError {
 }
 
 /// The error of the requests in flight on a server that went away, with its exit status if it
-/// comes within a second.
-pub(crate) async fn gone(server: &str, exited: impl Future<Output = String>) -> BackendError {
+/// comes within a second, and why the gateway stopped it if it did (`fault`).
+pub(crate) async fn gone(
+    server: &str,
+    fault: &Fault,
+    exited: impl Future<Output = String>,
+) -> BackendError {
     let exit = tokio::time::timeout(Duration::from_secs(1), exited)
         .await
         .unwrap_or_else(|_| "no exit status yet".into());
-    BackendError::Gone {
-        name: server.to_string(),
-        exit,
+    gone_now(server, fault, exit)
+}
+
+/// [`gone`] with the exit status in hand.
+pub(crate) fn gone_now(server: &str, fault: &Fault, exit: String) -> BackendError {
+    let name = server.to_string();
+    match fault.get() {
+        Some(why) => BackendError::Stopped {
+            name,
+            why: why.to_string(),
+            exit,
+        },
+        None => BackendError::Gone { name, exit },
     }
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::cache::CachedSchema;
 use super::child::ChildHandle;
 use super::upstream::{self, stdio::Link};
-use super::{Backend, BackendError};
+use super::{Backend, BackendError, inflight};
 
 /// The running instance, if any, and what happened to the last one.
 #[derive(Default)]
@@ -55,6 +55,8 @@ pub(super) struct Running {
     pub gone: CancellationToken,
     /// The byte path's side of the connection (stdio only).
     pub link: Option<Arc<Link>>,
+    /// Why the gateway ended the connection itself, if it did (see [`upstream::Fault`]).
+    pub fault: upstream::Fault,
 }
 
 impl Running {
@@ -190,6 +192,7 @@ impl Backend {
             service,
             child,
             link,
+            fault,
         } = upstream::connect(self).await?;
         let peer = service.peer().clone();
         let close = service.cancellation_token();
@@ -207,10 +210,12 @@ impl Backend {
                     Some(child) => child.stop().await,
                     None => "connection closed".into(),
                 };
+                let why = fault.get().map(|why| format!("; it {why}"));
                 return Err(BackendError::Start {
                     name: self.name.clone(),
                     reason: crate::config::redact_urls(&format!(
-                        "listing its capabilities failed: {e} ({exit})"
+                        "listing its capabilities failed: {e} ({exit}){}",
+                        why.unwrap_or_default()
                     ))
                     .into_owned(),
                 });
@@ -224,6 +229,7 @@ impl Backend {
             started: Instant::now(),
             gone: CancellationToken::new(),
             link,
+            fault,
         });
         self.resume_session_state(&running).await;
         self.set_schema(schema);
@@ -275,7 +281,9 @@ impl Backend {
             tokio::select! {
                 exit = running.exited() => {
                     // A stop takes the close handle first: an exit then is the one we asked for.
-                    if running.close.lock().unwrap().is_some() {
+                    if let Some(why) = running.fault.get() {
+                        tracing::warn!(server = %self.name, "backend stopped, it {why}: {exit}");
+                    } else if running.close.lock().unwrap().is_some() {
                         tracing::warn!(server = %self.name, "backend exited: {exit}");
                     } else {
                         tracing::info!(server = %self.name, "backend stopped: {exit}");
@@ -300,12 +308,13 @@ impl Backend {
     fn finish(&self, running: &Arc<Running>, exit: String) {
         running.gone.cancel();
         if let Some(link) = &running.link {
-            let gone = BackendError::Gone {
-                name: self.name.clone(),
-                exit: exit.clone(),
-            };
+            let gone = inflight::gone_now(&self.name, &running.fault, exit.clone());
             link.fail_all(&gone.into());
         }
+        let exit = match running.fault.get() {
+            Some(why) => format!("{exit} (stopped: it {why})"),
+            None => exit,
+        };
         self.life.phase.lock().unwrap().last_exit = Some(exit);
         // Only clear the slot if it still holds this instance (a new one may already be there).
         let current = self.life.live.load_full();

@@ -11,8 +11,8 @@
 //! - [`call`]: forwarding a request through rmcp's client (the byte path's side is
 //!   [`upstream::stdio`]);
 //! - [`handler`]: what the server sends us (progress, logs, server→client requests);
-//! - [`upstream`]: one file per transport; [`child`]: the process; [`cache`]: the schema cache;
-//!   [`status`]: counters and the status record.
+//! - [`upstream`]: one file per transport; [`child`]: the process; [`stderr`]: its stderr's
+//!   newest lines; [`cache`]: the schema cache; [`status`]: counters and the status record.
 //!
 //! **Architecture invariant:** nothing here knows sessions, HTTP or the gateway: what the
 //! gateway must hear goes through the [`BackendEvents`] trait, and a request's client is a [`Caller`].
@@ -28,12 +28,13 @@ mod handler;
 mod inflight;
 mod lifecycle;
 mod status;
+mod stderr;
 pub(crate) mod upstream;
 
 pub use inflight::{Caller, forwarded_meta};
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use rmcp::service::{Peer, RoleServer};
 
 use crate::config::ServerConfig;
 use cache::{CachedSchema, SchemaCache};
-use child::StderrLog;
+use stderr::StderrLog;
 
 /// What a backend reports to the gateway. Held weakly: the gateway owns the backends.
 pub trait BackendEvents: Send + Sync {
@@ -79,6 +80,14 @@ pub enum BackendError {
     StartTimeout { name: String, secs: f64 },
     #[error("server `{name}` closed the connection (it may have crashed: {exit})")]
     Gone { name: String, exit: String },
+    /// The gateway ended the connection itself, `why` being what the server did ("sent a
+    /// message over max_message (64 MiB)").
+    #[error("server `{name}` {why} and was stopped ({exit}); the next call starts it again")]
+    Stopped {
+        name: String,
+        why: String,
+        exit: String,
+    },
     #[error("server `{name}`: {message}")]
     Protocol { name: String, message: String },
     #[error("server `{0}` was reconfigured by a reload; retry the call")]
@@ -95,7 +104,7 @@ pub struct Backend {
     pub name: String,
     pub spec: ServerConfig,
     spec_hash: u64,
-    /// Timeouts, which a reload may change.
+    /// Timeouts and sizes, which a reload may change.
     limits: Limits,
     /// What the server lists (tools, prompts, resources, templates), once known.
     schema: ArcSwapOption<CachedSchema>,
@@ -120,6 +129,9 @@ struct Limits {
     /// 0 = no limit.
     call_timeout_ms: AtomicU64,
     startup_timeout: Duration,
+    /// The longest message the server may send; shared with its running transport, which
+    /// reads it for every message (so a reload's change applies at once).
+    max_message: Arc<AtomicUsize>,
 }
 
 impl Backend {
@@ -133,6 +145,7 @@ impl Backend {
         let spec_hash = spec.spec_hash();
         let idle_timeout = spec.effective_idle_timeout(config.idle_timeout);
         let call_timeout = spec.effective_call_timeout(config.call_timeout);
+        let max_message = spec.effective_max_message(config.max_message);
         let cached = spec
             .enabled
             .then(|| cache.load(&spec.name, spec_hash))
@@ -145,6 +158,7 @@ impl Backend {
                 idle_timeout_ms: AtomicU64::new(0),
                 call_timeout_ms: AtomicU64::new(0),
                 startup_timeout: config.startup_timeout,
+                max_message: Arc::new(AtomicUsize::new(max_message)),
             },
             schema: ArcSwapOption::new(cached.map(Arc::new)),
             cache,
@@ -177,6 +191,12 @@ impl Backend {
         self.limits
             .call_timeout_ms
             .store(call.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Sets the message size limit (again, for a backend kept across a reload); it applies from
+    /// the next message on.
+    pub fn set_max_message(&self, bytes: usize) {
+        self.limits.max_message.store(bytes, Ordering::Relaxed);
     }
 
     /// What this server lists (from the cache or the running server), if known yet.

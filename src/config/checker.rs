@@ -13,25 +13,30 @@ use super::error::ConfigError;
 use super::locate::{Locator, Mark, NodePath, Step};
 use super::suggest::did_you_mean;
 use super::tree::Node;
-use super::{HttpConfig, Role, ServerConfig, duration};
+use super::{HttpConfig, Role, ServerConfig, duration, size};
 
 const TOP_KEYS: &[&str] = &[
     "servers",
     "idle_timeout",
     "startup_timeout",
     "call_timeout",
+    "max_message",
     "roles",
     "plugins",
     "http",
 ];
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// As large as a client's message may be (`session/socket.rs`): what passes one way passes the
+/// other, and no plausible MCP message comes near it.
+const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 
 /// Everything a valid config says; the caller adds where it came from.
 pub(super) struct Checked {
     pub idle_timeout: Duration,
     pub startup_timeout: Duration,
     pub call_timeout: Duration,
+    pub max_message: usize,
     pub servers: BTreeMap<String, ServerConfig>,
     /// `servers` is written as a mapping (possibly `{}`), not missing or null.
     pub servers_written: bool,
@@ -117,6 +122,7 @@ impl Checker<'_> {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             call_timeout: Duration::ZERO,
+            max_message: DEFAULT_MAX_MESSAGE,
             servers: BTreeMap::new(),
             servers_written: false,
             roles: BTreeMap::new(),
@@ -148,6 +154,11 @@ impl Checker<'_> {
         }
         if let Some(entry) = optional(&fields, "call_timeout") {
             checked.call_timeout = self.duration(entry, "`call_timeout`").unwrap_or_default();
+        }
+        if let Some(entry) = optional(&fields, "max_message") {
+            checked.max_message = self
+                .size(entry, "`max_message`")
+                .unwrap_or(DEFAULT_MAX_MESSAGE);
         }
         if let Some(entry) = fields.iter().find(|e| e.key == "plugins") {
             self.plugins(entry);
@@ -338,6 +349,16 @@ impl Checker<'_> {
     pub(super) fn duration(&mut self, entry: &Entry<'_>, subject: &str) -> Option<Duration> {
         match duration::from_node(entry.value) {
             Ok(duration) => Some(duration),
+            Err(problem) => {
+                self.error(entry.value_pos(), format!("{subject} {problem}"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn size(&mut self, entry: &Entry<'_>, subject: &str) -> Option<usize> {
+        match size::from_node(entry.value) {
+            Ok(bytes) => Some(bytes),
             Err(problem) => {
                 self.error(entry.value_pos(), format!("{subject} {problem}"));
                 None

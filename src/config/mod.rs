@@ -3,14 +3,14 @@
 //!
 //! The format is mcp-unify's, accepted as is (`servers.<name>.command/args/env/enabled`,
 //! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`, remote
-//! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout` and the `http`
-//! listener. How the work is split:
+//! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout`, `call_timeout`,
+//! `max_message` and the `http` listener. How the work is split:
 //!
 //! - `tree` reads the YAML into a tree that keeps order and duplicates;
 //! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
 //! - `checker`, `server` (with `names` for server names and prefixes, `remote` for `url`,
 //!   `headers` and `transport`) and `http` check the tree against the format and build the values;
-//! - `expand` (`${VAR}`), `duration`, `suggest` (did you mean) and `hash` (spec hashes) are the
+//! - `expand` (`${VAR}`), `duration`, `size`, `suggest` (did you mean) and `hash` (spec hashes) are the
 //!   small pieces they use. Where the file is, is [`crate::paths`]' business.
 //!
 //! This module only reads: it never starts anything and never touches the environment itself
@@ -26,6 +26,7 @@ mod locate;
 mod names;
 mod remote;
 mod server;
+mod size;
 mod suggest;
 mod tree;
 
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
+pub use size::display as display_size;
 
 /// Finds the config file as a daemon a person starts does ([`crate::paths::discover`], the
 /// working directory first), with a missing one as a [`ConfigError`].
@@ -60,6 +62,9 @@ pub struct Config {
     /// How long a forwarded request may take before the gateway cancels it upstream and
     /// answers with an error; [`Duration::ZERO`] = no limit.
     pub call_timeout: Duration,
+    /// The longest message (one line on stdio, one event on legacy SSE) a backend may send; a
+    /// longer one stops the backend rather than grow the daemon.
+    pub max_message: usize,
     /// Every server, including disabled ones.
     pub servers: BTreeMap<String, ServerConfig>,
     /// The file writes `servers` as a mapping, even an empty one (`servers: {}`): a config with
@@ -110,6 +115,8 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Per-server override of [`Config::call_timeout`].
     pub call_timeout: Option<Duration>,
+    /// Per-server override of [`Config::max_message`].
+    pub max_message: Option<usize>,
 }
 
 /// How the gateway talks to a backend (`transport:` in the config).
@@ -212,6 +219,11 @@ impl ServerConfig {
         self.call_timeout.unwrap_or(global)
     }
 
+    /// This server's message size limit: its own if set, else the global one.
+    pub fn effective_max_message(&self, global: usize) -> usize {
+        self.max_message.unwrap_or(global)
+    }
+
     /// `url` safe to log or show in status: its origin (`https://host:port`), with `/***` in
     /// place of any path, query or fragment, and user info left out; `None` for a stdio server.
     pub fn redacted_url(&self) -> Option<String> {
@@ -293,6 +305,7 @@ impl fmt::Debug for ServerConfig {
             .field("disabled_reason", &self.disabled_reason)
             .field("idle_timeout", &self.idle_timeout)
             .field("call_timeout", &self.call_timeout)
+            .field("max_message", &self.max_message)
             .finish()
     }
 }
@@ -386,6 +399,7 @@ pub fn parse(
         idle_timeout: checked.idle_timeout,
         startup_timeout: checked.startup_timeout,
         call_timeout: checked.call_timeout,
+        max_message: checked.max_message,
         servers: checked.servers,
         servers_written: checked.servers_written,
         roles: checked.roles,

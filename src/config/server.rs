@@ -25,6 +25,7 @@ const SERVER_KEYS: &[&str] = &[
     "enabled",
     "idle_timeout",
     "call_timeout",
+    "max_message",
 ];
 
 /// The keys that only a server with `command` takes.
@@ -152,6 +153,8 @@ impl Checker<'_> {
             .and_then(|e| self.duration(e, &subject("idle_timeout")));
         let call_timeout = optional(&fields, "call_timeout")
             .and_then(|e| self.duration(e, &subject("call_timeout")));
+        let max_message =
+            optional(&fields, "max_message").and_then(|e| self.size(e, &subject("max_message")));
         let (enabled, disabled_reason) = self.availability(enabled, &check);
         let (command, url) = match kind {
             Kind::Local => (command.flatten()?, None),
@@ -173,6 +176,7 @@ impl Checker<'_> {
             disabled_reason,
             idle_timeout,
             call_timeout,
+            max_message,
         };
         Some((config, prefix_at))
     }

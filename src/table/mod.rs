@@ -53,8 +53,8 @@ impl Table {
         let mut backends = BTreeMap::new();
         for (name, spec) in &config.servers {
             // Same connection spec, scope and enabled state: keep the running backend. What else
-            // a server entry holds is applied without a restart: idle_timeout below, and the
-            // prefix by the catalog, which reads it from this table's config.
+            // a server entry holds is applied without a restart: timeouts and max_message below,
+            // and the prefix by the catalog, which reads it from this table's config.
             let reused = prev
                 .and_then(|t| t.backends.get(name))
                 .filter(|b| {
@@ -70,6 +70,7 @@ impl Table {
                         spec.effective_idle_timeout(config.idle_timeout),
                         spec.effective_call_timeout(config.call_timeout),
                     );
+                    backend.set_max_message(spec.effective_max_message(config.max_message));
                     backend
                 }
                 None => new_backend(spec),

@@ -4,6 +4,7 @@
 mod harness;
 
 mod architecture;
+mod bounds;
 mod conformance;
 mod core;
 mod ctl;

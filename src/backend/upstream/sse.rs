@@ -9,14 +9,13 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
-/// Server messages larger than this are not plausible for an event stream; the connection is
-/// dropped rather than buffering without bound.
-const MAX_EVENT: usize = 64 * 1024 * 1024;
+use super::Limits;
 
 /// Opens the stream and waits for its endpoint. Returns (read side, write side) for rmcp.
 pub(super) async fn connect(
     url: &str,
     headers: &BTreeMap<String, String>,
+    limits: Limits,
 ) -> Result<(DuplexStream, DuplexStream), String> {
     let origin = reqwest::Url::parse(url)
         .map_err(|e| format!("bad url: {e}"))?
@@ -48,7 +47,7 @@ pub(super) async fn connect(
         return Err(format!("GET answered {}", response.status()));
     }
     let base = response.url().clone();
-    let mut events = EventStream::new(response.bytes_stream().boxed());
+    let mut events = EventStream::new(response.bytes_stream().boxed(), limits);
     let endpoint = loop {
         match events.next().await? {
             Some((event, data)) if event == "endpoint" => break data,
@@ -120,21 +119,28 @@ async fn pump_posts(
     }
 }
 
-/// A minimal `text/event-stream` parser: yields (event name, data) per dispatched event.
+/// A minimal `text/event-stream` parser: yields (event name, data) per dispatched event. An
+/// event over `max_message` ends the stream (with the reason in the limits' fault) rather
+/// than buffer without bound.
 struct EventStream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: Vec<u8>,
     event: String,
     data: String,
+    limits: Limits,
 }
 
 impl EventStream {
-    fn new(body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>) -> Self {
+    fn new(
+        body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        limits: Limits,
+    ) -> Self {
         Self {
             body,
             buffer: Vec::new(),
             event: String::new(),
             data: String::new(),
+            limits,
         }
     }
 
@@ -154,8 +160,9 @@ impl EventStream {
             match self.body.next().await {
                 Some(Ok(chunk)) => {
                     self.buffer.extend_from_slice(&chunk);
-                    if self.buffer.len() + self.data.len() > MAX_EVENT {
-                        return Err("an event exceeds 64 MiB".into());
+                    let max = self.limits.max_message();
+                    if self.buffer.len() + self.data.len() > max {
+                        return Err(self.limits.exceeded(max));
                     }
                 }
                 Some(Err(e)) => return Err(format!("event stream broke: {}", e.without_url())),
@@ -202,6 +209,34 @@ impl EventStream {
 mod tests {
     use super::*;
 
+    fn limits(bytes: usize) -> Limits {
+        Limits {
+            server: "remote".into(),
+            max_message: std::sync::Arc::new(bytes.into()),
+            fault: super::super::Fault::default(),
+            stop: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_over_max_message_ends_the_stream_and_says_why() {
+        let big = format!("data: {}\n\n", "x".repeat(4096));
+        let chunks: Vec<reqwest::Result<bytes::Bytes>> = vec![
+            Ok(bytes::Bytes::from_static(b"data: small\n\n")),
+            Ok(bytes::Bytes::from(big)),
+        ];
+        let limits = limits(2048);
+        let fault = limits.fault.clone();
+        let mut events = EventStream::new(futures::stream::iter(chunks).boxed(), limits);
+        assert_eq!(
+            events.next().await.unwrap(),
+            Some(("message".into(), "small".into()))
+        );
+        let error = events.next().await.unwrap_err();
+        assert_eq!(error, "sent a message over max_message (2 KiB)");
+        assert_eq!(fault.get(), Some(error.as_str()));
+    }
+
     #[tokio::test]
     async fn parses_events_split_across_chunks() {
         let chunks: Vec<reqwest::Result<bytes::Bytes>> = vec![
@@ -213,7 +248,7 @@ mod tests {
                 b"1}\n\nevent: message\ndata: x\ndata: y\n\n",
             )),
         ];
-        let mut events = EventStream::new(futures::stream::iter(chunks).boxed());
+        let mut events = EventStream::new(futures::stream::iter(chunks).boxed(), limits(1 << 20));
         assert_eq!(
             events.next().await.unwrap(),
             Some(("endpoint".into(), "/msg?x=1".into()))

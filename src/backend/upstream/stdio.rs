@@ -4,6 +4,12 @@
 //! one task reads its stdout: responses to forwarded calls and their progress go straight to
 //! the calling session's writer, everything else to rmcp. Forwarded requests carry ids and
 //! progress tokens `"mcpgw:<n>"`, which rmcp (numbering its own) never uses.
+//!
+//! The reader holds at most `max_message` of a line. A longer line's response id is in the
+//! bytes it would have to buffer to find it, and on rmcp's path no call could be failed by id
+//! anyway, so the line ends the instance: the reader stops reading, says why ([`Limits`]) and
+//! stops the process, and every call in flight fails with that reason; the next call starts
+//! the server again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,11 +22,12 @@ use rmcp::ErrorData as McpError;
 use rmcp::service::RoleClient;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 
+use super::Limits;
 use crate::backend::Backend;
 use crate::backend::inflight::{self, Caller, InFlight, Sent};
-use crate::wire::{self, Envelope, Frame, FrameTx, LineSink, RawMembers, WeakFrameTx};
+use crate::wire::{self, Envelope, Frame, FrameTx, Line, LineSink, RawMembers, WeakFrameTx};
 
 /// The transport rmcp speaks to a stdio backend through.
 pub type Transport = AsyncRwTransport<RoleClient, DuplexStream, LineSink>;
@@ -80,24 +87,24 @@ struct Pending {
 
 /// Connects rmcp and the byte path to a child's stdio. `exited` resolves to the child's exit
 /// description.
-pub fn connect(
-    name: String,
+pub(in crate::backend) fn connect(
     stdout: impl AsyncRead + Unpin + Send + 'static,
     stdin: impl AsyncWrite + Unpin + Send + 'static,
     exited: impl Future<Output = String> + Send + 'static,
+    limits: Limits,
 ) -> (Transport, Arc<Link>) {
     let (to_server, frames) = wire::frame_queue(MAX_QUEUED_TO_SERVER);
     tokio::spawn(wire::write_frames(stdin, frames));
     let link = Arc::new(Link {
-        name,
+        name: limits.server.clone(),
         to_server: to_server.downgrade(),
         pending: Mutex::default(),
         next: AtomicU64::new(1),
     });
     let (rmcp_read, feed) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(link.clone().pump(stdout, feed, exited));
-    // Lines are not limited: a backend's answer is passed on whole or not at all (rmcp's
-    // 16 MiB default would drop a longer line silently and hang the call).
+    tokio::spawn(link.clone().pump(stdout, feed, exited, limits));
+    // rmcp's line limit is off: the reader has enforced `max_message` before rmcp sees a line
+    // (rmcp's 16 MiB default would drop a longer line silently and hang the call).
     let transport = AsyncRwTransport::new_client(rmcp_read, LineSink::new(to_server))
         .with_max_line_length(usize::MAX);
     (transport, link)
@@ -240,15 +247,21 @@ impl Link {
         stdout: impl AsyncRead + Unpin,
         mut feed: DuplexStream,
         exited: impl Future<Output = String>,
+        limits: Limits,
     ) {
         let mut read = BufReader::with_capacity(64 * 1024, stdout);
         let mut rmcp_open = true;
         loop {
+            // A fresh buffer per line: it becomes the `Bytes` a response is passed on in.
             let mut line = Vec::new();
-            match read.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) if line.last() != Some(&b'\n') => break,
-                Ok(_) => {}
+            let max = limits.max_message();
+            match wire::read_line_within(&mut read, &mut line, max).await {
+                Ok(Line::Complete) => {}
+                Ok(Line::TooLong) => {
+                    limits.exceeded(max);
+                    break;
+                }
+                Ok(Line::Eof) | Err(_) => break,
             }
             let line = Bytes::from(line);
             if self.route_line(&line) {
@@ -258,8 +271,10 @@ impl Link {
                 rmcp_open = false;
             }
         }
+        // Closing our end of its stdout unblocks a server stuck writing the rest of a line.
+        drop(read);
         drop(feed);
-        let gone = inflight::gone(&self.name, exited).await;
+        let gone = inflight::gone(&self.name, &limits.fault, exited).await;
         self.fail_all(&gone.into());
     }
 

@@ -10,6 +10,7 @@ mod http;
 mod names;
 mod remote;
 mod server;
+mod size;
 
 use std::path::Path;
 
