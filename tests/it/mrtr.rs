@@ -249,3 +249,45 @@ async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_lon
     let _ = incapable.cancel().await;
     let _ = client.cancel().await;
 }
+
+/// Each call waiting for its client's retry holds a request open on a backend: past the cap
+/// (`MCPGW_MAX_PARKED`, 256 by default) a new one is refused, and its upstream call cancelled.
+#[tokio::test]
+async fn calls_waiting_for_input_are_capped() {
+    let env = Env::new();
+    // Two servers: a shared backend sends its server→client requests to its oldest caller, so
+    // the second call must wait on another backend to be a call of its own.
+    let make = |port: u16| {
+        format!(
+            "servers:\n{}{}http:\n  listen: \"127.0.0.1:{port}\"\n",
+            env.fixture_server("alpha", &[]),
+            env.fixture_server("beta", &[])
+        )
+    };
+    let http = HttpDaemon::start_with_vars(&env, make, &[("MCPGW_MAX_PARKED", "1")]).await;
+    let client = modern_client(&http, ADMIN, Recorder::default()).await;
+    let first = input_required(&client, tool_call("alpha_sample", json!({"prompt": "1"}))).await;
+    assert!(first.request_state.is_some());
+    let refused = client
+        .call_tool_once(tool_call("beta_sample", json!({"prompt": "2"})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("too many requests wait for input"),
+        "{refused}"
+    );
+    let beta_inflight = || {
+        env.status_json()["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == "beta")
+            .map_or(0, |b| b["inflight"].as_u64().unwrap_or(0))
+    };
+    wait_for("the refused call to be cancelled upstream", || {
+        beta_inflight() == 0
+    })
+    .await;
+    assert_eq!(alpha_inflight(&env), 1, "the parked call waits on");
+}

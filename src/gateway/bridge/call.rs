@@ -236,7 +236,19 @@ impl BridgedCall {
                         None,
                     ));
                 }
-                let (state, resumed) = bridges.park(self.role.clone(), self.continues.clone());
+                let Some((state, resumed)) =
+                    bridges.park(self.role.clone(), self.continues.clone())
+                else {
+                    // Dropping the call cancels its upstream request.
+                    return Err(McpError::internal_error(
+                        format!(
+                            "mcpgw: too many requests wait for input ({}); answer or abandon \
+                             some, or retry later",
+                            super::parking::max_parked()
+                        ),
+                        None,
+                    ));
+                };
                 tracing::debug!(
                     request = %self.continues,
                     inputs = requests.len(),

@@ -12,6 +12,20 @@ use tokio_util::sync::CancellationToken;
 use super::call::Round;
 use super::unknown_state;
 
+/// Calls of 2026-07-28 clients that may wait for their retry at once, daemon-wide: each keeps
+/// a request open on a backend (and may hold a per-client instance) for up to the input
+/// timeout. 256; `MCPGW_MAX_PARKED` overrides it (tests use that).
+pub(super) fn max_parked() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("MCPGW_MAX_PARKED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(256)
+    })
+}
+
 /// The parked calls, by request state.
 #[derive(Default)]
 pub(in crate::gateway) struct Bridges {
@@ -45,14 +59,19 @@ impl Bridges {
     }
 
     /// Registers a call under a fresh, unguessable state.
+    /// `None` when [`max_parked`] calls already wait: each holds a backend request open.
     pub(super) fn park(
         &self,
         role: Option<String>,
         continues: Continues,
-    ) -> (String, oneshot::Receiver<Resume>) {
+    ) -> Option<(String, oneshot::Receiver<Resume>)> {
         let (resume, resumed) = oneshot::channel();
         let state = new_state();
-        self.parked.lock().unwrap().insert(
+        let mut parked = self.parked.lock().unwrap();
+        if parked.len() >= max_parked() {
+            return None;
+        }
+        parked.insert(
             state.clone(),
             Parked {
                 role,
@@ -60,7 +79,7 @@ impl Bridges {
                 resume,
             },
         );
-        (state, resumed)
+        Some((state, resumed))
     }
 
     pub(super) fn forget(&self, state: &str) {
