@@ -22,6 +22,7 @@ const HTTP_KEYS: &[&str] = &[
     "session_idle_timeout",
     "max_connections",
     "header_timeout",
+    "max_sessions",
 ];
 const TOKEN_KEYS: &[&str] = &["token", "role"];
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -29,6 +30,8 @@ const LISTEN_FORMS: &str = "an IP address and port such as \"127.0.0.1:8765\" or
 
 /// Open HTTP connections at once, by default (`max_connections`).
 const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Streamable HTTP sessions alive at once, by default (`max_sessions`).
+const DEFAULT_MAX_SESSIONS: usize = 1024;
 /// How long a new connection has to send its first request head, by default (`header_timeout`).
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -102,6 +105,17 @@ impl Checker<'_> {
                 }
             },
         };
+        let max_sessions = match optional(&fields, "max_sessions") {
+            None => DEFAULT_MAX_SESSIONS,
+            Some(entry) => match entry.value {
+                Node::Int(n) if (1..=1_000_000).contains(n) => *n as usize,
+                _ => {
+                    let expected = "a number of sessions from 1 to 1000000";
+                    self.mismatch(entry, "`max_sessions` in `http`", expected);
+                    DEFAULT_MAX_SESSIONS
+                }
+            },
+        };
         let header_timeout = match optional(&fields, "header_timeout") {
             None => DEFAULT_HEADER_TIMEOUT,
             Some(entry) => match self.duration(entry, "`header_timeout` in `http`") {
@@ -148,6 +162,7 @@ impl Checker<'_> {
             session_idle_timeout,
             max_connections,
             header_timeout,
+            max_sessions,
         })
     }
 

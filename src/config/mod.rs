@@ -338,6 +338,8 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// How long a new connection has to send its first request head.
     pub header_timeout: Duration,
+    /// Streamable HTTP sessions alive at once (every role); past it a new one is refused.
+    pub max_sessions: usize,
 }
 
 /// A bearer token and the role its clients get.

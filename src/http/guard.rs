@@ -379,6 +379,7 @@ mod tests {
             session_idle_timeout: Duration::from_secs(60),
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            max_sessions: 1024,
         }
     }
 

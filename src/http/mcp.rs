@@ -42,6 +42,9 @@ pub(super) struct Services {
     idle_timeout: Duration,
     /// Initialized sessions of every role, by `Mcp-Session-Id`, for the byte path.
     sessions: Arc<Registry>,
+    /// Sessions alive now (of every role), and how many may be (`http.max_sessions`).
+    live: Arc<std::sync::atomic::AtomicUsize>,
+    max_sessions: usize,
     by_role: Mutex<HashMap<Option<String>, ForRole>>,
 }
 
@@ -50,12 +53,15 @@ impl Services {
         gateway: Arc<Gateway>,
         cancel: CancellationToken,
         idle_timeout: Duration,
+        max_sessions: usize,
     ) -> Self {
         Self {
             gateway,
             cancel,
             idle_timeout,
             sessions: Arc::default(),
+            live: Arc::default(),
+            max_sessions,
             by_role: Mutex::default(),
         }
     }
@@ -78,12 +84,23 @@ impl Services {
                     .with_cancellation_token(self.cancel.child_token());
                 let gateway = self.gateway.clone();
                 let registry: Arc<dyn HttpRegistry> = self.sessions.clone();
+                let (live, max) = (self.live.clone(), self.max_sessions);
                 let service = StreamableHttpService::new(
                     move || {
+                        // Each session holds a gateway session, and rmcp keeps an idle one for
+                        // `session_idle_timeout`: a client that only initializes must not grow
+                        // the daemon without end.
+                        let slot = Slot::take(&live, max).ok_or_else(|| {
+                            std::io::Error::other(format!(
+                                "too many HTTP sessions ({max}, `http.max_sessions`); end some"
+                            ))
+                        })?;
+                        let slot: Box<dyn Send + Sync> = Box::new(slot);
                         Ok(Session::http(
                             gateway.clone(),
                             role.clone(),
                             registry.clone(),
+                            slot,
                         ))
                     },
                     manager.clone(),
@@ -92,6 +109,26 @@ impl Services {
                 (service, manager)
             })
             .clone()
+    }
+}
+
+/// A session's place under `http.max_sessions`, given back when the session ends.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take(live: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        live.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Self(live.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -86,7 +86,12 @@ impl HttpServer {
         let shared = Arc::new(Shared {
             gateway: gateway.clone(),
             bound,
-            mcp: mcp::Services::new(gateway.clone(), cancel.clone(), http.session_idle_timeout),
+            mcp: mcp::Services::new(
+                gateway.clone(),
+                cancel.clone(),
+                http.session_idle_timeout,
+                http.max_sessions,
+            ),
             sse: sse::Sessions::default(),
             cancel,
         });

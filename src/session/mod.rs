@@ -50,6 +50,7 @@ pub struct Session {
     gateway: Arc<Gateway>,
     /// Streamable HTTP sessions: the registry and the `Mcp-Session-Id`, once initialized.
     http: Option<(Arc<dyn HttpRegistry>, OnceLock<String>)>,
+    _slot: Option<Box<dyn Send + Sync>>,
 }
 
 impl Session {
@@ -65,17 +66,22 @@ impl Session {
             handle,
             gateway,
             http: None,
+            _slot: None,
         }
     }
 
     /// A Streamable HTTP session, registered with `registry` once initialized.
+    /// `slot` is whatever must live exactly as long as the session (its place under the HTTP
+    /// listener's cap).
     pub fn http(
         gateway: Arc<Gateway>,
         role: Option<String>,
         registry: Arc<dyn HttpRegistry>,
+        slot: Box<dyn Send + Sync>,
     ) -> Self {
         let mut session = Self::new(gateway, role, None, SessionTransport::Http);
         session.http = Some((registry, OnceLock::new()));
+        session._slot = Some(slot);
         session
     }
 

@@ -810,3 +810,31 @@ async fn idle_connections_are_capped_and_timed_out() {
     assert!(!names(&client).await.is_empty());
     let _ = client.cancel().await;
 }
+
+/// Streamable HTTP sessions are capped (`http.max_sessions`): a client that only initializes
+/// cannot grow the daemon; an ended session frees its place.
+#[tokio::test]
+async fn http_sessions_are_capped() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "  max_sessions: 3\n")).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(
+            http_client(&http.url("/mcp"), Some(READONLY))
+                .await
+                .unwrap(),
+        );
+    }
+    let refused = http_client(&http.url("/mcp"), Some(READONLY)).await.err();
+    assert!(refused.is_some(), "a fourth session was accepted");
+    let _ = clients.pop().unwrap().cancel().await;
+    let start = Instant::now();
+    let again = loop {
+        match http_client(&http.url("/mcp"), Some(READONLY)).await {
+            Ok(client) => break client,
+            Err(e) => assert!(start.elapsed() < DEADLINE, "no place freed: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!names(&again).await.is_empty());
+}

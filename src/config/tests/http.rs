@@ -179,7 +179,7 @@ fn http_unknown_keys_and_lists() {
     assert_eq!(
         error("http:\n  listen: 127.0.0.1:1\n  allowed_origin: []\n"),
         "gateway.yaml:3:3: unknown key `allowed_origin` in `http`: did you mean `allowed_origins`? \
-         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout)"
+         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, max_sessions)"
     );
     let text = "http:\n  listen: 127.0.0.1:1\n  allowed_origins: [\"localhost\", \"https://a.example:*\", \"null\", \"http://x/p\"]\n  allowed_hosts: [\"ok.host:8\", \"http://bad\", 3]\n  session_idle_timeout: soon\n";
     let errors = errors(text);
