@@ -53,3 +53,6 @@ mod table;
 mod watch;
 #[cfg(feature = "daemon")]
 mod wire;
+
+#[cfg(all(test, feature = "daemon"))]
+mod proptests;

@@ -157,6 +157,35 @@ fn complete_chars(bytes: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// Whatever a backend writes, in whatever pieces: the line in progress never passes the
+        /// cap, and a kept line is at most the cap (each byte at most one U+FFFD) and its `…`.
+        #[test]
+        fn prop_stderr_lines_stay_bounded(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::prelude::any::<u8>(),
+                        proptest::sample::select(b"\r\nx".to_vec()),
+                    ],
+                    0..2500,
+                ),
+                0..6,
+            )
+        ) {
+            let mut splitter = Splitter::default();
+            let mut lines = Vec::new();
+            for chunk in &chunks {
+                splitter.feed(chunk, |line| lines.push(line));
+                proptest::prop_assert!(splitter.line.len() <= LINE_MAX);
+            }
+            splitter.finish(|line| lines.push(line));
+            for line in &lines {
+                proptest::prop_assert!(line.len() <= 3 * LINE_MAX + '…'.len_utf8());
+            }
+        }
+    }
+
     use super::*;
 
     fn split(chunks: &[&[u8]]) -> Vec<String> {
