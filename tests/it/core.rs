@@ -483,13 +483,7 @@ async fn a_stale_socket_is_replaced_and_permissions_are_private() {
 async fn shim_without_a_daemon_says_so_on_stderr() {
     let env = Env::new();
     // No config anywhere: the shim's autostart fails, and says why.
-    let out = env
-        .command(&bin("mcpgw-shim"))
-        .arg("--socket")
-        .arg(env.socket())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = env.shim_output(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing but MCP on stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -639,14 +633,7 @@ async fn an_oversized_client_message_is_dropped_and_the_session_goes_on() {
         raw.send_bytes(&chunk).await;
     }
     raw.send_bytes(b"\n").await;
-    raw.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-        "params": {"name": "alpha_echo", "arguments": {"text": "still here"}}}))
-        .await;
-    let (response, _) = raw.until_response(&json!(3)).await;
-    assert_eq!(
-        response["result"]["content"][0]["text"], "still here",
-        "{response}"
-    );
+    still_serves(&mut raw, 3).await;
     assert!(env.daemon_log_contains("exceeded the maximum line length"));
 }
 
@@ -788,13 +775,20 @@ async fn malformed_messages_get_a_parse_error_and_the_session_goes_on() {
     for _ in 0..1000 {
         raw.send_bytes(b"nope\n").await;
     }
-    raw.send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+    let before = still_serves(&mut raw, 7).await;
+    assert!(before.len() <= 20, "{} parse errors answered", before.len());
+}
+
+/// Calls `alpha_echo` as request `id` and checks the answer: the session still serves. Returns
+/// what came before the answer.
+async fn still_serves(raw: &mut RawClient, id: u64) -> Vec<serde_json::Value> {
+    raw.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": {"name": "alpha_echo", "arguments": {"text": "still here"}}}))
         .await;
-    let (response, before) = raw.until_response(&json!(7)).await;
+    let (response, before) = raw.until_response(&json!(id)).await;
     assert_eq!(
         response["result"]["content"][0]["text"], "still here",
         "{response}"
     );
-    assert!(before.len() <= 20, "{} parse errors answered", before.len());
+    before
 }

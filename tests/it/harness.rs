@@ -182,6 +182,17 @@ impl Env {
             .expect("run mcpgwctl")
     }
 
+    /// Runs the shim on this env's socket with `args` and no input, to its end.
+    pub fn shim_output(&self, args: &[&str]) -> Output {
+        self.command(&bin("mcpgw-shim"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mcpgw-shim")
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let out = self.ctl(&["status", "--json"]);
         assert!(

@@ -121,13 +121,7 @@ async fn no_autostart_fails_clearly() {
 async fn autostart_reports_a_daemon_that_cannot_start() {
     let env = Env::new();
     env.write_user_config("servers:\n  x:\n    comand: nope\n");
-    let out = env
-        .command(&bin("mcpgw-shim"))
-        .arg("--socket")
-        .arg(env.socket())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = env.shim_output(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing but MCP on stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -152,13 +146,7 @@ async fn an_autostarted_daemon_never_serves_the_working_directorys_config() {
     std::fs::write(env.path("mcp-gateway.yaml"), &hostile).unwrap();
 
     // No config of the user's: the shim says so, and starts nothing.
-    let out = env
-        .command(&bin("mcpgw-shim"))
-        .arg("--socket")
-        .arg(env.socket())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = env.shim_output(&[]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
