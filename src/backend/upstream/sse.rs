@@ -218,6 +218,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a server streams, in whatever pieces: events or one error, never a panic,
+        /// and no event's data longer than the limit.
+        #[test]
+        fn prop_any_event_stream_parses_within_its_limit(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::prelude::any::<u8>(),
+                        proptest::sample::select(b"\r\n: data event message endpoint".to_vec()),
+                    ],
+                    0..300,
+                ),
+                0..12,
+            ),
+            limit in 16usize..2048,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let chunks: Vec<reqwest::Result<bytes::Bytes>> =
+                chunks.into_iter().map(|c| Ok(bytes::Bytes::from(c))).collect();
+            let mut events = EventStream::new(futures::stream::iter(chunks).boxed(), limits(limit));
+            runtime.block_on(async {
+                while let Ok(Some((_, data))) = events.next().await {
+                    proptest::prop_assert!(data.len() <= limit);
+                }
+                Ok(())
+            })?;
+        }
+    }
+
     #[tokio::test]
     async fn an_event_over_max_message_ends_the_stream_and_says_why() {
         let big = format!("data: {}\n\n", "x".repeat(4096));
