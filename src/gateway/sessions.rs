@@ -29,6 +29,45 @@ pub struct SessionHandle {
     pub peer: OnceLock<Peer<RoleServer>>,
     /// Its calls in flight on the byte path, so that its cancel or its departure reaches them.
     pub calls: Arc<CallIndex>,
+    /// Its requests forwarded through rmcp and not answered yet (see [`SessionHandle::busy`]).
+    forwarded: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A session's requests to backends in flight at once, on both paths; past it a new request
+/// is answered with an error (a client cannot hold unbounded work open). 256;
+/// `MCPGW_MAX_CALLS_PER_SESSION` overrides it.
+fn max_calls_per_session() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("MCPGW_MAX_CALLS_PER_SESSION")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(256)
+    })
+}
+
+/// A forwarded request's place among its session's requests in flight.
+pub struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl SessionHandle {
+    /// Counts a request forwarded through rmcp while the returned guard lives.
+    pub fn busy(&self) -> Busy {
+        self.forwarded.fetch_add(1, Ordering::SeqCst);
+        Busy(self.forwarded.clone())
+    }
+
+    /// Whether the session already has as many requests in flight as it may.
+    pub fn at_capacity(&self) -> bool {
+        let byte_path = self.calls.lock().unwrap().len();
+        byte_path + self.forwarded.load(Ordering::SeqCst) >= max_calls_per_session()
+    }
 }
 
 /// The registry: what the gateway keeps of each session besides its handle.
@@ -96,6 +135,7 @@ impl Gateway {
             transport,
             peer: OnceLock::new(),
             calls: Arc::default(),
+            forwarded: Arc::default(),
         });
         let entry = Entry {
             handle: handle.clone(),

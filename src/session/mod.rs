@@ -175,6 +175,7 @@ impl ServerHandler for Session {
             )
             .await;
         }
+        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         // Boxed: rmcp spawns a task per request holding this future, and moving a future of
         // this size into and around the task was the daemon's largest per-call cost (memcpy).
@@ -211,6 +212,7 @@ impl ServerHandler for Session {
             )
             .await;
         }
+        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         Box::pin(
             self.gateway
@@ -259,6 +261,7 @@ impl ServerHandler for Session {
             )
             .await;
         }
+        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         Box::pin(
             self.gateway
@@ -272,6 +275,7 @@ impl ServerHandler for Session {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         self.gateway
             .subscribe(self.role(), request.uri, caller, context.ct.clone())
@@ -283,6 +287,7 @@ impl ServerHandler for Session {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         self.gateway
             .unsubscribe(self.role(), caller, &request.uri)
@@ -319,6 +324,7 @@ impl ServerHandler for Session {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
+        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         Box::pin(
             self.gateway

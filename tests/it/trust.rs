@@ -374,3 +374,59 @@ async fn a_client_that_never_reads_ends_its_own_session_only() {
     .await;
     drop(greedy);
 }
+
+/// A session may hold only so many requests open at once (`MCPGW_MAX_CALLS_PER_SESSION`,
+/// 256 by default), on either path: past it a new request is answered with an error, and the
+/// session goes on.
+#[tokio::test]
+async fn a_session_holds_only_so_many_requests_open() {
+    for fast in ["1", "0"] {
+        let env = Env::new();
+        env.write_config(&format!("servers:\n{}", env.fixture_server("fx", &[])));
+        let mut daemon = env.start_daemon_with(&[
+            ("MCPGW_MAX_CALLS_PER_SESSION", "2"),
+            ("MCPGW_FAST_PATH", fast),
+        ]);
+        daemon.wait_ready(&env).await;
+        let mut raw = RawClient::connect(&env, None).await;
+        let call = |id: u64, tool: &str, args: serde_json::Value| {
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": args}})
+        };
+        // Started (and, on the byte path, warm) first.
+        for id in [1, 2] {
+            raw.send(call(id, "fx_echo", serde_json::json!({"text": "warm"})))
+                .await;
+            raw.until_response(&serde_json::json!(id)).await;
+        }
+        for id in [3, 4] {
+            raw.send(call(id, "fx_slow", serde_json::json!({"ms": 1500})))
+                .await;
+        }
+        wait_for("two calls in flight", || {
+            env.status_json()["backends"][0]["inflight"].as_u64() == Some(2)
+        })
+        .await;
+        raw.send(call(
+            5,
+            "fx_echo",
+            serde_json::json!({"text": "one too many"}),
+        ))
+        .await;
+        let (refused, _) = raw.until_response(&serde_json::json!(5)).await;
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("too many requests in flight"),
+            "fast={fast}: {refused}"
+        );
+        raw.until_response(&serde_json::json!(4)).await;
+        raw.send(call(6, "fx_echo", serde_json::json!({"text": "again"})))
+            .await;
+        let (again, _) = raw.until_response(&serde_json::json!(6)).await;
+        assert_eq!(
+            again["result"]["content"][0]["text"], "again",
+            "fast={fast}: {again}"
+        );
+        assert!(daemon.stop().await.success());
+    }
+}
