@@ -153,6 +153,16 @@ impl Gateway {
     }
 }
 
+/// A positive number from environment variable `var` (limits tests set low), else `default`.
+/// Each limit reads it once, on first use.
+fn env_limit(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
 fn new_backend(
     spec: &ServerConfig,
     config: &Config,

@@ -38,13 +38,7 @@ pub struct SessionHandle {
 /// `MCPGW_MAX_CALLS_PER_SESSION` overrides it.
 fn max_calls_per_session() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::env::var("MCPGW_MAX_CALLS_PER_SESSION")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(256)
-    })
+    *MAX.get_or_init(|| super::env_limit("MCPGW_MAX_CALLS_PER_SESSION", 256) as usize)
 }
 
 /// A forwarded request's place among its session's requests in flight.

@@ -51,14 +51,8 @@ use parking::Continues;
 /// (tests use that); the default leaves a person time to answer an elicitation.
 fn input_timeout() -> Duration {
     static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *TIMEOUT.get_or_init(|| {
-        std::env::var("MCPGW_INPUT_TIMEOUT_MS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_secs(300))
-    })
+    *TIMEOUT
+        .get_or_init(|| Duration::from_millis(super::env_limit("MCPGW_INPUT_TIMEOUT_MS", 300_000)))
 }
 
 /// Whether `context` is a request of a client that cannot be sent server→client requests

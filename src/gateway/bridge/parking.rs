@@ -17,13 +17,7 @@ use super::unknown_state;
 /// timeout. 256; `MCPGW_MAX_PARKED` overrides it (tests use that).
 pub(super) fn max_parked() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::env::var("MCPGW_MAX_PARKED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(256)
-    })
+    *MAX.get_or_init(|| crate::gateway::env_limit("MCPGW_MAX_PARKED", 256) as usize)
 }
 
 /// The parked calls, by request state.
