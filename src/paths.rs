@@ -57,13 +57,12 @@ pub fn runtime_dir() -> PathBuf {
     std::env::temp_dir().join(format!("mcpgw-{uid}"))
 }
 
-/// `/run/user/<uid>`, if it exists and is a private directory of `uid`'s.
+/// `/run/user/<uid>`, if it exists and is a private directory of ours (the same check a
+/// client makes of the socket's directory).
 #[cfg(target_os = "linux")]
 fn os_runtime_dir(uid: u32) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
     let dir = PathBuf::from(format!("/run/user/{uid}"));
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then_some(dir)
+    crate::ipc::check_private_dir(&dir).ok().map(|()| dir)
 }
 
 /// The per-user temp dir macOS gives every user (`confstr(_CS_DARWIN_USER_TEMP_DIR)`).

@@ -42,13 +42,13 @@ pub fn close_inherited_on_exec() {
 }
 
 /// The soft descriptor limit the daemon was started with, when it raised its own (0: never).
-#[cfg(unix)]
+#[cfg(all(unix, feature = "daemon"))]
 pub static STARTED_WITH_NOFILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Gives a child the soft descriptor limit the daemon was started with: programs written for
 /// the usual 1024 (`select`) must not get more just because the daemon needed it. Call it in
 /// `pre_exec`: it only reads an atomic and makes system calls.
-#[cfg(unix)]
+#[cfg(all(unix, feature = "daemon"))]
 pub fn restore_descriptor_limit() {
     let soft = STARTED_WITH_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
     if soft == 0 {
