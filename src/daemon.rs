@@ -157,7 +157,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     crate::service::notify_ready();
 
     let tracker = tokio_util::task::TaskTracker::new();
-    let mut accept_logged: Option<tokio::time::Instant> = None;
+    let mut accept_errors = crate::throttle::RateLimit::new(1, Duration::from_secs(10));
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -171,10 +171,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
                 Err(e) => {
                     // Out of descriptors, most likely: wait rather than spin, and say so only
                     // now and then.
-                    let now = tokio::time::Instant::now();
-                    if accept_logged.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10)) {
+                    if accept_errors.allow() {
                         tracing::warn!("accepting a local connection failed: {e}");
-                        accept_logged = Some(now);
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

@@ -17,7 +17,8 @@
 //!   SIGHUP → reload);
 //! - upstream, the servers: `backend` (one supervised server, its calls in flight, its
 //!   transports);
-//! - `wire` (JSON-RPC line plumbing) and `service` (systemd) are leaves.
+//! - `wire` (JSON-RPC line plumbing), `throttle` (rate limits) and `service` (systemd) are
+//!   leaves.
 
 pub mod ipc;
 pub mod paths;
@@ -49,6 +50,8 @@ mod service;
 mod session;
 #[cfg(feature = "daemon")]
 mod table;
+#[cfg(feature = "daemon")]
+mod throttle;
 #[cfg(feature = "daemon")]
 mod watch;
 #[cfg(feature = "daemon")]

@@ -19,13 +19,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::throttle::RateLimit;
+
 /// A TCP listener that keeps at most `max` connections open.
 pub(super) struct Limited {
     inner: TcpListener,
     open: Arc<Semaphore>,
     head_timeout: Duration,
-    /// When an accept error was last logged (errors are logged at most every few seconds).
-    logged: Option<tokio::time::Instant>,
+    /// Accept errors are logged at most every ten seconds.
+    errors: RateLimit,
 }
 
 impl Limited {
@@ -34,7 +36,7 @@ impl Limited {
             inner,
             open: Arc::new(Semaphore::new(max.max(1))),
             head_timeout,
-            logged: None,
+            errors: RateLimit::new(1, Duration::from_secs(10)),
         }
     }
 }
@@ -67,13 +69,8 @@ impl axum::serve::Listener for Limited {
                 Err(e) => {
                     // Out of descriptors, or a connection reset before it was accepted: wait
                     // (longer and longer) rather than spin, and say so now and then.
-                    let now = tokio::time::Instant::now();
-                    if self
-                        .logged
-                        .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10))
-                    {
+                    if self.errors.allow() {
                         tracing::warn!("accepting an HTTP connection failed: {e}");
-                        self.logged = Some(now);
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));

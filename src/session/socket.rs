@@ -3,6 +3,7 @@
 //! so messages never interleave mid-line.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::transport::async_rw::AsyncRwTransport;
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
@@ -13,6 +14,7 @@ use super::byte_path::{self, Taken};
 use crate::gateway::{Gateway, SessionHandle};
 use crate::ipc::listener::{Reader, Writer};
 use crate::protocol::{Hello, SessionTransport};
+use crate::throttle::RateLimit;
 use crate::wire::{self, Frame, FrameTx, Line, LineSink};
 
 /// Bytes of responses and notifications waiting for a client to read them (one message of any
@@ -84,7 +86,7 @@ async fn pump(
     stop: CancellationToken,
 ) {
     let mut line = Vec::new();
-    let mut parse_errors = RateLimit::per_second(PARSE_ERRORS_PER_SECOND);
+    let mut parse_errors = RateLimit::new(PARSE_ERRORS_PER_SECOND, Duration::from_secs(1));
     loop {
         let result = tokio::select! {
             r = wire::read_line(&mut read, &mut line, max) => r,
@@ -164,36 +166,4 @@ fn parse_error() -> serde_json::Value {
         "id": null,
         "error": {"code": -32700, "message": "Parse error: the message is not valid JSON"},
     })
-}
-
-/// At most `limit` events per one-second window.
-struct RateLimit {
-    limit: u32,
-    window: std::time::Instant,
-    used: u32,
-    dropped: u64,
-}
-
-impl RateLimit {
-    fn per_second(limit: u32) -> Self {
-        Self {
-            limit,
-            window: std::time::Instant::now(),
-            used: 0,
-            dropped: 0,
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        if self.window.elapsed() >= std::time::Duration::from_secs(1) {
-            self.window = std::time::Instant::now();
-            self.used = 0;
-        }
-        self.used += 1;
-        let allowed = self.used <= self.limit;
-        if !allowed {
-            self.dropped += 1;
-        }
-        allowed
-    }
 }
