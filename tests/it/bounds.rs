@@ -207,14 +207,7 @@ async fn an_answer_over_max_message_stops_the_backend_not_the_daemon() {
             "the daemon is up"
         );
         assert!(env.daemon_log_contains("sent a message over max_message (1 MiB)"));
-        wait_for("the stopped instance to be gone", || {
-            env.status_json()["backends"][0]["last_exit"]
-                .as_str()
-                .is_some_and(|exit| exit.contains("max_message (1 MiB)"))
-        })
-        .await;
-        let second = client.call_text("fx_pid", json!({})).await;
-        assert_ne!(first, second, "the next call started the server again");
+        restarted_after_max_message(&env, &client, &first).await;
         assert_eq!(
             client.call_text("fx_echo", json!({"text": "again"})).await,
             "again"
@@ -246,6 +239,12 @@ async fn stdout_without_a_newline_stays_bounded() {
     );
     eprintln!("the client saw: {err}");
     assert_bounded(&env, "after 256 MiB of stdout without a newline");
+    restarted_after_max_message(&env, &client, &first).await;
+}
+
+/// The instance stopped for a message over max_message (1 MiB) is gone, and the next call
+/// starts a new one (another pid than `first`).
+async fn restarted_after_max_message(env: &Env, client: &Client, first: &str) {
     wait_for("the stopped instance to be gone", || {
         env.status_json()["backends"][0]["last_exit"]
             .as_str()

@@ -578,12 +578,7 @@ async fn gateway_status_tool_reports_backends() {
     let client = env.client(None).await;
     let text = client.call_text("gateway_status", json!({})).await;
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let names: Vec<&str> = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["name"].as_str().unwrap())
-        .collect();
+    let names = backend_names(&status);
     assert_eq!(names, ["alpha", "beta"]);
 }
 
@@ -676,12 +671,7 @@ async fn gateway_status_shows_a_role_only_what_it_may_see() {
     let readonly = env.client(Some("readonly")).await;
     let text = readonly.call_text("gateway_status", json!({})).await;
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let names: Vec<&str> = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["name"].as_str().unwrap())
-        .collect();
+    let names = backend_names(&status);
     assert_eq!(names, ["alpha"], "{text}");
     assert!(!text.contains("fixture stderr line"), "{text}");
     assert!(!text.contains("beta"), "{text}");
@@ -791,4 +781,14 @@ async fn still_serves(raw: &mut RawClient, id: u64) -> Vec<serde_json::Value> {
         "{response}"
     );
     before
+}
+
+/// The names of the backends a status document lists, in order.
+fn backend_names(status: &serde_json::Value) -> Vec<&str> {
+    status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect()
 }
