@@ -223,7 +223,9 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
         // The session ended while the body was read.
         return Err(Request::from_parts(parts, Body::from(body)));
     }
-    // One call's answer and its progress: bounded like a socket session's queue.
+    // One call's answer and its progress. The queue is bounded, but the stream task drains it
+    // into the response body's channel, which is not yet: a client that keeps the connection
+    // open and stops reading lets progress pile up there (issue 10, open).
     let (out, mut answers) = crate::wire::frame_queue(crate::session::socket::MAX_QUEUED_TO_CLIENT);
     match session.handle.serve_line(cx.gateway, &body, &out) {
         Taken::No => Err(Request::from_parts(parts, Body::from(body))),
