@@ -83,6 +83,12 @@ impl Registry {
     fn get(&self, session_id: &str) -> Option<Arc<HttpSession>> {
         self.0.lock().unwrap().get(session_id).cloned()
     }
+
+    /// The handle of the initialized session with this `Mcp-Session-Id`.
+    pub(super) fn handle(&self, session_id: &str) -> Option<Arc<SessionHandle>> {
+        let sessions = self.0.lock().unwrap();
+        sessions.get(session_id).map(|s| s.handle.clone())
+    }
 }
 
 /// An HTTP session on the byte path: its handle, and the answers of its forwarded calls, kept

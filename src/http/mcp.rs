@@ -17,7 +17,8 @@ use std::time::Duration;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -149,9 +150,48 @@ pub(super) async fn handle(
         },
         stop: &shared.cancel,
     };
+    let request = match past_capacity(&shared.mcp.sessions, caller.role.as_deref(), request).await {
+        Ok(refused) => return refused,
+        Err(request) => request,
+    };
     let request = match super::byte_path::serve(cx, request).await {
         Ok(response) => return response,
         Err(request) => request,
     };
     service.handle(request).await.map(Body::new)
+}
+
+/// A POST of a new request in a session that already has as many in flight as it may is
+/// answered here with the JSON-RPC error a socket session gets (`SessionHandle::refusal`);
+/// anything else is given back as it came. Costs nothing below the bound: the body is read
+/// only at it.
+async fn past_capacity(
+    sessions: &Registry,
+    role: Option<&str>,
+    request: Request,
+) -> Result<Response, Request> {
+    let handle = (request.method() == Method::POST)
+        .then(|| request.headers().get("mcp-session-id")?.to_str().ok())
+        .flatten()
+        .and_then(|id| sessions.handle(id))
+        .filter(|handle| handle.role.as_deref() == role && handle.at_capacity());
+    let Some(handle) = handle else {
+        return Err(request);
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, super::MAX_BODY).await else {
+        return Ok((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large: the request body is over the limit",
+        )
+            .into_response());
+    };
+    match handle.refusal(&body) {
+        Some(error) => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(error),
+        )
+            .into_response()),
+        None => Err(Request::from_parts(parts, Body::from(body))),
+    }
 }

@@ -113,19 +113,8 @@ async fn pump(
             }
             Ok(Line::Eof) | Err(_) => break,
         }
-        if handle.at_capacity()
-            && let Some(key) = wire::Envelope::parse(&line)
-                .filter(|e| e.method.is_some())
-                .and_then(|e| e.id)
-                .and_then(wire::id_key)
-        {
-            // A new request past the session's bound: refused, the session goes on (answers
-            // and notifications still pass, so the calls in flight can finish).
-            let mut error = wire::response_head(&key);
-            error.extend_from_slice(
-                b",\"error\":{\"code\":-32000,\"message\":\"too many requests in flight for this \
-                  session; wait for some to finish\"}}\n",
-            );
+        if let Some(error) = handle.refusal(&line) {
+            // A new request past the session's bound: refused, the session goes on.
             let _ = out.send(Frame::Line(error));
             continue;
         }

@@ -838,3 +838,55 @@ async fn http_sessions_are_capped() {
     };
     assert!(!names(&again).await.is_empty());
 }
+
+/// An HTTP session, like a socket session, may hold only so many requests open at once
+/// (`MCPGW_MAX_CALLS_PER_SESSION`), on either path: past it a new request is answered with
+/// the same error, and the session goes on.
+#[tokio::test]
+async fn an_http_session_holds_only_so_many_requests_open() {
+    for fast in ["1", "0"] {
+        let env = Env::new();
+        let vars = [
+            ("MCPGW_MAX_CALLS_PER_SESSION", "2"),
+            ("MCPGW_FAST_PATH", fast),
+        ];
+        let http = HttpDaemon::start_with_vars(&env, |port| config(&env, port, ""), &vars).await;
+        let client = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
+        assert_eq!(
+            call(&client, "alpha_echo", json!({"text": "warm"}))
+                .await
+                .unwrap(),
+            "warm"
+        );
+        let slow: Vec<_> = (0..2)
+            .map(|_| {
+                let peer = client.peer().clone();
+                tokio::spawn(async move {
+                    let params = rmcp::model::CallToolRequestParams::new("alpha_slow")
+                        .with_arguments(json!({"ms": 3000}).as_object().unwrap().clone());
+                    peer.call_tool(params).await.map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        wait_for("two calls in flight", || {
+            env.status_json()["backends"][0]["inflight"].as_u64() == Some(2)
+        })
+        .await;
+        let refused = call(&client, "alpha_echo", json!({"text": "one too many"})).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("too many requests in flight")),
+            "fast={fast}: {refused:?}"
+        );
+        for call in slow {
+            call.await.unwrap().expect("the calls in flight finish");
+        }
+        assert_eq!(
+            call(&client, "alpha_echo", json!({"text": "again"})).await,
+            Ok("again".to_string()),
+            "fast={fast}"
+        );
+        let _ = client.cancel().await;
+    }
+}

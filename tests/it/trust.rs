@@ -400,7 +400,7 @@ async fn a_session_holds_only_so_many_requests_open() {
             raw.until_response(&serde_json::json!(id)).await;
         }
         for id in [3, 4] {
-            raw.send(call(id, "fx_slow", serde_json::json!({"ms": 1500})))
+            raw.send(call(id, "fx_slow", serde_json::json!({"ms": 3000})))
                 .await;
         }
         wait_for("two calls in flight", || {
@@ -419,6 +419,15 @@ async fn a_session_holds_only_so_many_requests_open() {
             message.contains("too many requests in flight"),
             "fast={fast}: {refused}"
         );
+        // rmcp reads an id written `7.0` as 7 and answers with that spelling: the refusal
+        // must not depend on how the id is written.
+        raw.send(
+            serde_json::json!({"jsonrpc": "2.0", "id": 7.0, "method": "tools/call",
+            "params": {"name": "fx_echo", "arguments": {"text": "one too many, again"}}}),
+        )
+        .await;
+        let (refused, _) = raw.until_response(&serde_json::json!(7)).await;
+        assert!(refused["error"].is_object(), "fast={fast}: {refused}");
         raw.until_response(&serde_json::json!(4)).await;
         raw.send(call(6, "fx_echo", serde_json::json!({"text": "again"})))
             .await;
