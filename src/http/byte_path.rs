@@ -16,6 +16,7 @@
 //! notification, at most a few times per timeout); the end of the session cancels its calls.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -229,9 +230,8 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
         // The session ended while the body was read.
         return Err(Request::from_parts(parts, Body::from(body)));
     }
-    // One call's answer and its progress. The queue is bounded, but the stream task drains it
-    // into the response body's channel, which is not yet: a client that keeps the connection
-    // open and stops reading lets progress pile up there (issue 10, open).
+    // One call's answer and its progress; the stream task drains it into the response body
+    // (`Chunks`, bounded too).
     let (out, mut answers) = crate::wire::frame_queue(crate::session::socket::MAX_QUEUED_TO_CLIENT);
     match session.handle.serve_line(cx.gateway, &body, &out) {
         Taken::No => Err(Request::from_parts(parts, Body::from(body))),
@@ -255,9 +255,9 @@ fn call_stream(
     cx: &Context<'_>,
 ) -> Response {
     let (n, answered) = session.open_stream();
-    let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
+    let (chunks, body) = Chunks::new();
     let priming = format!("id: mcpgw-{n}-0\nretry: {RETRY_MS}\ndata:\n\n");
-    let _ = chunks.send(Bytes::from(priming));
+    chunks.offer(&[Bytes::from(priming)]);
     let (activity, stop) = (cx.activity.clone(), cx.stop.clone());
     tokio::spawn(async move {
         let answer = loop {
@@ -265,14 +265,12 @@ fn call_stream(
                 frame = answers.recv() => match frame {
                     Some(Frame::Notification(line)) => {
                         let data = data_line(Bytes::from(line));
-                        for chunk in [Bytes::from_static(b"data: "), data, Bytes::from_static(b"\n\n")] {
-                            let _ = chunks.send(chunk);
-                        }
+                        chunks.offer(&[Bytes::from_static(b"data: "), data, Bytes::from_static(b"\n\n")]);
                     }
                     answer => break answer,
                 },
                 () = tokio::time::sleep(activity.tick()) => {
-                    let _ = chunks.send(Bytes::from_static(b":\n\n"));
+                    chunks.offer(&[Bytes::from_static(b":\n\n")]);
                     activity.tell(&session);
                 }
                 () = stop.cancelled() => return,
@@ -281,11 +279,13 @@ fn call_stream(
         let Some(answer) = answer else {
             return;
         };
+        // Resumable from now on, whether or not this stream's client reads it.
         let event = event(n, answer);
-        for chunk in &event {
-            let _ = chunks.send(chunk.clone());
+        let _ = answered.send(Some((Instant::now(), event.clone())));
+        tokio::select! {
+            _ = chunks.send(event) => {}
+            () = stop.cancelled() => {}
         }
-        let _ = answered.send(Some((Instant::now(), event)));
     });
     sse(body)
 }
@@ -295,35 +295,92 @@ fn call_stream(
 /// answer the client saw, resumes empty, as rmcp's do (a 404 would tell the client its
 /// session is gone).
 fn resume(session: &Arc<HttpSession>, n: u64, seen: u64, cx: &Context<'_>) -> Response {
-    let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
+    let (chunks, body) = Chunks::new();
     let (Some(mut answer), 0) = (session.answer(n), seen) else {
         return sse(body);
     };
     let (session, activity, stop) = (session.clone(), cx.activity.clone(), cx.stop.clone());
     tokio::spawn(async move {
-        loop {
+        let event = loop {
             tokio::select! {
                 event = answer.wait_for(Option::is_some) => {
-                    if let Ok(event) = event
-                        && let Some((_, event)) = event.as_ref()
-                    {
-                        for chunk in event {
-                            let _ = chunks.send(chunk.clone());
-                        }
-                    }
-                    return;
+                    break event.ok().and_then(|event| Some(event.as_ref()?.1.clone()));
                 }
                 () = tokio::time::sleep(activity.tick()) => {
-                    if chunks.send(Bytes::from_static(b":\n\n")).is_err() {
+                    if !chunks.offer(&[Bytes::from_static(b":\n\n")]) {
                         return;
                     }
                     activity.tell(&session);
                 }
                 () = stop.cancelled() => return,
             }
+        };
+        if let Some(event) = event {
+            tokio::select! {
+                _ = chunks.send(event) => {}
+                () = stop.cancelled() => {}
+            }
         }
     });
     sse(body)
+}
+
+/// What one of our SSE streams has queued for its client, bounded: a client that keeps the
+/// connection open and stops reading must not make the daemon hold a busy call's progress.
+/// Progress and keep-alives are *offered*: dropped while more than [`BACKLOG`] bytes wait (a
+/// client that does not read cannot miss them); the answer is *sent*: it waits for room.
+struct Chunks {
+    tx: mpsc::Sender<Bytes>,
+    /// Bytes queued and not yet taken by the response body.
+    queued: Arc<AtomicUsize>,
+}
+
+/// Progress bytes that may wait for a client of one stream before more are dropped.
+const BACKLOG: usize = 256 * 1024;
+/// Chunks in a stream's queue (an event is at most four).
+const QUEUED_CHUNKS: usize = 64;
+
+impl Chunks {
+    /// The queue, and the response body that drains it.
+    fn new() -> (Self, Body) {
+        let (tx, rx) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
+        let stream = futures::stream::unfold(rx, move |mut rx| {
+            let taken = taken.clone();
+            async move {
+                let chunk = rx.recv().await?;
+                taken.fetch_sub(chunk.len(), Ordering::Relaxed);
+                Some((Ok::<_, std::convert::Infallible>(chunk), rx))
+            }
+        });
+        (Self { tx, queued }, Body::from_stream(stream))
+    }
+
+    /// Queues `event` whole if there is room; false once the client is gone.
+    fn offer(&self, event: &[Bytes]) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        if self.queued.load(Ordering::Relaxed) > BACKLOG || self.tx.capacity() < event.len() {
+            return true;
+        }
+        for chunk in event {
+            // Cannot fail: this is the only sender, and it checked the room.
+            self.queued.fetch_add(chunk.len(), Ordering::Relaxed);
+            let _ = self.tx.try_send(chunk.clone());
+        }
+        true
+    }
+
+    /// Queues `event`, waiting for room; an error once the client is gone.
+    async fn send(&self, event: Vec<Bytes>) -> Result<(), mpsc::error::SendError<Bytes>> {
+        for chunk in event {
+            self.queued.fetch_add(chunk.len(), Ordering::Relaxed);
+            self.tx.send(chunk).await?;
+        }
+        Ok(())
+    }
 }
 
 /// `(n, seen)` of an event id `mcpgw-<n>-<seen>`.
@@ -369,18 +426,14 @@ fn data_line(body: Bytes) -> Bytes {
     )
 }
 
-fn sse(chunks: mpsc::UnboundedReceiver<Bytes>) -> Response {
-    let stream = futures::stream::unfold(chunks, |mut chunks| async move {
-        let chunk = chunks.recv().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), chunks))
-    });
+fn sse(body: Body) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         // As rmcp's streams: proxies such as nginx would otherwise hold progress back.
         .header("x-accel-buffering", "no")
-        .body(Body::from_stream(stream))
+        .body(body)
         .expect("a valid response")
 }
 

@@ -254,3 +254,52 @@ async fn restarted_after_max_message(env: &Env, client: &Client, first: &str) {
     let second = client.call_text("fx_pid", json!({})).await;
     assert_ne!(first, second, "the next call started the server again");
 }
+
+/// A client that opens a call's stream over HTTP and does not read it cannot make the daemon
+/// hold the call's progress: 100 MiB of progress go by while the stream sits unread, and the
+/// daemon's peak grows by less than half of that; the client that reads late still gets the answer.
+#[tokio::test]
+async fn an_http_call_stream_nobody_reads_stays_bounded() {
+    use crate::http::{HttpDaemon, alpha_inflight, config, in_session, open_session};
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "")).await;
+    let session = open_session(http.port).await;
+    let call = |id: u64, tool: &str, args: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args, "_meta": {"progressToken": id}}})
+    };
+    // The first call starts the backend (the byte path serves running ones only).
+    let warm = in_session(
+        http.port,
+        &session,
+        &call(1, "alpha_echo", json!({"text": "w"})),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(warm.text().await.unwrap().contains("\"w\""));
+
+    let before = daemon_memory(&env).peak_mib;
+    let args = json!({"ms": 2000, "steps": 160, "progress_kib": 640});
+    let unread = in_session(http.port, &session, &call(2, "alpha_slow", args))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unread.status(), 200);
+    wait_for("the chatty call to begin", || alpha_inflight(&env) == 1).await;
+    wait_for("the chatty call to end", || alpha_inflight(&env) == 0).await;
+    let after = daemon_memory(&env).peak_mib;
+    assert!(
+        after < before + 40,
+        "100 MiB of progress to a stream nobody read took the daemon from {before} to {after} MiB"
+    );
+
+    let text = tokio::time::timeout(DEADLINE, unread.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(
+        text.contains("slept 2000 ms"),
+        "no answer at the end of the stream"
+    );
+}
