@@ -45,16 +45,42 @@ impl Frame {
     }
 }
 
+/// How many bytes a [`frame_queue`] holds for its reader.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// Past this many bytes waiting, a frame is taken only while the reader keeps up: it took a
+    /// frame (or had none to take) within `patience`.
+    pub soft: usize,
+    /// Past this, never.
+    pub hard: usize,
+    pub patience: std::time::Duration,
+}
+
+impl Bound {
+    /// A queue that never holds more than `limit` bytes (besides one message of any size).
+    pub const fn strict(limit: usize) -> Self {
+        Self {
+            soft: limit,
+            hard: limit,
+            patience: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// A queue of frames to one pipe, bounded by the bytes waiting in it: a peer that does not
 /// read what it is sent cannot grow the daemon. A frame that would take the queue past its
 /// bound (unless the queue is empty: one message of any size always fits) *overflows* it: the
 /// frame is refused, the queue closes, and [`FrameTx::overflowed`] resolves, so that the
-/// pipe's owner ends that peer alone.
-pub fn frame_queue(limit: usize) -> (FrameTx, FrameRx) {
+/// pipe's owner ends that peer alone. Between [`Bound::soft`] and [`Bound::hard`] the bound is
+/// whether the reader keeps up, not the size: a client that reads while several large answers
+/// arrive at once is not ended for it.
+pub fn frame_queue(bound: Bound) -> (FrameTx, FrameRx) {
     let (tx, rx) = mpsc::unbounded_channel();
     let state = std::sync::Arc::new(Queued {
         bytes: std::sync::atomic::AtomicUsize::new(0),
-        limit,
+        bound,
+        epoch: std::time::Instant::now(),
+        kept_up_ms: std::sync::atomic::AtomicU64::new(0),
         overflow: tokio_util::sync::CancellationToken::new(),
     });
     (
@@ -68,8 +94,30 @@ pub fn frame_queue(limit: usize) -> (FrameTx, FrameRx) {
 
 struct Queued {
     bytes: std::sync::atomic::AtomicUsize,
-    limit: usize,
+    bound: Bound,
+    /// When the reader last took a frame or had none to take, in ms after `epoch`.
+    epoch: std::time::Instant,
+    kept_up_ms: std::sync::atomic::AtomicU64,
     overflow: tokio_util::sync::CancellationToken,
+}
+
+impl Queued {
+    fn kept_up_now(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.kept_up_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `len` more bytes, on top of `before`, are too many.
+    fn too_many(&self, before: usize, len: usize) -> bool {
+        let after = before + len;
+        if before == 0 || after <= self.bound.soft {
+            return false;
+        }
+        let kept_up = self.kept_up_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let behind = (self.epoch.elapsed().as_millis() as u64).saturating_sub(kept_up);
+        after > self.bound.hard || behind > self.bound.patience.as_millis() as u64
+    }
 }
 
 /// The sending side of a [`frame_queue`].
@@ -91,10 +139,14 @@ impl FrameTx {
         }
         let len = frame.len();
         let before = self.state.bytes.fetch_add(len, Ordering::SeqCst);
-        if before > 0 && before + len > self.state.limit {
+        if self.state.too_many(before, len) {
             self.state.bytes.fetch_sub(len, Ordering::SeqCst);
             self.state.overflow.cancel();
             return Err(Closed);
+        }
+        if before == 0 {
+            // The reader had nothing to take: it is not behind.
+            self.state.kept_up_now();
         }
         self.tx.send(frame).map_err(|_| {
             self.state.bytes.fetch_sub(len, Ordering::SeqCst);
@@ -116,9 +168,9 @@ impl FrameTx {
     }
 
     /// Bytes waiting now, and the bound.
-    pub fn queued(&self) -> (usize, usize) {
+    pub fn queued(&self) -> (usize, Bound) {
         let bytes = self.state.bytes.load(std::sync::atomic::Ordering::SeqCst);
-        (bytes, self.state.limit)
+        (bytes, self.state.bound)
     }
 }
 
@@ -168,6 +220,7 @@ impl FrameRx {
         self.state
             .bytes
             .fetch_sub(frame.len(), std::sync::atomic::Ordering::SeqCst);
+        self.state.kept_up_now();
     }
 }
 
@@ -532,7 +585,7 @@ mod tests {
             Line::Eof
         ));
 
-        let (tx, mut rx) = frame_queue(1024);
+        let (tx, mut rx) = frame_queue(Bound::strict(1024));
         let mut sink = LineSink::new(tx);
         sink.write_all(b"{\"a\":1}\n{\"b\"").await.unwrap();
         sink.write_all(b":2}\n").await.unwrap();
@@ -545,9 +598,9 @@ mod tests {
 
     #[test]
     fn a_frame_queue_is_bounded_in_bytes_but_takes_any_one_message() {
-        let (tx, mut rx) = frame_queue(10);
+        let (tx, mut rx) = frame_queue(Bound::strict(10));
         tx.send(Frame::Line(vec![b'x'; 50])).unwrap();
-        assert_eq!(tx.queued(), (50, 10));
+        assert_eq!(tx.queued().0, 50);
         assert!(rx.try_recv().is_some());
         tx.send(Frame::Line(vec![b'x'; 6])).unwrap();
         assert!(
@@ -559,5 +612,34 @@ mod tests {
             "overflowed: closed"
         );
         assert!(rx.try_recv().is_none());
+    }
+
+    #[test]
+    fn past_its_soft_bound_a_frame_queue_takes_frames_while_its_reader_keeps_up() {
+        let bound = Bound {
+            soft: 10,
+            hard: 30,
+            patience: std::time::Duration::from_secs(3600),
+        };
+        let (tx, mut rx) = frame_queue(bound);
+        for _ in 0..3 {
+            tx.send(Frame::Line(vec![b'x'; 8])).unwrap();
+        }
+        assert!(rx.try_recv().is_some());
+        tx.send(Frame::Line(vec![b'x'; 8])).unwrap();
+        assert!(
+            tx.send(Frame::Line(vec![b'x'; 8])).is_err(),
+            "past the hard bound"
+        );
+
+        // A reader that has not taken anything for longer than the patience is behind.
+        let bound = Bound {
+            patience: std::time::Duration::ZERO,
+            ..bound
+        };
+        let (tx, _rx) = frame_queue(bound);
+        tx.send(Frame::Line(vec![b'x'; 8])).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(tx.send(Frame::Line(vec![b'x'; 8])).is_err(), "behind");
     }
 }

@@ -232,7 +232,7 @@ pub(super) async fn serve(cx: Context<'_>, request: Request) -> Result<Response,
     }
     // One call's answer and its progress; the stream task drains it into the response body
     // (`Chunks`, bounded too).
-    let (out, mut answers) = crate::wire::frame_queue(crate::session::socket::MAX_QUEUED_TO_CLIENT);
+    let (out, mut answers) = crate::wire::frame_queue(crate::session::socket::CLIENT_QUEUE);
     match session.handle.serve_line(cx.gateway, &body, &out) {
         Taken::No => Err(Request::from_parts(parts, Body::from(body))),
         Taken::Cancel => Ok(plain(StatusCode::ACCEPTED, "")),

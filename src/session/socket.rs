@@ -19,8 +19,14 @@ use crate::wire::{self, Frame, FrameTx, Line, LineSink};
 
 /// Bytes of responses and notifications waiting for a client to read them (one message of any
 /// size always fits). A client that stops reading while its calls keep answering overflows it,
-/// and its session ends, logged; no other session is affected.
-pub const MAX_QUEUED_TO_CLIENT: usize = 64 * 1024 * 1024;
+/// and its session ends, logged; no other session is affected. Past 64 MiB the queue takes more
+/// only for a client that keeps reading (it took a message in the last 10 s), so that several
+/// large answers arriving at once do not end a working client; past 128 MiB, never.
+pub const CLIENT_QUEUE: wire::Bound = wire::Bound {
+    soft: 64 * 1024 * 1024,
+    hard: 128 * 1024 * 1024,
+    patience: std::time::Duration::from_secs(10),
+};
 
 /// The largest message a client may send. Requests are small (results flow the other way and
 /// are not limited); the bound keeps one broken or hostile client from growing the daemon's
@@ -44,7 +50,7 @@ pub async fn serve(
     );
     let handle = session.handle().clone();
     let id = handle.id;
-    let (out, frames) = wire::frame_queue(MAX_QUEUED_TO_CLIENT);
+    let (out, frames) = wire::frame_queue(CLIENT_QUEUE);
     tokio::spawn(crate::wire::write_frames(writer, frames));
     let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
     let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out.clone()))
@@ -92,10 +98,11 @@ async fn pump(
             r = wire::read_line(&mut read, &mut line, max) => r,
             () = stop.cancelled() => break,
             () = out.overflowed() => {
-                let (_, limit) = out.queued();
+                let (_, bound) = out.queued();
                 tracing::warn!(
                     session = handle.id,
-                    limit_bytes = limit,
+                    limit_bytes = bound.soft,
+                    patience_s = bound.patience.as_secs(),
                     "ending a session whose client does not read its responses"
                 );
                 break;

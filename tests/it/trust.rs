@@ -375,6 +375,45 @@ async fn a_client_that_never_reads_ends_its_own_session_only() {
     drop(greedy);
 }
 
+/// A client that reads is not ended because several large answers arrive at once: three
+/// answers of 40 MB wait for it together (120 MB, past the 64 MiB a client's queue holds
+/// without question), and it gets all three.
+#[tokio::test]
+async fn large_answers_arriving_together_reach_a_client_that_reads() {
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("fx", &[])));
+    let _daemon = env.daemon().await;
+    let mut raw = RawClient::connect(&env, None).await;
+    let call = |id: u64, tool: &str, args: serde_json::Value| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}})
+    };
+    raw.send(call(1, "fx_echo", serde_json::json!({"text": "warm"})))
+        .await;
+    raw.until_response(&serde_json::json!(1)).await;
+    for id in 2..5 {
+        raw.send(call(id, "fx_big", serde_json::json!({"bytes": 40_000_000})))
+            .await;
+    }
+    // Read nothing until the backend has answered all three: they wait in the queue together.
+    wait_for("the three answers", || {
+        env.status_json()["backends"][0]["inflight"].as_u64() == Some(0)
+            && env.status_json()["backends"][0]["calls"].as_u64() >= Some(4)
+    })
+    .await;
+    let mut answered = Vec::new();
+    while answered.len() < 3 {
+        let message = raw.recv().await;
+        let text = message["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(text.len(), 40_000_000, "{}", message["id"]);
+        answered.push(message["id"].as_u64().unwrap());
+    }
+    answered.sort();
+    assert_eq!(answered, [2, 3, 4]);
+}
+
 /// A session may hold only so many requests open at once (`MCPGW_MAX_CALLS_PER_SESSION`,
 /// 256 by default), on either path: past it a new request is answered with an error, and the
 /// session goes on.

@@ -93,7 +93,7 @@ pub(in crate::backend) fn connect(
     exited: impl Future<Output = String> + Send + 'static,
     limits: Limits,
 ) -> (Transport, Arc<Link>) {
-    let (to_server, frames) = wire::frame_queue(MAX_QUEUED_TO_SERVER);
+    let (to_server, frames) = wire::frame_queue(wire::Bound::strict(MAX_QUEUED_TO_SERVER));
     tokio::spawn(wire::write_frames(stdin, frames));
     let link = Arc::new(Link {
         name: limits.server.clone(),
