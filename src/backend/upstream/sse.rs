@@ -119,14 +119,12 @@ async fn pump_posts(
     }
 }
 
-/// A minimal `text/event-stream` parser: yields (event name, data) per dispatched event. An
+/// A minimal `text/event-stream` reader: yields (event name, data) per dispatched event. An
 /// event over `max_message` ends the stream (with the reason in the limits' fault) rather
 /// than buffer without bound.
 struct EventStream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: Vec<u8>,
-    event: String,
-    data: String,
+    parser: Parser,
     limits: Limits,
 }
 
@@ -137,36 +135,73 @@ impl EventStream {
     ) -> Self {
         Self {
             body,
-            buffer: Vec::new(),
-            event: String::new(),
-            data: String::new(),
+            parser: Parser::default(),
             limits,
         }
     }
 
     async fn next(&mut self) -> Result<Option<(String, String)>, String> {
         loop {
-            while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                let line = String::from_utf8_lossy(&line).into_owned();
-                if let Some(event) = self.field(&line) {
-                    return Ok(Some(event));
-                }
+            let max = self.limits.max_message();
+            match self.parser.next_event(max) {
+                Ok(Some(event)) => return Ok(Some(event)),
+                Ok(None) => {}
+                Err(OverLimit) => return Err(self.limits.exceeded(max)),
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => {
-                    self.buffer.extend_from_slice(&chunk);
-                    let max = self.limits.max_message();
-                    if self.buffer.len() + self.data.len() > max {
+                    self.parser.feed(&chunk);
+                    if self.parser.buffer.len() + self.parser.data.len() > max {
                         return Err(self.limits.exceeded(max));
                     }
                 }
                 Some(Err(e)) => return Err(format!("event stream broke: {}", e.without_url())),
                 None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// What the server sent is over `max_message`.
+#[derive(Debug, PartialEq)]
+struct OverLimit;
+
+/// The event-stream parser itself, without I/O: bytes in, events out.
+#[derive(Default)]
+struct Parser {
+    buffer: Vec<u8>,
+    event: String,
+    data: String,
+    /// Bytes searched for a line end so far (a test hook: the search must be linear).
+    #[cfg(test)]
+    examined: usize,
+}
+
+impl Parser {
+    fn feed(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The next event complete in what was fed, or None until more is fed; over `max`, an
+    /// error.
+    fn next_event(&mut self, _max: usize) -> Result<Option<(String, String)>, OverLimit> {
+        loop {
+            let found = self.buffer.iter().position(|b| *b == b'\n');
+            #[cfg(test)]
+            {
+                self.examined += found.map_or(self.buffer.len(), |i| i + 1);
+            }
+            let Some(end) = found else {
+                return Ok(None);
+            };
+            let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(event) = self.field(&line) {
+                return Ok(Some(event));
             }
         }
     }
