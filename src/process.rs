@@ -25,7 +25,11 @@ pub fn close_inherited_on_exec() {
             return;
         }
     }
-    // Older kernels and other systems: one fcntl per possible descriptor.
+    // Older kernels and other systems (macOS has no close_range): one fcntl per possible
+    // descriptor, up to the soft limit but at most 65536, so a descriptor numbered above that
+    // stays inheritable (ARCHITECTURE.md, limits). `closefrom` would close, not mark: it would
+    // take the standard library's exec-error pipe too. Listing /dev/fd allocates, which a
+    // forked child of a threaded daemon must not.
     // SAFETY: sysconf and fcntl are async-signal-safe; fcntl on a closed descriptor just fails.
     unsafe {
         let max = match libc::sysconf(libc::_SC_OPEN_MAX) {

@@ -39,12 +39,14 @@ pub struct SchemaCache {
 }
 
 impl SchemaCache {
-    /// The cache in `dir`, made private (0700) and given a key if it has none yet.
+    /// The cache in `dir`, made private (0700) and given a key if it has none yet. One that
+    /// is not ours alone is not used: it says so once, here, and every server is discovered
+    /// by starting it.
     pub fn new(dir: PathBuf) -> Self {
         let key = match open(&dir) {
             Ok(key) => Some(key),
             Err(e) => {
-                tracing::warn!(dir = %dir.display(), "schema cache unusable, lists will start servers: {e}");
+                tracing::warn!("{e}");
                 None
             }
         };
@@ -97,24 +99,45 @@ impl SchemaCache {
     }
 }
 
-/// Makes `dir` private and returns its key, creating both as needed.
-fn open(dir: &Path) -> std::io::Result<[u8; 16]> {
+/// Makes `dir` private and returns its key, creating both as needed; the error says why the
+/// cache is not used and what to do.
+fn open(dir: &Path) -> Result<[u8; 16], String> {
+    let unusable = |why: String, fix: &str| {
+        format!(
+            "the schema cache dir {} {why}; not caching (lists start servers){fix}",
+            dir.display()
+        )
+    };
+    let failed = |e: std::io::Error| unusable(format!("cannot be used ({e})"), "");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+        use crate::ipc::NotPrivate;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)?;
-        // The cache is ours by name (earlier versions made it 0755): close it, if it is ours.
-        let meta = std::fs::metadata(dir)?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            .create(dir)
+            .map_err(failed)?;
+        // What others can write to may hold their files (a key they know, lists they wrote:
+        // tool descriptions a model reads), so it is not ours to use; one only readable by
+        // them is as earlier versions made it (0755): close it.
+        match crate::ipc::private_dir(dir) {
+            Ok(()) => {}
+            Err(NotPrivate::Open { mode }) if mode & 0o022 == 0 => {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(failed)?;
+            }
+            Err(problem) => {
+                return Err(unusable(
+                    problem.to_string(),
+                    ": remove it (mcpgw makes a new one), or set MCPGW_CACHE_DIR",
+                ));
+            }
         }
     }
     #[cfg(not(unix))]
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(failed)?;
     let path = dir.join("key");
     if let Ok(bytes) = std::fs::read(&path)
         && let Ok(key) = <[u8; 16]>::try_from(bytes.as_slice())
@@ -122,10 +145,13 @@ fn open(dir: &Path) -> std::io::Result<[u8; 16]> {
         return Ok(key);
     }
     let mut key = [0u8; 16];
-    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    getrandom::fill(&mut key).map_err(|e| unusable(format!("has no key ({e})"), ""))?;
     let tmp = dir.join(format!("key.{}.tmp", std::process::id()));
-    private_file(&tmp)?.write_all(&key)?;
-    std::fs::rename(&tmp, &path)?;
+    (|| {
+        private_file(&tmp)?.write_all(&key)?;
+        std::fs::rename(&tmp, &path)
+    })()
+    .map_err(failed)?;
     Ok(key)
 }
 
@@ -182,5 +208,69 @@ mod tests {
         std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         SchemaCache::new(cache_dir.clone());
         assert_eq!(std::fs::metadata(&cache_dir).unwrap().mode() & 0o777, 0o700);
+    }
+
+    /// A directory others can write to is not used, nor silently made private: whatever they
+    /// put there stays out of the lists.
+    #[test]
+    fn a_cache_dir_others_can_write_is_not_used() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("mcpgw");
+        std::fs::create_dir(&cache_dir).unwrap();
+        std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = open(&cache_dir).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "the schema cache dir {} can be used by other users (mode 777); not caching \
+                 (lists start servers): remove it (mcpgw makes a new one), or set \
+                 MCPGW_CACHE_DIR",
+                cache_dir.display()
+            )
+        );
+        let cache = SchemaCache::new(cache_dir.clone());
+        cache.store("alpha", 1, &CachedSchema::default());
+        assert_eq!(cache.load("alpha", 1), None);
+        assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);
+        assert_eq!(std::fs::metadata(&cache_dir).unwrap().mode() & 0o777, 0o777);
+    }
+
+    #[test]
+    fn a_symlinked_cache_dir_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cache_dir = dir.path().join("mcpgw");
+        std::os::unix::fs::symlink(&elsewhere, &cache_dir).unwrap();
+        let error = open(&cache_dir).unwrap_err();
+        assert!(error.contains("is a symbolic link"), "{error}");
+        SchemaCache::new(cache_dir).store("alpha", 1, &CachedSchema::default());
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    /// Needs root to give a directory away; elsewhere it says so and passes.
+    #[test]
+    fn a_cache_dir_of_another_user_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: only root can give a directory to another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("mcpgw");
+        std::fs::create_dir(&cache_dir).unwrap();
+        std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&cache_dir, Some(65534), Some(65534)).unwrap();
+        let error = open(&cache_dir).unwrap_err();
+        assert!(
+            error.contains("belongs to uid 65534, not to you (uid 0)"),
+            "{error}"
+        );
+        SchemaCache::new(cache_dir.clone()).store("alpha", 1, &CachedSchema::default());
+        assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);
     }
 }

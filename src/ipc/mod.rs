@@ -58,36 +58,83 @@ fn to_name(path: &Path) -> io::Result<interprocess::local_socket::Name<'_>> {
 /// forged results. The error says what is wrong and what to do.
 #[cfg(unix)]
 pub fn check_private_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| format!("cannot inspect the socket directory {}: {e}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let (problem, fix) = if meta.file_type().is_symlink() {
-        ("is a symbolic link".to_string(), "remove it")
-    } else if !meta.is_dir() {
-        ("is not a directory".to_string(), "remove it")
-    } else if meta.uid() != me {
-        (
-            format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
-            "have it removed",
-        )
-    } else if meta.mode() & 0o077 != 0 {
-        (
-            format!(
-                "can be used by other users (mode {:o})",
-                meta.mode() & 0o7777
-            ),
-            "`chmod 700` it",
-        )
-    } else {
-        return Ok(());
+    let problem = match private_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(NotPrivate::Uninspectable(e)) => {
+            return Err(format!(
+                "cannot inspect the socket directory {}: {e}",
+                dir.display()
+            ));
+        }
+        Err(problem) => problem,
+    };
+    let fix = match problem {
+        NotPrivate::Owner { .. } => "have it removed",
+        NotPrivate::Open { .. } => "`chmod 700` it",
+        _ => "remove it",
     };
     Err(format!(
         "refusing the socket directory {}: it {problem}, so another user could listen there in \
          mcpgw's place; {fix}, or choose a private directory with --socket or MCPGW_SOCKET",
         dir.display()
     ))
+}
+
+/// Why a directory is not one only this user controls (see [`private_dir`]); displayed as
+/// what follows "it": "it is a symbolic link".
+#[cfg(unix)]
+#[derive(Debug)]
+pub enum NotPrivate {
+    Uninspectable(io::Error),
+    Symlink,
+    NotADirectory,
+    Owner {
+        uid: u32,
+        me: u32,
+    },
+    /// Owned by us, with these permission bits (group or others have some).
+    Open {
+        mode: u32,
+    },
+}
+
+#[cfg(unix)]
+impl std::fmt::Display for NotPrivate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uninspectable(e) => write!(f, "cannot be inspected ({e})"),
+            Self::Symlink => f.write_str("is a symbolic link"),
+            Self::NotADirectory => f.write_str("is not a directory"),
+            Self::Owner { uid, me } => write!(f, "belongs to uid {uid}, not to you (uid {me})"),
+            Self::Open { mode } => write!(f, "can be used by other users (mode {mode:o})"),
+        }
+    }
+}
+
+/// Whether `dir` is one only this user controls: a real directory (not a symbolic link, which
+/// is not followed), owned by us, with no permissions for group or others.
+#[cfg(unix)]
+pub fn private_dir(dir: &Path) -> Result<(), NotPrivate> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(NotPrivate::Uninspectable)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() {
+        Err(NotPrivate::Symlink)
+    } else if !meta.is_dir() {
+        Err(NotPrivate::NotADirectory)
+    } else if meta.uid() != me {
+        Err(NotPrivate::Owner {
+            uid: meta.uid(),
+            me,
+        })
+    } else if meta.mode() & 0o077 != 0 {
+        Err(NotPrivate::Open {
+            mode: meta.mode() & 0o7777,
+        })
+    } else {
+        Ok(())
+    }
 }
 
 /// True when a connect error means "no daemon is there" (as opposed to e.g. permission denied).

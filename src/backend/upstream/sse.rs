@@ -119,14 +119,12 @@ async fn pump_posts(
     }
 }
 
-/// A minimal `text/event-stream` parser: yields (event name, data) per dispatched event. An
+/// A minimal `text/event-stream` reader: yields (event name, data) per dispatched event. An
 /// event over `max_message` ends the stream (with the reason in the limits' fault) rather
 /// than buffer without bound.
 struct EventStream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: Vec<u8>,
-    event: String,
-    data: String,
+    parser: Parser,
     limits: Limits,
 }
 
@@ -137,36 +135,92 @@ impl EventStream {
     ) -> Self {
         Self {
             body,
-            buffer: Vec::new(),
-            event: String::new(),
-            data: String::new(),
+            parser: Parser::default(),
             limits,
         }
     }
 
     async fn next(&mut self) -> Result<Option<(String, String)>, String> {
         loop {
-            while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                let line = String::from_utf8_lossy(&line).into_owned();
-                if let Some(event) = self.field(&line) {
-                    return Ok(Some(event));
-                }
+            let max = self.limits.max_message();
+            match self.parser.next_event(max) {
+                Ok(Some(event)) => return Ok(Some(event)),
+                Ok(None) => {}
+                Err(OverLimit) => return Err(self.limits.exceeded(max)),
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => {
-                    self.buffer.extend_from_slice(&chunk);
-                    let max = self.limits.max_message();
-                    if self.buffer.len() + self.data.len() > max {
-                        return Err(self.limits.exceeded(max));
-                    }
-                }
+                Some(Ok(chunk)) => self.parser.feed(&chunk),
                 Some(Err(e)) => return Err(format!("event stream broke: {}", e.without_url())),
                 None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// What the server sent is over `max_message`.
+#[derive(Debug, PartialEq)]
+struct OverLimit;
+
+/// The event-stream parser itself, without I/O: bytes in, events out.
+///
+/// Each byte is searched for a line end once: a server that sends a long line in many small
+/// pieces (or never ends it) costs time in proportion to what it sent, not its square. The
+/// line in progress plus the event's data so far is bounded by `max_message`.
+#[derive(Default)]
+struct Parser {
+    buffer: Vec<u8>,
+    /// Where the line in progress starts in `buffer` (what is before it was parsed).
+    start: usize,
+    /// How far `buffer` was searched for a line end: the next search starts there.
+    scanned: usize,
+    event: String,
+    data: String,
+    /// Bytes searched for a line end so far (a test hook: the search must be linear).
+    #[cfg(test)]
+    examined: usize,
+}
+
+impl Parser {
+    fn feed(&mut self, chunk: &[u8]) {
+        // Parsed lines go before the buffer grows: only the line in progress moves, and once
+        // (it is at the front until it ends).
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The next event complete in what was fed, or None until more is fed. A line (ended or
+    /// not) that with the event's data so far is over `max` is an error.
+    fn next_event(&mut self, max: usize) -> Result<Option<(String, String)>, OverLimit> {
+        loop {
+            let found = memchr::memchr(b'\n', &self.buffer[self.scanned..]);
+            #[cfg(test)]
+            {
+                self.examined += found.map_or(self.buffer.len() - self.scanned, |i| i + 1);
+            }
+            let end = match found {
+                Some(i) => self.scanned + i,
+                None => self.buffer.len(),
+            };
+            if end - self.start + self.data.len() > max {
+                return Err(OverLimit);
+            }
+            if found.is_none() {
+                self.scanned = end;
+                return Ok(None);
+            }
+            let mut line = &self.buffer[self.start..end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            let line = String::from_utf8_lossy(line).into_owned();
+            self.start = end + 1;
+            self.scanned = self.start;
+            if let Some(event) = self.field(&line) {
+                return Ok(Some(event));
             }
         }
     }
@@ -246,6 +300,64 @@ mod tests {
                 Ok(())
             })?;
         }
+    }
+
+    /// A server that sends one long event in small pieces costs time in proportion to its
+    /// size: each piece is searched for a line end once, never the whole buffer again.
+    #[test]
+    fn a_long_event_in_small_chunks_is_searched_once() {
+        const SIZE: usize = 8 << 20;
+        let mut parser = Parser::default();
+        let mut fed = 0;
+        parser.feed(b"data: ");
+        fed += 6;
+        let chunk = [b'x'; 64];
+        while fed < SIZE {
+            parser.feed(&chunk);
+            fed += chunk.len();
+            assert_eq!(parser.next_event(SIZE * 2), Ok(None));
+            assert!(
+                parser.examined <= fed,
+                "{} bytes searched for a line end after {fed} were fed",
+                parser.examined
+            );
+        }
+        parser.feed(b"\n\n");
+        let (event, data) = parser.next_event(SIZE * 2).unwrap().unwrap();
+        assert_eq!((event.as_str(), data.len()), ("message", fed - 6));
+        assert!(parser.examined <= fed + 2, "{}", parser.examined);
+    }
+
+    /// A line with no end is refused as soon as it is over the limit: what is buffered stays
+    /// within `max_message` and one piece.
+    #[test]
+    fn a_line_without_an_end_is_refused_at_the_limit() {
+        let mut parser = Parser::default();
+        let mut fed = 0;
+        let outcome = loop {
+            parser.feed(b"y");
+            fed += 1;
+            match parser.next_event(1024) {
+                Ok(None) => assert!(fed <= 1024, "{fed} bytes buffered"),
+                other => break other,
+            }
+        };
+        assert_eq!((outcome, fed), (Err(OverLimit), 1025));
+    }
+
+    /// The limit is on one event, not on what one chunk carries: many small events arriving
+    /// together, more than `max_message` in all, are all delivered.
+    #[tokio::test]
+    async fn small_events_arriving_together_are_not_over_the_limit() {
+        let many = "data: {\"n\":1}\n\n".repeat(1000);
+        let chunks: Vec<reqwest::Result<bytes::Bytes>> = vec![Ok(bytes::Bytes::from(many))];
+        let mut events = EventStream::new(futures::stream::iter(chunks).boxed(), limits(1024));
+        let mut count = 0;
+        while let Some((_, data)) = events.next().await.unwrap() {
+            assert_eq!(data, "{\"n\":1}");
+            count += 1;
+        }
+        assert_eq!(count, 1000);
     }
 
     #[tokio::test]
