@@ -23,6 +23,7 @@ const HTTP_KEYS: &[&str] = &[
     "max_connections",
     "header_timeout",
     "max_sessions",
+    "max_sessions_per_role",
 ];
 const TOKEN_KEYS: &[&str] = &["token", "role"];
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -32,6 +33,8 @@ const LISTEN_FORMS: &str = "an IP address and port such as \"127.0.0.1:8765\" or
 const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Streamable HTTP sessions alive at once, by default (`max_sessions`).
 const DEFAULT_MAX_SESSIONS: usize = 1024;
+/// Streamable HTTP sessions of one role alive at once, by default (`max_sessions_per_role`).
+const DEFAULT_MAX_SESSIONS_PER_ROLE: usize = 256;
 /// How long a new connection has to send its first request head, by default (`header_timeout`).
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -116,6 +119,17 @@ impl Checker<'_> {
                 }
             },
         };
+        let max_sessions_per_role = match optional(&fields, "max_sessions_per_role") {
+            None => DEFAULT_MAX_SESSIONS_PER_ROLE.min(max_sessions),
+            Some(entry) => match entry.value {
+                Node::Int(n) if (1..=1_000_000).contains(n) => *n as usize,
+                _ => {
+                    let expected = "a number of sessions from 1 to 1000000";
+                    self.mismatch(entry, "`max_sessions_per_role` in `http`", expected);
+                    DEFAULT_MAX_SESSIONS_PER_ROLE
+                }
+            },
+        };
         let header_timeout = match optional(&fields, "header_timeout") {
             None => DEFAULT_HEADER_TIMEOUT,
             Some(entry) => match self.duration(entry, "`header_timeout` in `http`") {
@@ -163,6 +177,7 @@ impl Checker<'_> {
             max_connections,
             header_timeout,
             max_sessions,
+            max_sessions_per_role,
         })
     }
 

@@ -338,8 +338,11 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// How long a new connection has to send its first request head.
     pub header_timeout: Duration,
-    /// Streamable HTTP sessions alive at once (every role); past it a new one is refused.
+    /// Streamable HTTP sessions alive at once (every role); at it, as at the role's cap.
     pub max_sessions: usize,
+    /// Streamable HTTP sessions of one role alive at once (`max_sessions_per_role`); at it,
+    /// the role's least recently used idle session makes room for a new one.
+    pub max_sessions_per_role: usize,
 }
 
 /// A bearer token and the role its clients get.

@@ -58,10 +58,15 @@ impl SessionHandle {
         Busy(self.forwarded.clone())
     }
 
+    /// Its requests to backends in flight, on both paths.
+    pub fn in_flight(&self) -> usize {
+        let byte_path = self.calls.lock().unwrap().len();
+        byte_path + self.forwarded.load(Ordering::SeqCst)
+    }
+
     /// Whether the session already has as many requests in flight as it may.
     pub fn at_capacity(&self) -> bool {
-        let byte_path = self.calls.lock().unwrap().len();
-        byte_path + self.forwarded.load(Ordering::SeqCst) >= max_calls_per_session()
+        self.in_flight() >= max_calls_per_session()
     }
 
     /// The error line (newline-terminated) that answers `message` when it is a new request

@@ -56,6 +56,7 @@ impl HttpRegistry for Registry {
             handle,
             streams: Mutex::default(),
             told_rmcp: Mutex::new(Instant::now()),
+            last_request: Mutex::new(Instant::now()),
         });
         self.0
             .lock()
@@ -85,10 +86,29 @@ impl Registry {
         self.0.lock().unwrap().get(session_id).cloned()
     }
 
-    /// The handle of the initialized session with this `Mcp-Session-Id`.
-    pub(super) fn handle(&self, session_id: &str) -> Option<Arc<SessionHandle>> {
+    /// The handle of the initialized session with this `Mcp-Session-Id`, which has a request
+    /// now (for [`Registry::least_recently_used_idle`]).
+    pub(super) fn requested(&self, session_id: &str) -> Option<Arc<SessionHandle>> {
         let sessions = self.0.lock().unwrap();
-        sessions.get(session_id).map(|s| s.handle.clone())
+        let session = sessions.get(session_id)?;
+        *session.last_request.lock().unwrap() = Instant::now();
+        Some(session.handle.clone())
+    }
+
+    /// Whether a session with this `Mcp-Session-Id` finished its handshake (and lives).
+    pub(super) fn knows(&self, session_id: &str) -> bool {
+        self.0.lock().unwrap().contains_key(session_id)
+    }
+
+    /// The `Mcp-Session-Id` of the role's session with nothing in flight whose last request is
+    /// the oldest: the one to end when the role needs room for a new session.
+    pub(super) fn least_recently_used_idle(&self, role: Option<&str>) -> Option<String> {
+        let sessions = self.0.lock().unwrap();
+        sessions
+            .values()
+            .filter(|s| s.handle.role.as_deref() == role && s.handle.in_flight() == 0)
+            .min_by_key(|s| *s.last_request.lock().unwrap())
+            .map(|s| s.id.clone())
     }
 }
 
@@ -101,6 +121,8 @@ struct HttpSession {
     streams: Mutex<Streams>,
     /// When rmcp's session last heard of activity here (see [`Activity`]).
     told_rmcp: Mutex<Instant>,
+    /// When the client last sent a request naming this session.
+    last_request: Mutex<Instant>,
 }
 
 /// A call's answer event, once the backend answered.

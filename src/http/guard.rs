@@ -380,6 +380,7 @@ mod tests {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
             max_sessions: 1024,
+            max_sessions_per_role: 256,
         }
     }
 

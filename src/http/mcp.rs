@@ -21,13 +21,14 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::byte_path::Registry;
 use super::guard::Admitted;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, SessionHandle};
 use crate::session::{HttpRegistry, Session};
 
 type RoleService = StreamableHttpService<Session, LocalSessionManager>;
@@ -43,9 +44,8 @@ pub(super) struct Services {
     idle_timeout: Duration,
     /// Initialized sessions of every role, by `Mcp-Session-Id`, for the byte path.
     sessions: Arc<Registry>,
-    /// Sessions alive now (of every role), and how many may be (`http.max_sessions`).
-    live: Arc<std::sync::atomic::AtomicUsize>,
-    max_sessions: usize,
+    /// Sessions alive now, in all and per role, and how many may be.
+    places: Arc<Places>,
     by_role: Mutex<HashMap<Option<String>, ForRole>>,
 }
 
@@ -53,17 +53,50 @@ impl Services {
     pub(super) fn new(
         gateway: Arc<Gateway>,
         cancel: CancellationToken,
-        idle_timeout: Duration,
-        max_sessions: usize,
+        http: &crate::config::HttpConfig,
     ) -> Self {
         Self {
             gateway,
             cancel,
-            idle_timeout,
+            idle_timeout: http.session_idle_timeout,
             sessions: Arc::default(),
-            live: Arc::default(),
-            max_sessions,
+            places: Arc::new(Places {
+                max: http.max_sessions,
+                per_role: http.max_sessions_per_role,
+                live: Mutex::default(),
+            }),
             by_role: Mutex::default(),
+        }
+    }
+
+    /// Makes room for a new session of `role` if it has none: ends one of the role's sessions
+    /// that never finished its handshake, else its least recently used session with nothing in
+    /// flight (its client gets 404 on its next request and starts
+    /// a new one, as the protocol says), and waits a little for its place to be given back.
+    async fn make_room(&self, role: Option<&str>, manager: &LocalSessionManager) {
+        if self.places.room_for(role) {
+            return;
+        }
+        // A session whose client never finished the handshake first (a client that only
+        // initializes leaves those behind), then the least recently used one.
+        let unconfirmed = {
+            let known = manager.sessions.read().await;
+            let ids = known.keys().map(|id| id.to_string()).collect::<Vec<_>>();
+            ids.into_iter().find(|id| !self.sessions.knows(id))
+        };
+        let Some(id) = unconfirmed.or_else(|| self.sessions.least_recently_used_idle(role)) else {
+            return;
+        };
+        let (max, per_role) = (self.places.max, self.places.per_role);
+        tracing::info!(
+            role = role.unwrap_or(crate::config::DEFAULT_ROLE),
+            "ending the least recently used idle HTTP session of the role to make room for a \
+             new one (`http.max_sessions` {max}, `http.max_sessions_per_role` {per_role})"
+        );
+        let _ = manager.close_session(&id.as_str().into()).await;
+        let deadline = tokio::time::Instant::now() + ROOM_WAIT;
+        while !self.places.room_for(role) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -85,18 +118,13 @@ impl Services {
                     .with_cancellation_token(self.cancel.child_token());
                 let gateway = self.gateway.clone();
                 let registry: Arc<dyn HttpRegistry> = self.sessions.clone();
-                let (live, max) = (self.live.clone(), self.max_sessions);
+                let places = self.places.clone();
                 let service = StreamableHttpService::new(
                     move || {
                         // Each session holds a gateway session, and rmcp keeps an idle one for
                         // `session_idle_timeout`: a client that only initializes must not grow
                         // the daemon without end.
-                        let slot = Slot::take(&live, max).ok_or_else(|| {
-                            std::io::Error::other(format!(
-                                "too many HTTP sessions ({max}, `http.max_sessions`); end some"
-                            ))
-                        })?;
-                        let slot: Box<dyn Send + Sync> = Box::new(slot);
+                        let slot: Box<dyn Send + Sync> = Box::new(places.take(role.as_deref())?);
                         Ok(Session::http(
                             gateway.clone(),
                             role.clone(),
@@ -113,23 +141,66 @@ impl Services {
     }
 }
 
-/// A session's place under `http.max_sessions`, given back when the session ends.
-struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+/// How long a new session waits for the place of the session ended to make room for it.
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
-impl Slot {
-    fn take(live: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Self> {
-        use std::sync::atomic::Ordering;
-        live.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < max).then_some(n + 1)
+/// Places for sessions: at most `max` in all (`http.max_sessions`) and `per_role` of one role
+/// (`http.max_sessions_per_role`), so that one role's clients cannot take every place.
+struct Places {
+    max: usize,
+    per_role: usize,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    total: usize,
+    by_role: HashMap<Option<String>, usize>,
+}
+
+impl Places {
+    fn room_for(&self, role: Option<&str>) -> bool {
+        let live = self.live.lock().unwrap();
+        let of_role = live.by_role.get(&role.map(str::to_string)).copied();
+        live.total < self.max && of_role.unwrap_or(0) < self.per_role
+    }
+
+    fn take(self: &Arc<Self>, role: Option<&str>) -> std::io::Result<Place> {
+        let mut live = self.live.lock().unwrap();
+        let role = role.map(str::to_string);
+        let of_role = live.by_role.get(&role).copied().unwrap_or(0);
+        if live.total >= self.max || of_role >= self.per_role {
+            let (max, per_role) = (self.max, self.per_role);
+            return Err(std::io::Error::other(format!(
+                "too many HTTP sessions, each with a request in flight (`http.max_sessions` \
+                 {max}, `http.max_sessions_per_role` {per_role}); end some"
+            )));
+        }
+        live.total += 1;
+        *live.by_role.entry(role.clone()).or_default() += 1;
+        Ok(Place {
+            places: self.clone(),
+            role,
         })
-        .ok()?;
-        Some(Self(live.clone()))
     }
 }
 
-impl Drop for Slot {
+/// A session's place under the caps, given back when the session ends.
+struct Place {
+    places: Arc<Places>,
+    role: Option<String>,
+}
+
+impl Drop for Place {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let mut live = self.places.live.lock().unwrap();
+        live.total -= 1;
+        if let Some(n) = live.by_role.get_mut(&self.role) {
+            *n -= 1;
+            if *n == 0 {
+                live.by_role.remove(&self.role);
+            }
+        }
     }
 }
 
@@ -140,6 +211,19 @@ pub(super) async fn handle(
     request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());
+    let named = match request.headers().get("mcp-session-id") {
+        Some(id) => id
+            .to_str()
+            .ok()
+            .and_then(|id| shared.mcp.sessions.requested(id))
+            .filter(|handle| handle.role == caller.role),
+        None if request.method() == Method::POST => {
+            // A new session, or a stateless request (which holds a session while it runs).
+            shared.mcp.make_room(caller.role.as_deref(), &manager).await;
+            None
+        }
+        None => None,
+    };
     let cx = super::byte_path::Context {
         gateway: &shared.gateway,
         sessions: &shared.mcp.sessions,
@@ -150,7 +234,7 @@ pub(super) async fn handle(
         },
         stop: &shared.cancel,
     };
-    let request = match past_capacity(&shared.mcp.sessions, caller.role.as_deref(), request).await {
+    let request = match past_capacity(named, request).await {
         Ok(refused) => return refused,
         Err(request) => request,
     };
@@ -166,15 +250,10 @@ pub(super) async fn handle(
 /// anything else is given back as it came. Costs nothing below the bound: the body is read
 /// only at it.
 async fn past_capacity(
-    sessions: &Registry,
-    role: Option<&str>,
+    session: Option<Arc<SessionHandle>>,
     request: Request,
 ) -> Result<Response, Request> {
-    let handle = (request.method() == Method::POST)
-        .then(|| request.headers().get("mcp-session-id")?.to_str().ok())
-        .flatten()
-        .and_then(|id| sessions.handle(id))
-        .filter(|handle| handle.role.as_deref() == role && handle.at_capacity());
+    let handle = session.filter(|handle| request.method() == Method::POST && handle.at_capacity());
     let Some(handle) = handle else {
         return Err(request);
     };

@@ -86,12 +86,7 @@ impl HttpServer {
         let shared = Arc::new(Shared {
             gateway: gateway.clone(),
             bound,
-            mcp: mcp::Services::new(
-                gateway.clone(),
-                cancel.clone(),
-                http.session_idle_timeout,
-                http.max_sessions,
-            ),
+            mcp: mcp::Services::new(gateway.clone(), cancel.clone(), &http),
             sse: sse::Sessions::default(),
             cancel,
         });

@@ -811,32 +811,103 @@ async fn idle_connections_are_capped_and_timed_out() {
     let _ = client.cancel().await;
 }
 
-/// Streamable HTTP sessions are capped (`http.max_sessions`): a client that only initializes
-/// cannot grow the daemon; an ended session frees its place.
+/// Streamable HTTP sessions are capped in all (`http.max_sessions`) and per role
+/// (`http.max_sessions_per_role`). At a cap a new session of a role ends the role's least
+/// recently used idle session (its client gets 404 and may start anew); a session with a request
+/// in flight is never ended, so when all of the role's are busy a new one is refused; another
+/// role keeps its places; an ended session frees its place.
 #[tokio::test]
-async fn http_sessions_are_capped() {
+async fn http_sessions_are_capped_and_the_least_recently_used_idle_one_makes_room() {
     let env = Env::new();
-    let http = HttpDaemon::start(&env, |port| config(&env, port, "  max_sessions: 3\n")).await;
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        clients.push(
+    let http = HttpDaemon::start(&env, |port| {
+        config(
+            &env,
+            port,
+            "  max_sessions: 4\n  max_sessions_per_role: 2\n",
+        )
+    })
+    .await;
+    let port = http.port;
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
+    let status = |session: String| {
+        let list = list.clone();
+        async move {
+            let response = in_session(port, &session, &list).send().await.unwrap();
+            response.status().as_u16()
+        }
+    };
+    let (a, b) = (open_session(port).await, open_session(port).await);
+    assert_eq!(status(a.clone()).await, 200);
+    // The readonly role has its own places.
+    let mut readonly = Vec::new();
+    for _ in 0..2 {
+        readonly.push(
             http_client(&http.url("/mcp"), Some(READONLY))
                 .await
                 .unwrap(),
         );
     }
-    let refused = http_client(&http.url("/mcp"), Some(READONLY)).await.err();
-    assert!(refused.is_some(), "a fourth session was accepted");
-    let _ = clients.pop().unwrap().cancel().await;
-    let start = Instant::now();
-    let again = loop {
-        match http_client(&http.url("/mcp"), Some(READONLY)).await {
-            Ok(client) => break client,
-            Err(e) => assert!(start.elapsed() < DEADLINE, "no place freed: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(!names(&again).await.is_empty());
+
+    // `b` is the admin role's least recently used: a third admin session ends it.
+    let c = open_session(port).await;
+    assert_eq!(
+        status(b).await,
+        404,
+        "the least recently used session was kept"
+    );
+    assert_eq!(status(a.clone()).await, 200);
+    assert_eq!(status(c.clone()).await, 200);
+    for client in &readonly {
+        assert!(
+            !names(client).await.is_empty(),
+            "another role lost its session"
+        );
+    }
+
+    // Sessions with a call in flight are not ended: with both busy, a new one is refused.
+    let slow = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "alpha_slow", "arguments": {"ms": 4000}}});
+    let busy_a = in_session(port, &a, &slow).send();
+    let busy_c = in_session(port, &c, &slow).send();
+    let busy = tokio::spawn(async move { (busy_a.await, busy_c.await) });
+    wait_for("two calls in flight", || alpha_inflight(&env) == 2).await;
+    let refused = post_mcp(port, &initialize())
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        refused.status(),
+        200,
+        "a session with a call in flight was ended"
+    );
+    let (done_a, done_c) = busy.await.unwrap();
+    for done in [done_a, done_c] {
+        assert!(
+            done.unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("slept 4000 ms")
+        );
+    }
+
+    // An ended session frees its place.
+    let deleted = reqwest::Client::new()
+        .delete(http.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("mcp-session-id", &a)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let d = open_session(port).await;
+    assert_eq!(
+        status(c).await,
+        200,
+        "a place was freed, yet a session was ended"
+    );
+    assert_eq!(status(d).await, 200);
 }
 
 /// An HTTP session, like a socket session, may hold only so many requests open at once

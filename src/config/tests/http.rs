@@ -179,7 +179,7 @@ fn http_unknown_keys_and_lists() {
     assert_eq!(
         error("http:\n  listen: 127.0.0.1:1\n  allowed_origin: []\n"),
         "gateway.yaml:3:3: unknown key `allowed_origin` in `http`: did you mean `allowed_origins`? \
-         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, max_sessions)"
+         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, max_sessions, max_sessions_per_role)"
     );
     let text = "http:\n  listen: 127.0.0.1:1\n  allowed_origins: [\"localhost\", \"https://a.example:*\", \"null\", \"http://x/p\"]\n  allowed_hosts: [\"ok.host:8\", \"http://bad\", 3]\n  session_idle_timeout: soon\n";
     let errors = errors(text);
@@ -229,4 +229,21 @@ fn a_session_idle_timeout_past_a_year_is_an_error() {
     assert!(message.contains("at most 365d"), "{message}");
     let ok = ok("http:\n  listen: \"127.0.0.1:8765\"\n  session_idle_timeout: 0\n");
     assert_eq!(ok.http.unwrap().session_idle_timeout, Duration::ZERO);
+}
+
+#[test]
+fn session_caps_default_and_are_checked() {
+    let http = ok("http:\n  listen: localhost:9000\n").http.unwrap();
+    assert_eq!((http.max_sessions, http.max_sessions_per_role), (1024, 256));
+    let small = ok("http: {listen: localhost:9000, max_sessions: 10}\n");
+    assert_eq!(
+        small.http.unwrap().max_sessions_per_role,
+        10,
+        "never above the total"
+    );
+    let message = error("http: {listen: localhost:9000, max_sessions_per_role: 0}\n");
+    assert!(
+        message.contains("`max_sessions_per_role` in `http`"),
+        "{message}"
+    );
 }
