@@ -122,9 +122,9 @@ impl Backend {
     /// request cannot be attributed for sure (stdio carries no "related request"); oldest-first
     /// is deterministic and matches the common case of one call waiting on user input.
     pub(super) fn oldest_caller(&self) -> Option<Caller> {
-        if let Some((session, peer)) = &self.owner {
-            // A per-client instance has exactly one client, busy or not.
-            return Some(Caller::session(*session, peer.clone()));
+        if let Some(owner) = self.owner.as_ref().filter(|o| !o.follows_calls) {
+            // A session's per-client instance has exactly one client, busy or not.
+            return Some(Caller::session(owner.session, owner.peer.clone()));
         }
         self.callers.oldest()
     }

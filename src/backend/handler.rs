@@ -90,7 +90,7 @@ impl ClientHandler for Handler {
         let owner_roots = self
             .backend
             .upgrade()
-            .and_then(|b| b.owner.as_ref().and_then(|(_, peer)| peer.peer_info()))
+            .and_then(|b| b.owner.as_ref().and_then(|owner| owner.peer.peer_info()))
             .and_then(|info| info.capabilities.roots.clone());
         if owner_roots.is_some() {
             let mut roots = rmcp::model::RootsCapabilities::default();

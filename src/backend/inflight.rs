@@ -34,6 +34,20 @@ pub struct Caller {
     /// What the client sent in the request's `_meta` for the server (see [`forwarded_meta`]).
     /// The byte path forwards the request's own bytes and leaves this empty.
     pub meta: Option<RequestMetaObject>,
+    /// For a client without a session of its own (a stateless HTTP client): the identity its
+    /// per-client instances belong to, instead of `session`.
+    pub stateless_client: Option<u64>,
+}
+
+/// Whom a per-client instance serves.
+pub struct Owner {
+    /// The session (or stateless client identity) it belongs to: only it hears from it.
+    pub session: u64,
+    /// Its client: whether it has roots decides whether the instance advertises them.
+    pub peer: Peer<RoleServer>,
+    /// A stateless client's instance: each of its requests has a peer of its own, so a
+    /// server→client request goes to the one in flight (as on a shared backend), not `peer`.
+    pub follows_calls: bool,
 }
 
 impl Caller {
@@ -49,6 +63,15 @@ impl Caller {
             progress_token,
             last_progress: None,
             meta,
+            stateless_client: None,
+        }
+    }
+
+    /// The same caller, whose per-client instances belong to a stateless client's identity.
+    pub fn of_stateless_client(self, identity: Option<u64>) -> Self {
+        Self {
+            stateless_client: identity,
+            ..self
         }
     }
 

@@ -31,7 +31,7 @@ mod status;
 mod stderr;
 pub(crate) mod upstream;
 
-pub use inflight::{Caller, forwarded_meta};
+pub use inflight::{Caller, Owner, forwarded_meta};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,7 +43,6 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::{
     LoggingLevel, LoggingMessageNotificationParam, ResourceUpdatedNotificationParam,
 };
-use rmcp::service::{Peer, RoleServer};
 
 use crate::config::ServerConfig;
 use cache::{CachedSchema, SchemaCache};
@@ -119,9 +118,9 @@ pub struct Backend {
     /// Resource URIs subscribed upstream (on behalf of one or more sessions).
     subscriptions: Mutex<BTreeSet<String>>,
     events: Weak<dyn BackendEvents>,
-    /// For an instance of a `scope: per-client` server: the one session it serves. Its roots
-    /// are that client's, and server→client requests always go to it.
-    owner: Option<(u64, Peer<RoleServer>)>,
+    /// For an instance of a `scope: per-client` server: the one client it serves. Its roots
+    /// are that client's, and server→client requests go to it.
+    owner: Option<Owner>,
 }
 
 struct Limits {
@@ -140,7 +139,7 @@ impl Backend {
         config: &crate::config::Config,
         cache: Arc<SchemaCache>,
         events: Weak<dyn BackendEvents>,
-        owner: Option<(u64, Peer<RoleServer>)>,
+        owner: Option<Owner>,
     ) -> Arc<Self> {
         let spec_hash = spec.spec_hash();
         let idle_timeout = spec.effective_idle_timeout(config.idle_timeout);
@@ -228,7 +227,7 @@ impl Backend {
 
     /// The session a per-client instance serves.
     pub fn owner_session(&self) -> Option<u64> {
-        self.owner.as_ref().map(|(session, _)| *session)
+        self.owner.as_ref().map(|owner| owner.session)
     }
 
     pub fn stderr_tail(&self, n: usize) -> Vec<String> {

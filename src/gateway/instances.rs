@@ -10,12 +10,22 @@ use std::sync::Arc;
 
 use super::{Gateway, RETIRE_GRACE};
 use crate::backend::Backend;
-use crate::backend::Caller;
+use crate::backend::{Caller, Owner};
 use crate::config::Scope;
 use crate::protocol::BackendStatus;
 
-/// Key of an instance: the session and the server.
+/// Key of an instance: the session (or stateless client identity) and the server.
 type InstanceKey = (u64, String);
+
+/// Who a client without a session is, for its per-client instances: a fingerprint of its
+/// credentials (one instance per token, not one per request). Put in the request by the
+/// transport that knows the credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientIdentity(pub u64);
+
+/// The ids standing for stateless clients' identities (from the session id space, so they
+/// never collide with a session).
+pub(super) type Identities = std::sync::Mutex<std::collections::HashMap<ClientIdentity, u64>>;
 
 /// The per-client instances, by session and server.
 pub(super) type Instances = std::sync::Mutex<std::collections::HashMap<InstanceKey, Arc<Backend>>>;
@@ -27,7 +37,8 @@ impl Gateway {
         if backend.spec.scope == Scope::Shared {
             return backend.clone();
         }
-        let key = (caller.session, backend.name.clone());
+        let owner = caller.stateless_client.unwrap_or(caller.session);
+        let key = (owner, backend.name.clone());
         let mut instances = self.instances.lock().unwrap();
         if let Some(existing) = instances.get(&key)
             && existing.spec_hash() == backend.spec_hash()
@@ -41,12 +52,25 @@ impl Gateway {
             &table.config,
             self.cache.clone(),
             events,
-            Some((caller.session, caller.peer.clone())),
+            Some(Owner {
+                session: owner,
+                peer: caller.peer.clone(),
+                follows_calls: caller.stateless_client.is_some(),
+            }),
         );
         if let Some(outdated) = instances.insert(key, instance.clone()) {
             outdated.retire(RETIRE_GRACE);
         }
         instance
+    }
+
+    /// The id that stands for a stateless client's identity (its per-client instances are
+    /// kept under it, and stop when idle).
+    pub fn stateless_client(&self, identity: ClientIdentity) -> u64 {
+        let mut identities = self.identities.lock().unwrap();
+        *identities
+            .entry(identity)
+            .or_insert_with(|| self.sessions.new_id())
     }
 
     /// Stops the instances of a session that left.

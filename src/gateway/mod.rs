@@ -22,6 +22,7 @@ mod reload;
 mod route;
 mod sessions;
 
+pub use instances::ClientIdentity;
 pub use sessions::{ListKind, SessionHandle};
 
 use std::sync::{Arc, Mutex, Weak};
@@ -52,6 +53,7 @@ pub struct Gateway {
     subscriptions: notify::Subscriptions,
     /// Instances of `scope: per-client` servers, see [`instances`].
     instances: instances::Instances,
+    identities: instances::Identities,
     /// Calls of 2026-07-28 clients waiting for their retry, see [`bridge`].
     bridges: bridge::Bridges,
     started: Instant,
@@ -79,6 +81,7 @@ impl Gateway {
                 reloads: reload::Reloads::default(),
                 subscriptions: notify::Subscriptions::default(),
                 instances: instances::Instances::default(),
+                identities: instances::Identities::default(),
                 bridges: bridge::Bridges::default(),
                 started: Instant::now(),
                 cache,

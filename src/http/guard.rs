@@ -19,12 +19,30 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::HttpConfig;
+use crate::gateway::ClientIdentity;
 
 /// An admitted request's caller, put in the request's extensions for the handlers.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Admitted {
     /// The role of the caller's token; `None` = the default role.
     pub role: Option<String>,
+    /// Who the caller is, for per-client instances of clients without a session: a keyed
+    /// hash of its token (never the token), or one identity for every tokenless caller.
+    pub identity: ClientIdentity,
+}
+
+/// The identity of the caller presenting `token` (`None`: no tokens are configured). Keyed per
+/// daemon, so the number says nothing about the token outside this process.
+fn identity(token: Option<&str>) -> ClientIdentity {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+    match token {
+        Some(token) => hasher.write(token.as_bytes()),
+        None => hasher.write_u8(0),
+    }
+    ClientIdentity(hasher.finish())
 }
 
 /// A request the guard lets through.
@@ -238,7 +256,8 @@ fn authenticate(
     if http.tokens.is_empty() {
         if bound.ip().is_loopback() {
             let role = roles_defined.then(|| crate::config::DEFAULT_ROLE.to_string());
-            return Ok(Admitted { role });
+            let identity = identity(None);
+            return Ok(Admitted { role, identity });
         }
         tracing::warn!(
             "refused an HTTP request: the config has no usable token and {bound} is not loopback"
@@ -260,6 +279,7 @@ fn authenticate(
     match found {
         Some(token) => Ok(Admitted {
             role: token.role.clone(),
+            identity: identity(Some(&token.token)),
         }),
         None => Err(Refusal::Unauthorized { presented: true }),
     }

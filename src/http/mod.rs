@@ -161,6 +161,8 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     let origin = request.headers().get(ORIGIN).cloned();
     let (mut response, cors, preflight) = match admitted {
         Ok(Admission::Admitted(caller)) => {
+            // Read by sessions (through rmcp, which hands them the request's parts).
+            request.extensions_mut().insert(caller.identity);
             request.extensions_mut().insert(caller);
             (next.run(request).await, true, false)
         }

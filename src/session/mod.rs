@@ -100,6 +100,20 @@ impl Session {
             context.meta.get_progress_token(),
             crate::backend::forwarded_meta(&context.meta),
         )
+        .of_stateless_client(self.stateless_client(context))
+    }
+
+    /// For a request of an HTTP client without a session (each of its requests is a session
+    /// of its own): the id of the client's identity, which its per-client instances belong
+    /// to, so that they are started once per client rather than once per request.
+    fn stateless_client(&self, context: &RequestContext<RoleServer>) -> Option<u64> {
+        self.http.as_ref()?;
+        let parts = context.extensions.get::<axum::http::request::Parts>()?;
+        if parts.headers.contains_key("mcp-session-id") {
+            return None;
+        }
+        let identity = parts.extensions.get::<crate::gateway::ClientIdentity>()?;
+        Some(self.gateway.stateless_client(*identity))
     }
 }
 
@@ -169,10 +183,12 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         if crate::gateway::bridge::applies(&context) {
-            return Box::pin(
-                self.gateway
-                    .bridged_call_tool(self.role(), request, &context),
-            )
+            return Box::pin(self.gateway.bridged_call_tool(
+                self.role(),
+                self.stateless_client(&context),
+                request,
+                &context,
+            ))
             .await;
         }
         let _busy = self.handle.busy();
@@ -206,10 +222,12 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if crate::gateway::bridge::applies(&context) {
-            return Box::pin(
-                self.gateway
-                    .bridged_get_prompt(self.role(), request, &context),
-            )
+            return Box::pin(self.gateway.bridged_get_prompt(
+                self.role(),
+                self.stateless_client(&context),
+                request,
+                &context,
+            ))
             .await;
         }
         let _busy = self.handle.busy();
@@ -255,10 +273,12 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         if crate::gateway::bridge::applies(&context) {
-            return Box::pin(
-                self.gateway
-                    .bridged_read_resource(self.role(), request, &context),
-            )
+            return Box::pin(self.gateway.bridged_read_resource(
+                self.role(),
+                self.stateless_client(&context),
+                request,
+                &context,
+            ))
             .await;
         }
         let _busy = self.handle.busy();

@@ -206,7 +206,7 @@ async fn an_initialize_era_http_client_is_still_asked_directly() {
 }
 
 #[tokio::test]
-async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_long_as_the_call() {
+async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_is_its_tokens_own() {
     let env = Env::new();
     let alpha = env.fixture_server("alpha", &[]);
     let http = HttpDaemon::start(&env, |port| {
@@ -225,15 +225,35 @@ async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_lives_as_lon
         .await
         .expect("sampling bridged");
     assert_eq!(text_of(&sampled), "sampled: pong to mine?");
-    // Each call's instance is stopped when the call is over.
-    wait_for("the calls' instances to stop", || {
-        !env.status_json()["backends"]
+    // Every request of a client without a session stands alone, yet its per-client instance
+    // is the client's (its token's): started once, not once per request.
+    let pid = |client: &HttpClient| {
+        let client = client.peer().clone();
+        async move {
+            let result = client.call_tool(tool_call("alpha_pid", json!({}))).await;
+            text_of(&result.expect("alpha_pid"))
+        }
+    };
+    let mine = pid(&client).await;
+    assert_eq!(pid(&client).await, mine, "a new instance for each request");
+    let instances = || {
+        env.status_json()["backends"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|b| b["name"].as_str().unwrap().starts_with("alpha@"))
-    })
-    .await;
+            .filter(|b| b["name"].as_str().unwrap().starts_with("alpha@"))
+            .count()
+    };
+    assert_eq!(instances(), 1);
+    // Another token is another client: an instance of its own.
+    let other = modern_client(&http, READONLY, Recorder::default()).await;
+    assert_ne!(
+        pid(&other).await,
+        mine,
+        "two clients shared a per-client instance"
+    );
+    assert_eq!(instances(), 2);
+    let _ = other.cancel().await;
 
     // A client that declared no sampling is not asked: the backend hears so, as before.
     let incapable = modern_client(&http, ADMIN, Recorder::incapable()).await;

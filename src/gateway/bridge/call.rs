@@ -81,9 +81,11 @@ pub(super) struct BridgedCall {
 }
 
 impl BridgedCall {
+    /// A new bridged request of a client with `role`, and if it has no session, its identity
+    /// (its per-client instances are that identity's, else the call's own).
     pub(super) fn start(
         gateway: Arc<Gateway>,
-        role: Option<&str>,
+        (role, stateless_client): (Option<&str>, Option<u64>),
         continues: Continues,
         upstream: Upstream,
         context: &RequestContext<RoleServer>,
@@ -99,7 +101,8 @@ impl BridgedCall {
             server.peer().clone(),
             Some(ProgressToken(NumberOrString::Number(0))),
             crate::backend::forwarded_meta(&context.meta),
-        );
+        )
+        .of_stateless_client(stateless_client);
         let role_owned = role.map(str::to_owned);
         let upstream: UpstreamFuture = {
             let gateway = gateway.clone();

@@ -81,6 +81,7 @@ impl Gateway {
     pub async fn bridged_call_tool(
         &self,
         role: Option<&str>,
+        stateless_client: Option<u64>,
         mut params: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
@@ -88,7 +89,15 @@ impl Gateway {
         let continues = Continues::Tool(params.name.to_string());
         let upstream = Upstream::Tool(params);
         match self
-            .bridged(role, continues, upstream, answers, state, context)
+            .bridged(
+                role,
+                stateless_client,
+                continues,
+                upstream,
+                answers,
+                state,
+                context,
+            )
             .await?
         {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
@@ -102,6 +111,7 @@ impl Gateway {
     pub async fn bridged_get_prompt(
         &self,
         role: Option<&str>,
+        stateless_client: Option<u64>,
         mut params: GetPromptRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
@@ -109,7 +119,15 @@ impl Gateway {
         let continues = Continues::Prompt(params.name.clone());
         let upstream = Upstream::Prompt(params);
         match self
-            .bridged(role, continues, upstream, answers, state, context)
+            .bridged(
+                role,
+                stateless_client,
+                continues,
+                upstream,
+                answers,
+                state,
+                context,
+            )
             .await?
         {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
@@ -122,6 +140,7 @@ impl Gateway {
     pub async fn bridged_read_resource(
         &self,
         role: Option<&str>,
+        stateless_client: Option<u64>,
         mut params: ReadResourceRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
@@ -129,7 +148,15 @@ impl Gateway {
         let continues = Continues::Resource(params.uri.clone());
         let upstream = Upstream::Resource(params);
         match self
-            .bridged(role, continues, upstream, answers, state, context)
+            .bridged(
+                role,
+                stateless_client,
+                continues,
+                upstream,
+                answers,
+                state,
+                context,
+            )
             .await?
         {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
@@ -138,9 +165,11 @@ impl Gateway {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn bridged(
         &self,
         role: Option<&str>,
+        stateless_client: Option<u64>,
         continues: Continues,
         upstream: Upstream,
         answers: Option<InputResponses>,
@@ -168,7 +197,13 @@ impl Gateway {
             ));
         }
         let gateway = self.myself.upgrade().ok_or_else(abandoned)?;
-        let mut call = BridgedCall::start(gateway, role, continues, upstream, context);
+        let mut call = BridgedCall::start(
+            gateway,
+            (role, stateless_client),
+            continues,
+            upstream,
+            context,
+        );
         let step = call.round(&round).await;
         call.settle(step)
     }
