@@ -18,7 +18,6 @@ use super::Gateway;
 use crate::backend::upstream::stdio::CallIndex;
 use crate::protocol::{SessionStatus, SessionTransport};
 use crate::table::RoleView;
-use crate::wire;
 
 /// One client, as every part of the daemon knows it: held by its rmcp session, by the socket
 /// pump or the HTTP byte path that reads its requests, and by the gateway's registry.
@@ -68,34 +67,6 @@ impl SessionHandle {
     pub fn at_capacity(&self) -> bool {
         self.in_flight() >= max_calls_per_session()
     }
-
-    /// The error line (newline-terminated) that answers `message` when it is a new request
-    /// and the session already has as many in flight as it may; `None` to serve it. Answers
-    /// and notifications always pass, so that the calls in flight can finish. Used by every
-    /// transport, so that no client holds unbounded work open.
-    pub fn refusal(&self, message: &[u8]) -> Option<Vec<u8>> {
-        if !self.at_capacity() {
-            return None;
-        }
-        let envelope = wire::Envelope::parse(message)?;
-        envelope.method.as_ref()?;
-        let mut error = wire::response_head(&request_id_key(envelope.id?)?);
-        error.extend_from_slice(
-            b",\"error\":{\"code\":-32000,\"message\":\"too many requests in flight for this \
-              session; wait for some to finish\"}}\n",
-        );
-        Some(error)
-    }
-}
-
-/// The id of a request as rmcp will answer it: rmcp also reads `1e3` or `1.0` as an integer
-/// and answers with its canonical spelling, so a refusal keyed on the id as written would not
-/// stop those (and a client could pass the bound with them). `None` for what rmcp rejects.
-fn request_id_key(raw: &serde_json::value::RawValue) -> Option<Box<str>> {
-    wire::id_key(raw).or_else(|| {
-        let id: rmcp::model::RequestId = serde_json::from_str(raw.get()).ok()?;
-        Some(serde_json::to_string(&id).ok()?.into_boxed_str())
-    })
 }
 
 /// The registry: what the gateway keeps of each session besides its handle.

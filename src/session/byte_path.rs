@@ -105,6 +105,24 @@ impl SessionHandle {
         taken.unwrap_or(Taken::No)
     }
 
+    /// The error line (newline-terminated) that answers `message` when it is a new request
+    /// and the session already has as many in flight as it may; `None` to serve it. Answers
+    /// and notifications always pass, so that the calls in flight can finish. Used by every
+    /// transport, so that no client holds unbounded work open.
+    pub fn refusal(&self, message: &[u8]) -> Option<Vec<u8>> {
+        if !self.at_capacity() {
+            return None;
+        }
+        let envelope = wire::Envelope::parse(message)?;
+        envelope.method.as_ref()?;
+        let mut error = wire::response_head(&request_id_key(envelope.id?)?);
+        error.extend_from_slice(
+            b",\"error\":{\"code\":-32000,\"message\":\"too many requests in flight for this \
+              session; wait for some to finish\"}}\n",
+        );
+        Some(error)
+    }
+
     /// Cancels upstream whatever this client still has in flight (it left).
     pub fn cancel_all(&self, reason: &str) {
         let calls: Vec<_> = self.calls.lock().unwrap().drain().collect();
@@ -255,4 +273,14 @@ impl SessionHandle {
         }
         true
     }
+}
+
+/// The id of a request as rmcp will answer it: rmcp also reads `1e3` or `1.0` as an integer
+/// and answers with its canonical spelling, so a refusal keyed on the id as written would not
+/// stop those (and a client could pass the bound with them). `None` for what rmcp rejects.
+fn request_id_key(raw: &serde_json::value::RawValue) -> Option<Box<str>> {
+    wire::id_key(raw).or_else(|| {
+        let id: rmcp::model::RequestId = serde_json::from_str(raw.get()).ok()?;
+        Some(serde_json::to_string(&id).ok()?.into_boxed_str())
+    })
 }
