@@ -3,10 +3,12 @@
 //!
 //! Every request passes the guard first (`guard.rs`: Host, Origin, bearer token → role), which
 //! reads the current config, so a reload applies new tokens and allow-lists to the next request.
-//! The listen address and the session idle timeout are read once, at start. HTTP sessions are
-//! ordinary [`Session`](crate::session::Session)s: they are listed in status, see the tools of
-//! their role, and end with the daemon's other sessions.
+//! The listen address, the session idle timeout and the bounds on connections and sessions are
+//! read once, at start. HTTP sessions are ordinary [`Session`](crate::session::Session)s: they
+//! are listed in status, see the tools of their role, and end with the daemon's other sessions.
 //!
+//! - `serve` — the accept loop and connections: the connection cap, each request head's
+//!   timeout, graceful shutdown.
 //! - `guard` — who may call, and with which role.
 //! - `mcp` — `/mcp`, rmcp's Streamable HTTP service, one per role.
 //! - `byte_path` — `/mcp` POSTs of `tools/call` and `tools/list` answered without rmcp.
@@ -15,8 +17,8 @@
 
 mod byte_path;
 mod guard;
-mod limits;
 mod mcp;
+mod serve;
 mod sse;
 
 use std::net::SocketAddr;
@@ -93,14 +95,11 @@ impl HttpServer {
         let app = router(shared);
         let stop_accepting = CancellationToken::new();
         // Read once, like the address: a reload logs that they need a restart.
-        let listener = limits::Limited::new(listener, http.max_connections, http.header_timeout);
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let task = tokio::spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!("the HTTP listener failed: {e}");
-            }
-        });
+        let limits = serve::Limits {
+            max_connections: http.max_connections,
+            header_timeout: http.header_timeout,
+        };
+        let task = tokio::spawn(serve::serve(listener, app, limits, stop_accepting.clone()));
         tokio::spawn(watch_config(
             gateway.clone(),
             config,
@@ -120,7 +119,7 @@ impl HttpServer {
         &self.url
     }
 
-    /// Closes the listening socket; requests in progress go on.
+    /// Closes the listening socket; requests in progress go on, then their connections close.
     pub fn stop_accepting(&self) {
         self.stop_accepting.cancel();
     }

@@ -811,6 +811,109 @@ async fn idle_connections_are_capped_and_timed_out() {
     let _ = client.cancel().await;
 }
 
+/// A raw connection to the daemon's HTTP port; a read gives up after 20 s (so a connection the
+/// daemon never answers or closes fails the test instead of hanging it).
+fn raw_connection(port: u16) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// One response with a `Content-Length` body (or none), head and body.
+fn read_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+        let so_far = String::from_utf8_lossy(&bytes).into_owned();
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("closed before a whole response: {so_far:?}"),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no whole response ({e}): {so_far:?}"),
+        }
+    }
+}
+
+/// True once the daemon closes `stream` (end of stream or reset), false if it stays open for
+/// the read timeout. Bytes the daemon still sends are skipped.
+fn closed_by_the_daemon(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::{ErrorKind, Read};
+    let mut buf = [0; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => return !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    }
+}
+
+/// A kept-alive connection is timed like a new one (`header_timeout`) from the end of each
+/// response: one that idles after its answer, or stalls in its next request's head, is closed,
+/// so such connections cannot hold every `max_connections` place. It takes no token: a refused
+/// request (401) leaves the connection open too.
+#[tokio::test]
+async fn kept_alive_idle_connections_are_closed() {
+    use std::io::Write;
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  max_connections: 4\n  header_timeout: 1s\n")
+    })
+    .await;
+    let request = format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", http.port);
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut stream = raw_connection(http.port);
+        stream.write_all(request.as_bytes()).unwrap();
+        let response = read_response(&mut stream);
+        assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+        assert!(
+            !response.to_lowercase().contains("connection: close"),
+            "{response}"
+        );
+        if i % 2 == 1 {
+            // The next request's head, never finished.
+            stream.write_all(b"GET /mcp HTTP/1.1\r\nHost: 127").unwrap();
+        }
+        held.push(stream);
+    }
+
+    // Every place is held, until the daemon closes them: a real client gets in.
+    let client = tokio::time::timeout(
+        Duration::from_secs(20),
+        http_client(&http.url("/mcp"), Some(READONLY)),
+    )
+    .await
+    .expect("a new client was locked out by kept-alive connections")
+    .unwrap();
+    assert!(!names(&client).await.is_empty());
+    let _ = client.cancel().await;
+    for (i, stream) in held.iter_mut().enumerate() {
+        let how = if i % 2 == 1 {
+            "stalled in its second head"
+        } else {
+            "idle"
+        };
+        assert!(
+            closed_by_the_daemon(stream),
+            "a kept-alive connection {how} was not closed"
+        );
+    }
+    assert!(env.ctl(&["status"]).status.success());
+}
+
 /// Streamable HTTP sessions are capped in all (`http.max_sessions`) and per role
 /// (`http.max_sessions_per_role`). At a cap a new session of a role ends the role's least
 /// recently used idle session (its client gets 404 and may start anew); a session with a request
