@@ -3,18 +3,21 @@
 //!
 //! Every request passes the guard first (`guard.rs`: Host, Origin, bearer token → role), which
 //! reads the current config, so a reload applies new tokens and allow-lists to the next request.
-//! The listen address, the session idle timeout and the bounds on connections and sessions are
-//! read once, at start. HTTP sessions are ordinary [`Session`](crate::session::Session)s: they
-//! are listed in status, see the tools of their role, and end with the daemon's other sessions.
+//! The listen address, the session idle timeout and the bounds on connections, requests and
+//! sessions are read once, at start. HTTP sessions are ordinary
+//! [`Session`](crate::session::Session)s: they are listed in status, see the tools of their role,
+//! and end with the daemon's other sessions.
 //!
 //! - `serve` — the accept loop and connections: the connection cap, each request head's
 //!   timeout, graceful shutdown.
 //! - `guard` — who may call, and with which role.
+//! - `body` — a request's body, read whole within its size limit and `http.body_timeout`.
 //! - `mcp` — `/mcp`, rmcp's Streamable HTTP service, one per role.
 //! - `byte_path` — `/mcp` POSTs of `tools/call` and `tools/list` answered without rmcp.
 //! - `sse` — `/sse` and `/messages`, the 2024-11-05 transport, written here over rmcp's
 //!   line transport.
 
+mod body;
 mod byte_path;
 mod guard;
 mod mcp;
@@ -59,6 +62,8 @@ struct Shared {
     bound: SocketAddr,
     /// The daemon's session token: cancelled, it ends every HTTP session and stream.
     cancel: CancellationToken,
+    /// How long a request body may take to arrive (read once, at start).
+    body_timeout: Duration,
     mcp: mcp::Services,
     sse: sse::Sessions,
 }
@@ -91,6 +96,7 @@ impl HttpServer {
             mcp: mcp::Services::new(gateway.clone(), cancel.clone(), &http),
             sse: sse::Sessions::default(),
             cancel,
+            body_timeout: http.body_timeout,
         });
         let app = router(shared);
         let stop_accepting = CancellationToken::new();
@@ -145,7 +151,7 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// The guard in front of every route: refuses, answers a CORS preflight, or records the
-/// caller's role for the handler.
+/// caller's role for the handler and reads the request's body whole (`body.rs`).
 async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let table = shared.gateway.table();
     let admitted = guard::admit(
@@ -163,7 +169,10 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
             // Read by sessions (through rmcp, which hands them the request's parts).
             request.extensions_mut().insert(caller.identity);
             request.extensions_mut().insert(caller);
-            (next.run(request).await, true, false)
+            match body::read_whole(request, MAX_BODY, shared.body_timeout).await {
+                Ok(request) => (next.run(request).await, true, false),
+                Err(refusal) => (refusal, true, false),
+            }
         }
         Ok(Admission::Preflight) => (StatusCode::NO_CONTENT.into_response(), true, true),
         Err(refusal) => {

@@ -9,7 +9,7 @@
 //! connection, and on a kept-alive one from the end of its last response; a connection whose
 //! head is not complete in time is closed. While a request is being answered the connection is
 //! the client's: a Streamable HTTP stream legitimately sends nothing for as long as the call or
-//! session runs.
+//! session runs. (A request's body has its own timeout: `body.rs`.)
 //!
 //! This is `axum::serve` written out, for hyper's header timeout (axum sets no timer) and the
 //! cap: hyper's HTTP/1 connection serving the axum `Router` as a tower service.

@@ -914,6 +914,51 @@ async fn kept_alive_idle_connections_are_closed() {
     assert!(env.ctl(&["status"]).status.success());
 }
 
+/// A request whose body does not come within `http.body_timeout` gets 408 and its connection
+/// is closed; one announcing a body over the limit is refused (413) without waiting for it.
+/// The local socket and the listener keep working.
+#[tokio::test]
+async fn a_slow_body_is_timed_out() {
+    use std::io::Write;
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "  body_timeout: 1s\n")).await;
+    let head = |length: usize| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {READONLY}\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\n\r\n",
+            http.port
+        )
+    };
+    let mut slow = raw_connection(http.port);
+    // 10 bytes of the 1000 announced, then nothing.
+    slow.write_all(format!("{}{{\"jsonrpc\"", head(1000)).as_bytes())
+        .unwrap();
+    let response = read_response(&mut slow);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("the request body did not arrive within `http.body_timeout` (1s)"),
+        "{response}"
+    );
+    assert!(
+        closed_by_the_daemon(&mut slow),
+        "the connection stayed open after the 408"
+    );
+
+    let mut large = raw_connection(http.port);
+    large.write_all(head(5 << 20).as_bytes()).unwrap();
+    let response = read_response(&mut large);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(closed_by_the_daemon(&mut large));
+
+    assert!(env.ctl(&["status"]).status.success());
+    let client = http_client(&http.url("/mcp"), Some(READONLY))
+        .await
+        .unwrap();
+    assert!(!names(&client).await.is_empty());
+    let _ = client.cancel().await;
+}
+
 /// Streamable HTTP sessions are capped in all (`http.max_sessions`) and per role
 /// (`http.max_sessions_per_role`). At a cap a new session of a role ends the role's least
 /// recently used idle session (its client gets 404 and may start anew); a session with a request
