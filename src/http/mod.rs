@@ -4,9 +4,9 @@
 //! Every request passes the guard first (`guard.rs`: Host, Origin, bearer token → role), which
 //! reads the current config, so a reload applies new tokens and allow-lists to the next request.
 //! The listen address, the session idle timeout and the bounds on connections, requests and
-//! sessions are read once, at start. HTTP sessions are ordinary
-//! [`Session`](crate::session::Session)s: they are listed in status, see the tools of their role,
-//! and end with the daemon's other sessions.
+//! sessions are read once, at start (a reload that changes one logs that it needs a restart).
+//! HTTP sessions are ordinary [`Session`](crate::session::Session)s: they are listed in status,
+//! see the tools of their role, and end with the daemon's other sessions.
 //!
 //! - `serve` — the accept loop and connections: the connection cap, each request head's
 //!   timeout, graceful shutdown.
@@ -188,6 +188,20 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     response
 }
 
+/// The `http` keys read once, at start (besides `listen`), each with its value.
+const READ_AT_START: &[(&str, Setting)] = &[
+    ("session_idle_timeout", |h| {
+        h.session_idle_timeout.as_nanos()
+    }),
+    ("max_connections", |h| h.max_connections as u128),
+    ("header_timeout", |h| h.header_timeout.as_nanos()),
+    ("body_timeout", |h| h.body_timeout.as_nanos()),
+    ("max_sessions", |h| h.max_sessions as u128),
+];
+
+/// One `http` setting's value, as a number to compare (durations in nanoseconds).
+type Setting = fn(&HttpConfig) -> u128;
+
 /// Logs, after a reload, what of a changed `http` section applies now and what needs a restart.
 async fn watch_config(
     gateway: Arc<Gateway>,
@@ -222,12 +236,10 @@ async fn watch_config(
                         after.listen
                     );
                 }
-                if after.session_idle_timeout != started.session_idle_timeout
-                    && before.map(|b| b.session_idle_timeout) != Some(after.session_idle_timeout)
-                {
-                    tracing::warn!(
-                        "`http.session_idle_timeout` changed: it applies after a restart"
-                    );
+                for (key, value) in READ_AT_START {
+                    if value(after) != value(&started) && before.map(value) != Some(value(after)) {
+                        tracing::warn!("`http.{key}` changed: it applies after a restart");
+                    }
                 }
                 let policy = |h: &HttpConfig| {
                     (

@@ -708,6 +708,22 @@ async fn reloaded_tokens_apply_to_the_next_request() {
     .await;
     assert_eq!(status(READONLY).await.unwrap().status(), 200);
 
+    // So do the bounds on connections, requests and sessions: each change is logged.
+    let bounds =
+        "  max_connections: 9\n  header_timeout: 3s\n  body_timeout: 4s\n  max_sessions: 7\n";
+    env.write_config(&config(&env, http.port, bounds));
+    assert!(env.ctl(&["reload"]).status.success());
+    for key in [
+        "max_connections",
+        "header_timeout",
+        "body_timeout",
+        "max_sessions",
+    ] {
+        let logged = format!("`http.{key}` changed: it applies after a restart");
+        wait_for(&logged, || http.daemon.log().contains(&logged)).await;
+    }
+    assert_eq!(status(READONLY).await.unwrap().status(), 200);
+
     // Without the `http` section, the listener refuses everything until the restart.
     let servers_only = format!("servers:\n{}", env.fixture_server("alpha", &[]));
     env.write_config(&servers_only);
