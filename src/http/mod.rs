@@ -197,6 +197,7 @@ const READ_AT_START: &[(&str, Setting)] = &[
     ("header_timeout", |h| h.header_timeout.as_nanos()),
     ("body_timeout", |h| h.body_timeout.as_nanos()),
     ("max_sessions", |h| h.max_sessions as u128),
+    ("max_sessions_per_role", |h| h.max_sessions_per_role as u128),
 ];
 
 /// One `http` setting's value, as a number to compare (durations in nanoseconds).

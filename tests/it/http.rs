@@ -709,8 +709,8 @@ async fn reloaded_tokens_apply_to_the_next_request() {
     assert_eq!(status(READONLY).await.unwrap().status(), 200);
 
     // So do the bounds on connections, requests and sessions: each change is logged.
-    let bounds =
-        "  max_connections: 9\n  header_timeout: 3s\n  body_timeout: 4s\n  max_sessions: 7\n";
+    let bounds = "  max_connections: 9\n  header_timeout: 3s\n  body_timeout: 4s\n  max_sessions: 7\n\
+                  \x20 max_sessions_per_role: 5\n";
     env.write_config(&config(&env, http.port, bounds));
     assert!(env.ctl(&["reload"]).status.success());
     for key in [
@@ -718,6 +718,7 @@ async fn reloaded_tokens_apply_to_the_next_request() {
         "header_timeout",
         "body_timeout",
         "max_sessions",
+        "max_sessions_per_role",
     ] {
         let logged = format!("`http.{key}` changed: it applies after a restart");
         wait_for(&logged, || http.daemon.log().contains(&logged)).await;
