@@ -1,5 +1,6 @@
 //! Checks the `http` section: the listen address, the bearer tokens that map HTTP clients to
-//! roles (with `${VAR}` expansion), the Host and Origin allow-lists and the session idle timeout.
+//! roles (with `${VAR}` expansion), the Host and Origin allow-lists, the session idle timeout and
+//! the bounds on connections and requests.
 //!
 //! Tokens are secrets: messages cite a token by its item number and place, never by its value.
 //! A token whose variable is not set is disabled with a warning; the rest of the config loads.
@@ -22,6 +23,7 @@ const HTTP_KEYS: &[&str] = &[
     "session_idle_timeout",
     "max_connections",
     "header_timeout",
+    "body_timeout",
     "max_sessions",
     "max_sessions_per_role",
 ];
@@ -35,8 +37,12 @@ const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const DEFAULT_MAX_SESSIONS: usize = 1024;
 /// Streamable HTTP sessions of one role alive at once, by default (`max_sessions_per_role`).
 const DEFAULT_MAX_SESSIONS_PER_ROLE: usize = 256;
-/// How long a new connection has to send its first request head, by default (`header_timeout`).
+/// How long a connection has to send each request head, by default (`header_timeout`).
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's body may take to arrive, by default (`body_timeout`).
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `header_timeout` and `body_timeout`.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The longest `session_idle_timeout` (a year; 0 means never expire).
 const MAX_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
@@ -130,18 +136,10 @@ impl Checker<'_> {
                 }
             },
         };
-        let header_timeout = match optional(&fields, "header_timeout") {
-            None => DEFAULT_HEADER_TIMEOUT,
-            Some(entry) => match self.duration(entry, "`header_timeout` in `http`") {
-                Some(timeout) if timeout.is_zero() || timeout > Duration::from_secs(3600) => {
-                    let message = "`header_timeout` in `http` must be more than 0 and at most 1h";
-                    self.error(entry.value_pos(), message);
-                    DEFAULT_HEADER_TIMEOUT
-                }
-                Some(timeout) => timeout,
-                None => DEFAULT_HEADER_TIMEOUT,
-            },
-        };
+        let header_timeout =
+            self.request_timeout(optional(&fields, "header_timeout"), DEFAULT_HEADER_TIMEOUT);
+        let body_timeout =
+            self.request_timeout(optional(&fields, "body_timeout"), DEFAULT_BODY_TIMEOUT);
         let (listen, listen_at) = listen?;
         if tokens.is_empty() && !listen.ip().is_loopback() {
             let mut message = format!(
@@ -176,9 +174,28 @@ impl Checker<'_> {
             session_idle_timeout,
             max_connections,
             header_timeout,
+            body_timeout,
             max_sessions,
             max_sessions_per_role,
         })
+    }
+
+    /// `header_timeout` or `body_timeout`: more than 0 (a request must be able to arrive) and at
+    /// most an hour (they bound what a stalled client holds); `default` when absent or wrong.
+    fn request_timeout(&mut self, entry: Option<&Entry<'_>>, default: Duration) -> Duration {
+        let Some(entry) = entry else {
+            return default;
+        };
+        let subject = format!("`{}` in `http`", entry.key);
+        match self.duration(entry, &subject) {
+            Some(timeout) if timeout.is_zero() || timeout > MAX_REQUEST_TIMEOUT => {
+                let message = format!("{subject} must be more than 0 and at most 1h");
+                self.error(entry.value_pos(), message);
+                default
+            }
+            Some(timeout) => timeout,
+            None => default,
+        }
     }
 
     /// The address to bind: an IP literal with a port, or `localhost:PORT` (= 127.0.0.1).

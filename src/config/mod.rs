@@ -336,8 +336,11 @@ pub struct HttpConfig {
     pub session_idle_timeout: Duration,
     /// Open connections at once; past it the listener waits for one to close.
     pub max_connections: usize,
-    /// How long a new connection has to send its first request head.
+    /// How long a connection has to send each request head (a new one, and a kept-alive one
+    /// after a response); then it is closed.
     pub header_timeout: Duration,
+    /// How long a request's body may take to arrive; then 408 and the connection is closed.
+    pub body_timeout: Duration,
     /// Streamable HTTP sessions alive at once (every role); at it, as at the role's cap.
     pub max_sessions: usize,
     /// Streamable HTTP sessions of one role alive at once (`max_sessions_per_role`); at it,

@@ -399,6 +399,7 @@ mod tests {
             session_idle_timeout: Duration::from_secs(60),
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             max_sessions: 1024,
             max_sessions_per_role: 256,
         }

@@ -3,20 +3,25 @@
 //!
 //! Every request passes the guard first (`guard.rs`: Host, Origin, bearer token → role), which
 //! reads the current config, so a reload applies new tokens and allow-lists to the next request.
-//! The listen address and the session idle timeout are read once, at start. HTTP sessions are
-//! ordinary [`Session`](crate::session::Session)s: they are listed in status, see the tools of
-//! their role, and end with the daemon's other sessions.
+//! The listen address, the session idle timeout and the bounds on connections, requests and
+//! sessions are read once, at start (a reload that changes one logs that it needs a restart).
+//! HTTP sessions are ordinary [`Session`](crate::session::Session)s: they are listed in status,
+//! see the tools of their role, and end with the daemon's other sessions.
 //!
+//! - `serve` — the accept loop and connections: the connection cap, each request head's
+//!   timeout, graceful shutdown.
 //! - `guard` — who may call, and with which role.
+//! - `body` — a request's body, read whole within its size limit and `http.body_timeout`.
 //! - `mcp` — `/mcp`, rmcp's Streamable HTTP service, one per role.
 //! - `byte_path` — `/mcp` POSTs of `tools/call` and `tools/list` answered without rmcp.
 //! - `sse` — `/sse` and `/messages`, the 2024-11-05 transport, written here over rmcp's
 //!   line transport.
 
+mod body;
 mod byte_path;
 mod guard;
-mod limits;
 mod mcp;
+mod serve;
 mod sse;
 
 use std::net::SocketAddr;
@@ -57,6 +62,8 @@ struct Shared {
     bound: SocketAddr,
     /// The daemon's session token: cancelled, it ends every HTTP session and stream.
     cancel: CancellationToken,
+    /// How long a request body may take to arrive (read once, at start).
+    body_timeout: Duration,
     mcp: mcp::Services,
     sse: sse::Sessions,
 }
@@ -89,18 +96,16 @@ impl HttpServer {
             mcp: mcp::Services::new(gateway.clone(), cancel.clone(), &http),
             sse: sse::Sessions::default(),
             cancel,
+            body_timeout: http.body_timeout,
         });
         let app = router(shared);
         let stop_accepting = CancellationToken::new();
         // Read once, like the address: a reload logs that they need a restart.
-        let listener = limits::Limited::new(listener, http.max_connections, http.header_timeout);
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let task = tokio::spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!("the HTTP listener failed: {e}");
-            }
-        });
+        let limits = serve::Limits {
+            max_connections: http.max_connections,
+            header_timeout: http.header_timeout,
+        };
+        let task = tokio::spawn(serve::serve(listener, app, limits, stop_accepting.clone()));
         tokio::spawn(watch_config(
             gateway.clone(),
             config,
@@ -120,7 +125,7 @@ impl HttpServer {
         &self.url
     }
 
-    /// Closes the listening socket; requests in progress go on.
+    /// Closes the listening socket; requests in progress go on, then their connections close.
     pub fn stop_accepting(&self) {
         self.stop_accepting.cancel();
     }
@@ -146,7 +151,7 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// The guard in front of every route: refuses, answers a CORS preflight, or records the
-/// caller's role for the handler.
+/// caller's role for the handler and reads the request's body whole (`body.rs`).
 async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let table = shared.gateway.table();
     let admitted = guard::admit(
@@ -164,7 +169,10 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
             // Read by sessions (through rmcp, which hands them the request's parts).
             request.extensions_mut().insert(caller.identity);
             request.extensions_mut().insert(caller);
-            (next.run(request).await, true, false)
+            match body::read_whole(request, MAX_BODY, shared.body_timeout).await {
+                Ok(request) => (next.run(request).await, true, false),
+                Err(refusal) => (refusal, true, false),
+            }
         }
         Ok(Admission::Preflight) => (StatusCode::NO_CONTENT.into_response(), true, true),
         Err(refusal) => {
@@ -179,6 +187,21 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     }
     response
 }
+
+/// The `http` keys read once, at start (besides `listen`), each with its value.
+const READ_AT_START: &[(&str, Setting)] = &[
+    ("session_idle_timeout", |h| {
+        h.session_idle_timeout.as_nanos()
+    }),
+    ("max_connections", |h| h.max_connections as u128),
+    ("header_timeout", |h| h.header_timeout.as_nanos()),
+    ("body_timeout", |h| h.body_timeout.as_nanos()),
+    ("max_sessions", |h| h.max_sessions as u128),
+    ("max_sessions_per_role", |h| h.max_sessions_per_role as u128),
+];
+
+/// One `http` setting's value, as a number to compare (durations in nanoseconds).
+type Setting = fn(&HttpConfig) -> u128;
 
 /// Logs, after a reload, what of a changed `http` section applies now and what needs a restart.
 async fn watch_config(
@@ -214,12 +237,10 @@ async fn watch_config(
                         after.listen
                     );
                 }
-                if after.session_idle_timeout != started.session_idle_timeout
-                    && before.map(|b| b.session_idle_timeout) != Some(after.session_idle_timeout)
-                {
-                    tracing::warn!(
-                        "`http.session_idle_timeout` changed: it applies after a restart"
-                    );
+                for (key, value) in READ_AT_START {
+                    if value(after) != value(&started) && before.map(value) != Some(value(after)) {
+                        tracing::warn!("`http.{key}` changed: it applies after a restart");
+                    }
                 }
                 let policy = |h: &HttpConfig| {
                     (

@@ -708,6 +708,23 @@ async fn reloaded_tokens_apply_to_the_next_request() {
     .await;
     assert_eq!(status(READONLY).await.unwrap().status(), 200);
 
+    // So do the bounds on connections, requests and sessions: each change is logged.
+    let bounds = "  max_connections: 9\n  header_timeout: 3s\n  body_timeout: 4s\n  max_sessions: 7\n\
+                  \x20 max_sessions_per_role: 5\n";
+    env.write_config(&config(&env, http.port, bounds));
+    assert!(env.ctl(&["reload"]).status.success());
+    for key in [
+        "max_connections",
+        "header_timeout",
+        "body_timeout",
+        "max_sessions",
+        "max_sessions_per_role",
+    ] {
+        let logged = format!("`http.{key}` changed: it applies after a restart");
+        wait_for(&logged, || http.daemon.log().contains(&logged)).await;
+    }
+    assert_eq!(status(READONLY).await.unwrap().status(), 200);
+
     // Without the `http` section, the listener refuses everything until the restart.
     let servers_only = format!("servers:\n{}", env.fixture_server("alpha", &[]));
     env.write_config(&servers_only);
@@ -804,6 +821,154 @@ async fn idle_connections_are_capped_and_timed_out() {
     // The idle ones are closed; a real client then gets in.
     wait_for("the idle connections to be closed", || fds() <= before + 2).await;
     drop(idle);
+    let client = http_client(&http.url("/mcp"), Some(READONLY))
+        .await
+        .unwrap();
+    assert!(!names(&client).await.is_empty());
+    let _ = client.cancel().await;
+}
+
+/// A raw connection to the daemon's HTTP port; a read gives up after 20 s (so a connection the
+/// daemon never answers or closes fails the test instead of hanging it).
+fn raw_connection(port: u16) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// One response with a `Content-Length` body (or none), head and body.
+fn read_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+        let so_far = String::from_utf8_lossy(&bytes).into_owned();
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("closed before a whole response: {so_far:?}"),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no whole response ({e}): {so_far:?}"),
+        }
+    }
+}
+
+/// True once the daemon closes `stream` (end of stream or reset), false if it stays open for
+/// the read timeout. Bytes the daemon still sends are skipped.
+fn closed_by_the_daemon(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::{ErrorKind, Read};
+    let mut buf = [0; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => return !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    }
+}
+
+/// A kept-alive connection is timed like a new one (`header_timeout`) from the end of each
+/// response: one that idles after its answer, or stalls in its next request's head, is closed,
+/// so such connections cannot hold every `max_connections` place. It takes no token: a refused
+/// request (401) leaves the connection open too.
+#[tokio::test]
+async fn kept_alive_idle_connections_are_closed() {
+    use std::io::Write;
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  max_connections: 4\n  header_timeout: 1s\n")
+    })
+    .await;
+    let request = format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", http.port);
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut stream = raw_connection(http.port);
+        stream.write_all(request.as_bytes()).unwrap();
+        let response = read_response(&mut stream);
+        assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+        assert!(
+            !response.to_lowercase().contains("connection: close"),
+            "{response}"
+        );
+        if i % 2 == 1 {
+            // The next request's head, never finished.
+            stream.write_all(b"GET /mcp HTTP/1.1\r\nHost: 127").unwrap();
+        }
+        held.push(stream);
+    }
+
+    // Every place is held, until the daemon closes them: a real client gets in.
+    let client = tokio::time::timeout(
+        Duration::from_secs(20),
+        http_client(&http.url("/mcp"), Some(READONLY)),
+    )
+    .await
+    .expect("a new client was locked out by kept-alive connections")
+    .unwrap();
+    assert!(!names(&client).await.is_empty());
+    let _ = client.cancel().await;
+    for (i, stream) in held.iter_mut().enumerate() {
+        let how = if i % 2 == 1 {
+            "stalled in its second head"
+        } else {
+            "idle"
+        };
+        assert!(
+            closed_by_the_daemon(stream),
+            "a kept-alive connection {how} was not closed"
+        );
+    }
+    assert!(env.ctl(&["status"]).status.success());
+}
+
+/// A request whose body does not come within `http.body_timeout` gets 408 and its connection
+/// is closed; one announcing a body over the limit is refused (413) without waiting for it.
+/// The local socket and the listener keep working.
+#[tokio::test]
+async fn a_slow_body_is_timed_out() {
+    use std::io::Write;
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| config(&env, port, "  body_timeout: 1s\n")).await;
+    let head = |length: usize| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {READONLY}\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\n\r\n",
+            http.port
+        )
+    };
+    let mut slow = raw_connection(http.port);
+    // 10 bytes of the 1000 announced, then nothing.
+    slow.write_all(format!("{}{{\"jsonrpc\"", head(1000)).as_bytes())
+        .unwrap();
+    let response = read_response(&mut slow);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("the request body did not arrive within `http.body_timeout` (1s)"),
+        "{response}"
+    );
+    assert!(
+        closed_by_the_daemon(&mut slow),
+        "the connection stayed open after the 408"
+    );
+
+    let mut large = raw_connection(http.port);
+    large.write_all(head(5 << 20).as_bytes()).unwrap();
+    let response = read_response(&mut large);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(closed_by_the_daemon(&mut large));
+
+    assert!(env.ctl(&["status"]).status.success());
     let client = http_client(&http.url("/mcp"), Some(READONLY))
         .await
         .unwrap();

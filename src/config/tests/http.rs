@@ -1,5 +1,5 @@
 //! The `http` section: `listen`, tokens and their roles, allowed origins and hosts, session
-//! idle timeout.
+//! idle timeout, the bounds on connections and requests.
 
 use std::time::Duration;
 
@@ -179,7 +179,7 @@ fn http_unknown_keys_and_lists() {
     assert_eq!(
         error("http:\n  listen: 127.0.0.1:1\n  allowed_origin: []\n"),
         "gateway.yaml:3:3: unknown key `allowed_origin` in `http`: did you mean `allowed_origins`? \
-         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, max_sessions, max_sessions_per_role)"
+         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, body_timeout, max_sessions, max_sessions_per_role)"
     );
     let text = "http:\n  listen: 127.0.0.1:1\n  allowed_origins: [\"localhost\", \"https://a.example:*\", \"null\", \"http://x/p\"]\n  allowed_hosts: [\"ok.host:8\", \"http://bad\", 3]\n  session_idle_timeout: soon\n";
     let errors = errors(text);
@@ -244,6 +244,38 @@ fn session_caps_default_and_are_checked() {
     let message = error("http: {listen: localhost:9000, max_sessions_per_role: 0}\n");
     assert!(
         message.contains("`max_sessions_per_role` in `http`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn request_timeouts_are_more_than_zero_and_at_most_an_hour() {
+    let http = ok("http:\n  listen: \"127.0.0.1:8765\"\n").http.unwrap();
+    assert_eq!(http.header_timeout, Duration::from_secs(10));
+    assert_eq!(http.body_timeout, Duration::from_secs(30));
+    let text = "http:\n  listen: \"127.0.0.1:8765\"\n  header_timeout: 2s\n  body_timeout: 45s\n";
+    let http = ok(text).http.unwrap();
+    assert_eq!(http.header_timeout, Duration::from_secs(2));
+    assert_eq!(http.body_timeout, Duration::from_secs(45));
+    for (key, value) in [
+        ("body_timeout", "0"),
+        ("body_timeout", "2h"),
+        ("header_timeout", "0s"),
+        ("header_timeout", "61m"),
+    ] {
+        let text = format!("http:\n  listen: \"127.0.0.1:8765\"\n  {key}: {value}\n");
+        let column = key.len() + 5;
+        assert_eq!(
+            error(&text),
+            format!(
+                "gateway.yaml:3:{column}: `{key}` in `http` must be more than 0 and at most 1h"
+            ),
+            "{key}: {value}"
+        );
+    }
+    let message = error("http:\n  listen: \"127.0.0.1:8765\"\n  body_timeout: slow\n");
+    assert!(
+        message.starts_with("gateway.yaml:3:17: `body_timeout` in `http` must be a duration"),
         "{message}"
     );
 }
