@@ -23,7 +23,7 @@ mod route;
 mod sessions;
 
 pub use instances::ClientIdentity;
-pub use sessions::{ListKind, SessionHandle};
+pub use sessions::{ListKind, SessionHandle, TOO_MANY_REQUESTS};
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};

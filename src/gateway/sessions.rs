@@ -41,6 +41,10 @@ fn max_calls_per_session() -> usize {
     *MAX.get_or_init(|| super::env_limit("MCPGW_MAX_CALLS_PER_SESSION", 256) as usize)
 }
 
+/// What a request past its session's bound is answered with.
+pub const TOO_MANY_REQUESTS: &str =
+    "too many requests in flight for this session; wait for some to finish";
+
 /// A forwarded request's place among its session's requests in flight.
 pub struct Busy(Arc<std::sync::atomic::AtomicUsize>);
 
@@ -51,10 +55,21 @@ impl Drop for Busy {
 }
 
 impl SessionHandle {
-    /// Counts a request forwarded through rmcp while the returned guard lives.
-    pub fn busy(&self) -> Busy {
-        self.forwarded.fetch_add(1, Ordering::SeqCst);
-        Busy(self.forwarded.clone())
+    /// Counts a request forwarded through rmcp while the returned guard lives; past the
+    /// session's bound, the error to answer it with instead. Counted and checked at once:
+    /// rmcp runs a client's pipelined requests concurrently, so a check made before they are
+    /// counted would let a burst through.
+    pub fn busy(&self) -> Result<Busy, rmcp::ErrorData> {
+        let before = self.forwarded.fetch_add(1, Ordering::SeqCst);
+        let busy = Busy(self.forwarded.clone());
+        if before + self.calls.lock().unwrap().len() >= max_calls_per_session() {
+            return Err(rmcp::ErrorData::new(
+                rmcp::model::ErrorCode(-32000),
+                TOO_MANY_REQUESTS,
+                None,
+            ));
+        }
+        Ok(busy)
     }
 
     /// Its requests to backends in flight, on both paths.

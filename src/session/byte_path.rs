@@ -107,8 +107,9 @@ impl SessionHandle {
 
     /// The error line (newline-terminated) that answers `message` when it is a new request
     /// and the session already has as many in flight as it may; `None` to serve it. Answers
-    /// and notifications always pass, so that the calls in flight can finish. Used by every
-    /// transport, so that no client holds unbounded work open.
+    /// and notifications always pass, so that the calls in flight can finish. The check the
+    /// byte path needs (its calls are counted as it forwards them, one line at a time); on
+    /// the rmcp path [`SessionHandle::busy`] counts and checks at once.
     pub fn refusal(&self, message: &[u8]) -> Option<Vec<u8>> {
         if !self.at_capacity() {
             return None;
@@ -116,9 +117,9 @@ impl SessionHandle {
         let envelope = wire::Envelope::parse(message)?;
         envelope.method.as_ref()?;
         let mut error = wire::response_head(&request_id_key(envelope.id?)?);
+        let message = crate::gateway::TOO_MANY_REQUESTS;
         error.extend_from_slice(
-            b",\"error\":{\"code\":-32000,\"message\":\"too many requests in flight for this \
-              session; wait for some to finish\"}}\n",
+            format!(",\"error\":{{\"code\":-32000,\"message\":\"{message}\"}}}}\n").as_bytes(),
         );
         Some(error)
     }

@@ -182,6 +182,7 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let _busy = self.handle.busy()?;
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_call_tool(
                 self.role(),
@@ -191,7 +192,6 @@ impl ServerHandler for Session {
             ))
             .await;
         }
-        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         // Boxed: rmcp spawns a task per request holding this future, and moving a future of
         // this size into and around the task was the daemon's largest per-call cost (memcpy).
@@ -221,6 +221,7 @@ impl ServerHandler for Session {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
+        let _busy = self.handle.busy()?;
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_get_prompt(
                 self.role(),
@@ -230,7 +231,6 @@ impl ServerHandler for Session {
             ))
             .await;
         }
-        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         Box::pin(
             self.gateway
@@ -272,6 +272,7 @@ impl ServerHandler for Session {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        let _busy = self.handle.busy()?;
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_read_resource(
                 self.role(),
@@ -281,7 +282,6 @@ impl ServerHandler for Session {
             ))
             .await;
         }
-        let _busy = self.handle.busy();
         let caller = self.caller(&context);
         Box::pin(
             self.gateway
@@ -295,7 +295,7 @@ impl ServerHandler for Session {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let _busy = self.handle.busy();
+        let _busy = self.handle.busy()?;
         let caller = self.caller(&context);
         self.gateway
             .subscribe(self.role(), request.uri, caller, context.ct.clone())
@@ -307,7 +307,7 @@ impl ServerHandler for Session {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let _busy = self.handle.busy();
+        let _busy = self.handle.busy()?;
         let caller = self.caller(&context);
         self.gateway
             .unsubscribe(self.role(), caller, &request.uri)
@@ -344,7 +344,7 @@ impl ServerHandler for Session {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let _busy = self.handle.busy();
+        let _busy = self.handle.busy()?;
         let caller = self.caller(&context);
         Box::pin(
             self.gateway

@@ -1126,3 +1126,43 @@ async fn an_http_session_holds_only_so_many_requests_open() {
         let _ = client.cancel().await;
     }
 }
+
+/// A legacy SSE session is bounded like every other: of 6 slow calls, 2 run and 4 are refused.
+#[tokio::test]
+async fn a_legacy_sse_session_holds_only_so_many_requests_open() {
+    let env = Env::new();
+    let vars = [("MCPGW_MAX_CALLS_PER_SESSION", "2")];
+    let http = HttpDaemon::start_with_vars(&env, |port| config(&env, port, ""), &vars).await;
+    let mut stream = SseStream::open(&http.url("/sse"), ADMIN).await;
+    let (_, endpoint) = stream.next().await.unwrap();
+    let send = |message: Value| {
+        reqwest::Client::new()
+            .post(http.url(&endpoint))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(message.to_string())
+            .send()
+    };
+    assert_eq!(send(initialize()).await.unwrap().status(), 202);
+    stream.response(1).await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    send(initialized).await.unwrap();
+    for id in 10..16 {
+        let slow = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "alpha_slow", "arguments": {"ms": 2000}}});
+        assert_eq!(send(slow).await.unwrap().status(), 202);
+    }
+    let (mut refused, mut ran) = (0, 0);
+    while refused + ran < 6 {
+        let (_, data) = stream.next().await.expect("the stream ended");
+        let answer: Value = serde_json::from_str(&data).unwrap();
+        if answer.get("id").is_none() {
+            continue;
+        }
+        match answer["error"]["message"].as_str() {
+            Some(m) if m.contains("too many requests in flight") => refused += 1,
+            _ => ran += 1,
+        }
+    }
+    assert_eq!((ran, refused), (2, 4));
+}

@@ -414,6 +414,47 @@ async fn large_answers_arriving_together_reach_a_client_that_reads() {
     assert_eq!(answered, [2, 3, 4]);
 }
 
+/// The bound holds for requests that arrive together too (rmcp serves a client's pipelined
+/// requests concurrently: they are counted and checked at once), and for calls bridged for
+/// 2026-07-28 per-request metadata: of 12 slow calls in one write, 2 run and 10 are refused.
+#[tokio::test]
+async fn a_burst_of_requests_cannot_pass_the_session_bound() {
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("fx", &[])));
+    let mut daemon = env.start_daemon_with(&[("MCPGW_MAX_CALLS_PER_SESSION", "2")]);
+    daemon.wait_ready(&env).await;
+    let modern = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "burst", "version": "0"},
+    });
+    for meta in [serde_json::json!({}), modern] {
+        let mut raw = RawClient::connect(&env, None).await;
+        let mut burst = Vec::new();
+        for id in 0..12 {
+            let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "fx_slow", "arguments": {"ms": 2000}, "_meta": meta}});
+            burst.extend_from_slice(&serde_json::to_vec(&call).unwrap());
+            burst.push(b'\n');
+        }
+        raw.send_bytes(&burst).await;
+        let (mut refused, mut ran) = (0, 0);
+        while refused + ran < 12 {
+            let message = raw.recv().await;
+            if message.get("id").is_none() {
+                continue;
+            }
+            match message["error"]["message"].as_str() {
+                Some(m) if m.contains("too many requests in flight") => refused += 1,
+                _ => ran += 1,
+            }
+        }
+        assert_eq!((ran, refused), (2, 10), "meta {meta}");
+        raw.close().await;
+    }
+    assert!(daemon.stop().await.success());
+}
+
 /// A session may hold only so many requests open at once (`MCPGW_MAX_CALLS_PER_SESSION`,
 /// 256 by default), on either path: past it a new request is answered with an error, and the
 /// session goes on.
