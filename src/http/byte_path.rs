@@ -86,11 +86,17 @@ impl Registry {
         self.0.lock().unwrap().get(session_id).cloned()
     }
 
-    /// The handle of the initialized session with this `Mcp-Session-Id`, which has a request
-    /// now (for [`Registry::least_recently_used_idle`]).
-    pub(super) fn requested(&self, session_id: &str) -> Option<Arc<SessionHandle>> {
+    /// The handle of the initialized session of `role` with this `Mcp-Session-Id`, which has
+    /// a request now (for [`Registry::take_least_recently_used_idle`]).
+    pub(super) fn requested(
+        &self,
+        session_id: &str,
+        role: Option<&str>,
+    ) -> Option<Arc<SessionHandle>> {
         let sessions = self.0.lock().unwrap();
-        let session = sessions.get(session_id)?;
+        let session = sessions
+            .get(session_id)
+            .filter(|s| s.handle.role.as_deref() == role)?;
         *session.last_request.lock().unwrap() = Instant::now();
         Some(session.handle.clone())
     }
@@ -100,15 +106,18 @@ impl Registry {
         self.0.lock().unwrap().contains_key(session_id)
     }
 
-    /// The `Mcp-Session-Id` of the role's session with nothing in flight whose last request is
-    /// the oldest: the one to end when the role needs room for a new session.
-    pub(super) fn least_recently_used_idle(&self, role: Option<&str>) -> Option<String> {
-        let sessions = self.0.lock().unwrap();
-        sessions
+    /// Of the role's sessions with nothing in flight, the one whose last request is the
+    /// oldest: taken out (the byte path no longer serves it) and its `Mcp-Session-Id` given
+    /// back, to end it when the role needs room for a new session.
+    pub(super) fn take_least_recently_used_idle(&self, role: Option<&str>) -> Option<String> {
+        let mut sessions = self.0.lock().unwrap();
+        let id = sessions
             .values()
             .filter(|s| s.handle.role.as_deref() == role && s.handle.in_flight() == 0)
             .min_by_key(|s| *s.last_request.lock().unwrap())
-            .map(|s| s.id.clone())
+            .map(|s| s.id.clone())?;
+        sessions.remove(&id);
+        Some(id)
     }
 }
 

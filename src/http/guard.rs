@@ -27,21 +27,19 @@ pub(super) struct Admitted {
     /// The role of the caller's token; `None` = the default role.
     pub role: Option<String>,
     /// Who the caller is, for per-client instances of clients without a session: a keyed
-    /// hash of its token (never the token), or one identity for every tokenless caller.
-    pub identity: ClientIdentity,
+    /// hash of its token (never the token). Tokenless callers (any local user) have none:
+    /// each of their requests is a client of its own.
+    pub identity: Option<ClientIdentity>,
 }
 
-/// The identity of the caller presenting `token` (`None`: no tokens are configured). Keyed per
-/// daemon, so the number says nothing about the token outside this process.
-fn identity(token: Option<&str>) -> ClientIdentity {
+/// The identity of the caller presenting `token`. Keyed per daemon, so the number says
+/// nothing about the token outside this process.
+fn identity(token: &str) -> ClientIdentity {
     use std::hash::{BuildHasher, Hasher};
     static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
     let mut hasher = KEY.get_or_init(Default::default).build_hasher();
-    match token {
-        Some(token) => hasher.write(token.as_bytes()),
-        None => hasher.write_u8(0),
-    }
+    hasher.write(token.as_bytes());
     ClientIdentity(hasher.finish())
 }
 
@@ -256,8 +254,10 @@ fn authenticate(
     if http.tokens.is_empty() {
         if bound.ip().is_loopback() {
             let role = roles_defined.then(|| crate::config::DEFAULT_ROLE.to_string());
-            let identity = identity(None);
-            return Ok(Admitted { role, identity });
+            return Ok(Admitted {
+                role,
+                identity: None,
+            });
         }
         tracing::warn!(
             "refused an HTTP request: the config has no usable token and {bound} is not loopback"
@@ -279,7 +279,7 @@ fn authenticate(
     match found {
         Some(token) => Ok(Admitted {
             role: token.role.clone(),
-            identity: identity(Some(&token.token)),
+            identity: Some(identity(&token.token)),
         }),
         None => Err(Refusal::Unauthorized { presented: true }),
     }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Body;
@@ -46,6 +46,8 @@ pub(super) struct Services {
     sessions: Arc<Registry>,
     /// Sessions alive now, in all and per role, and how many may be.
     places: Arc<Places>,
+    /// Sessions seen without a finished handshake, and since when (see `make_room`).
+    unconfirmed: Mutex<HashMap<String, Instant>>,
     by_role: Mutex<HashMap<Option<String>, ForRole>>,
 }
 
@@ -65,33 +67,46 @@ impl Services {
                 per_role: http.max_sessions_per_role,
                 live: Mutex::default(),
             }),
+            unconfirmed: Mutex::default(),
             by_role: Mutex::default(),
         }
     }
 
-    /// Makes room for a new session of `role` if it has none: ends one of the role's sessions
-    /// that never finished its handshake, else its least recently used session with nothing in
-    /// flight (its client gets 404 on its next request and starts
-    /// a new one, as the protocol says), and waits a little for its place to be given back.
-    async fn make_room(&self, role: Option<&str>, manager: &LocalSessionManager) {
-        if self.places.room_for(role) {
+    /// Makes room for a new session of `role` if there is none. The cap that binds picks the
+    /// role to take it from: the role's own, or (the total) the role holding the most places,
+    /// so that one role's clients cannot lock out another's. Ended is, of that role, a session
+    /// whose client left its handshake unfinished for [`HANDSHAKE_GRACE`], else its least
+    /// recently used session with nothing in flight (its client gets 404 on its next request
+    /// and starts a new one, as the protocol says). Then waits a little for the place.
+    async fn make_room(&self, role: Option<&str>) {
+        let Some(victim) = self.places.to_make_room_for(role) else {
             return;
-        }
-        // A session whose client never finished the handshake first (a client that only
-        // initializes leaves those behind), then the least recently used one.
-        let unconfirmed = {
-            let known = manager.sessions.read().await;
-            let ids = known.keys().map(|id| id.to_string()).collect::<Vec<_>>();
-            ids.into_iter().find(|id| !self.sessions.knows(id))
         };
-        let Some(id) = unconfirmed.or_else(|| self.sessions.least_recently_used_idle(role)) else {
+        let (_, manager) = self.for_role(victim.clone());
+        let victim = victim.as_deref();
+        let abandoned = {
+            let known = manager.sessions.read().await;
+            let ids: Vec<String> = known.keys().map(|id| id.to_string()).collect();
+            drop(known);
+            let mut unconfirmed = self.unconfirmed.lock().unwrap();
+            unconfirmed.retain(|id, _| ids.contains(id));
+            let now = Instant::now();
+            ids.into_iter()
+                .filter(|id| !self.sessions.knows(id))
+                .find(|id| {
+                    now.duration_since(*unconfirmed.entry(id.clone()).or_insert(now))
+                        >= HANDSHAKE_GRACE
+                })
+        };
+        let Some(id) = abandoned.or_else(|| self.sessions.take_least_recently_used_idle(victim))
+        else {
             return;
         };
         let (max, per_role) = (self.places.max, self.places.per_role);
         tracing::info!(
-            role = role.unwrap_or(crate::config::DEFAULT_ROLE),
-            "ending the least recently used idle HTTP session of the role to make room for a \
-             new one (`http.max_sessions` {max}, `http.max_sessions_per_role` {per_role})"
+            role = victim.unwrap_or(crate::config::DEFAULT_ROLE),
+            "ending an idle HTTP session of the role to make room for a new one \
+             (`http.max_sessions` {max}, `http.max_sessions_per_role` {per_role})"
         );
         let _ = manager.close_session(&id.as_str().into()).await;
         let deadline = tokio::time::Instant::now() + ROOM_WAIT;
@@ -143,6 +158,9 @@ impl Services {
 
 /// How long a new session waits for the place of the session ended to make room for it.
 const ROOM_WAIT: Duration = Duration::from_secs(2);
+/// How long a client may take between `initialize` and `initialized` before its session may
+/// be ended to make room (clients connecting together at the cap must not end each other's).
+const HANDSHAKE_GRACE: Duration = Duration::from_secs(10);
 
 /// Places for sessions: at most `max` in all (`http.max_sessions`) and `per_role` of one role
 /// (`http.max_sessions_per_role`), so that one role's clients cannot take every place.
@@ -165,6 +183,20 @@ impl Places {
         live.total < self.max && of_role.unwrap_or(0) < self.per_role
     }
 
+    /// When a new session of `role` has no place: the role to end a session of.
+    fn to_make_room_for(&self, role: Option<&str>) -> Option<Option<String>> {
+        let live = self.live.lock().unwrap();
+        let role = role.map(str::to_string);
+        if live.by_role.get(&role).copied().unwrap_or(0) >= self.per_role {
+            return Some(role);
+        }
+        if live.total < self.max {
+            return None;
+        }
+        let (largest, _) = live.by_role.iter().max_by_key(|(_, n)| **n)?;
+        Some(largest.clone())
+    }
+
     fn take(self: &Arc<Self>, role: Option<&str>) -> std::io::Result<Place> {
         let mut live = self.live.lock().unwrap();
         let role = role.map(str::to_string);
@@ -172,8 +204,8 @@ impl Places {
         if live.total >= self.max || of_role >= self.per_role {
             let (max, per_role) = (self.max, self.per_role);
             return Err(std::io::Error::other(format!(
-                "too many HTTP sessions, each with a request in flight (`http.max_sessions` \
-                 {max}, `http.max_sessions_per_role` {per_role}); end some"
+                "too many HTTP sessions, none of them idle (`http.max_sessions` {max}, \
+                 `http.max_sessions_per_role` {per_role}); end some"
             )));
         }
         live.total += 1;
@@ -215,11 +247,10 @@ pub(super) async fn handle(
         Some(id) => id
             .to_str()
             .ok()
-            .and_then(|id| shared.mcp.sessions.requested(id))
-            .filter(|handle| handle.role == caller.role),
+            .and_then(|id| shared.mcp.sessions.requested(id, caller.role.as_deref())),
         None if request.method() == Method::POST => {
             // A new session, or a stateless request (which holds a session while it runs).
-            shared.mcp.make_room(caller.role.as_deref(), &manager).await;
+            shared.mcp.make_room(caller.role.as_deref()).await;
             None
         }
         None => None,

@@ -167,7 +167,9 @@ async fn admit(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     let (mut response, cors, preflight) = match admitted {
         Ok(Admission::Admitted(caller)) => {
             // Read by sessions (through rmcp, which hands them the request's parts).
-            request.extensions_mut().insert(caller.identity);
+            if let Some(identity) = caller.identity {
+                request.extensions_mut().insert(identity);
+            }
             request.extensions_mut().insert(caller);
             match body::read_whole(request, MAX_BODY, shared.body_timeout).await {
                 Ok(request) => (next.run(request).await, true, false),

@@ -107,11 +107,11 @@ impl Session {
     /// of its own): the id of the client's identity, which its per-client instances belong
     /// to, so that they are started once per client rather than once per request.
     fn stateless_client(&self, context: &RequestContext<RoleServer>) -> Option<u64> {
-        self.http.as_ref()?;
-        let parts = context.extensions.get::<axum::http::request::Parts>()?;
-        if parts.headers.contains_key("mcp-session-id") {
+        let (_, registered) = self.http.as_ref()?;
+        if registered.get().is_some() {
             return None;
         }
+        let parts = context.extensions.get::<axum::http::request::Parts>()?;
         let identity = parts.extensions.get::<crate::gateway::ClientIdentity>()?;
         Some(self.gateway.stateless_client(*identity))
     }

@@ -20,8 +20,9 @@ use crate::wire::{self, Frame, FrameTx, Line, LineSink};
 /// Bytes of responses and notifications waiting for a client to read them (one message of any
 /// size always fits). A client that stops reading while its calls keep answering overflows it,
 /// and its session ends, logged; no other session is affected. Past 64 MiB the queue takes more
-/// only for a client that keeps reading (it took a message in the last 10 s), so that several
-/// large answers arriving at once do not end a working client; past 128 MiB, never.
+/// only while the client keeps up (its writer took a message, or had none to take, in the last
+/// 10 s), so that several large answers arriving at once do not end a working client; past
+/// 128 MiB, never.
 pub const CLIENT_QUEUE: wire::Bound = wire::Bound {
     soft: 64 * 1024 * 1024,
     hard: 128 * 1024 * 1024,

@@ -1166,3 +1166,71 @@ async fn a_legacy_sse_session_holds_only_so_many_requests_open() {
     }
     assert_eq!((ran, refused), (2, 4));
 }
+
+/// When the total cap (`http.max_sessions`) binds, room is made in the role holding the most
+/// places, not refused: one role's clients cannot lock another's out. And clients connecting
+/// together at a cap do not end each other's handshakes: a session between `initialize` and
+/// `initialized` is spared for a while, an idle one is ended instead.
+#[tokio::test]
+async fn http_session_caps_spare_other_roles_and_unfinished_handshakes() {
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(
+            &env,
+            port,
+            "  max_sessions: 3\n  max_sessions_per_role: 2\n",
+        )
+    })
+    .await;
+    let port = http.port;
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
+    let status = |session: &str| {
+        let request = in_session(port, session, &list);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Between `initialize` and `initialized`.
+    let begin = || async move {
+        let response = post_mcp(port, &initialize())
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "initialize refused");
+        let session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = response.text().await;
+        session
+    };
+    let finish = |session: String| async move {
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let response = in_session(port, &session, &initialized)
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    };
+
+    let (a, b) = (open_session(port).await, open_session(port).await);
+    let readonly = http_client(&http.url("/mcp"), Some(READONLY))
+        .await
+        .unwrap();
+    // The total binds (3): the admin role holds the most places and gives one up.
+    let second_readonly = http_client(&http.url("/mcp"), Some(READONLY)).await;
+    let refused = second_readonly.as_ref().err();
+    assert!(refused.is_none(), "locked out by another role: {refused:?}");
+    assert!(!names(&readonly).await.is_empty());
+    let left = [status(&a).await, status(&b).await];
+    assert!(left.contains(&404) && left.contains(&200), "{left:?}");
+    let kept = if left[0] == 200 { a } else { b };
+
+    // The admin role (1 of 2 places, total 3 of 3) connects two clients at once: the first
+    // takes a place of the readonly role (which holds the most), the second finds the admin
+    // role full and ends its idle session, not the first's unfinished handshake.
+    let c = begin().await;
+    let d = begin().await;
+    assert_eq!(finish(c).await, 202, "an unfinished handshake was ended");
+    assert_eq!(finish(d).await, 202);
+    assert_eq!(status(&kept).await, 404, "the idle session was kept");
+}
