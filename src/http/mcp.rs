@@ -187,14 +187,16 @@ impl Places {
     fn to_make_room_for(&self, role: Option<&str>) -> Option<Option<String>> {
         let live = self.live.lock().unwrap();
         let role = role.map(str::to_string);
-        if live.by_role.get(&role).copied().unwrap_or(0) >= self.per_role {
+        let own = live.by_role.get(&role).copied().unwrap_or(0);
+        if own >= self.per_role {
             return Some(role);
         }
         if live.total < self.max {
             return None;
         }
-        let (largest, _) = live.by_role.iter().max_by_key(|(_, n)| **n)?;
-        Some(largest.clone())
+        // The role's own session first when it holds as many as any other.
+        let (largest, most) = live.by_role.iter().max_by_key(|(_, n)| **n)?;
+        Some(if own >= *most { role } else { largest.clone() })
     }
 
     fn take(self: &Arc<Self>, role: Option<&str>) -> std::io::Result<Place> {
@@ -240,7 +242,7 @@ impl Drop for Place {
 pub(super) async fn handle(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Admitted>,
-    request: Request,
+    mut request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());
     let named = match request.headers().get("mcp-session-id") {
@@ -249,8 +251,17 @@ pub(super) async fn handle(
             .ok()
             .and_then(|id| shared.mcp.sessions.requested(id, caller.role.as_deref())),
         None if request.method() == Method::POST => {
-            // A new session, or a stateless request (which holds a session while it runs).
-            shared.mcp.make_room(caller.role.as_deref()).await;
+            // A new session, or a stateless request (which holds a session while it runs):
+            // room is made for a JSON-RPC request only, never for junk or a notification.
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, super::MAX_BODY)
+                .await
+                .unwrap_or_default();
+            let envelope = crate::wire::Envelope::parse(&body);
+            if envelope.is_some_and(|e| e.method.is_some() && e.id.is_some()) {
+                shared.mcp.make_room(caller.role.as_deref()).await;
+            }
+            request = Request::from_parts(parts, Body::from(body));
             None
         }
         None => None,
