@@ -161,6 +161,14 @@ impl RawSession {
         Ok(&self.line)
     }
 
+    /// Sends a request and does not wait for its response (a client that never reads).
+    pub async fn send_request(&mut self, method: &str, params: Value) -> Result<()> {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await
+    }
+
     /// Sends a request and returns the raw response line, skipping notifications. The response
     /// is told apart by its envelope alone (`"method"` among the first bytes marks a
     /// notification or a request), so a large response is not parsed inside the timing.

@@ -1,5 +1,6 @@
 //! mcpgw-bench: every figure of the performance issue in one run, side by side with direct
-//! connections and the physical floor, as markdown tables (or `--json`).
+//! connections and the physical floor, as markdown tables (or `--json`), and the daemon's memory
+//! while clients and backends abuse it.
 //!
 //! It drives the shipped binaries from outside (`mcpgwd`, `mcpgw-shim`, `mcpgwctl`, the
 //! `mcpgw-fixture` backend and this crate's `mcpgw-relay` floor), each figure in its own
@@ -77,15 +78,18 @@ pub enum Figure {
     Reload,
     #[value(alias = "6")]
     Scale,
+    #[value(alias = "7")]
+    Bounds,
 }
 
-const ALL: [Figure; 6] = [
+const ALL: [Figure; 7] = [
     Figure::Latency,
     Figure::Throughput,
     Figure::ColdStart,
     Figure::Memory,
     Figure::Reload,
     Figure::Scale,
+    Figure::Bounds,
 ];
 
 /// Counts and sizes of one run: the full run, or the smoke pass.
@@ -113,6 +117,18 @@ pub struct Params {
     pub scale_servers: usize,
     pub scale_tools: usize,
     pub scale_runs: usize,
+    /// Bounds: `tools/call`s of 8 MiB answers a client sends and never reads (how many such
+    /// clients at once in the last scenario, if more than 1, and whether one is part of "all at
+    /// once"), MiB a backend
+    /// writes without a newline (stdout, then stderr), idle HTTP connections, how long those
+    /// stay open, and the flooding server's `max_message` (None: the default, 64 MiB).
+    pub bounds_unread_calls: usize,
+    pub bounds_unread_sessions: usize,
+    pub bounds_unread_together: bool,
+    pub bounds_flood_mib: usize,
+    pub bounds_http_connections: usize,
+    pub bounds_hold_secs: f64,
+    pub bounds_max_message: Option<&'static str>,
 }
 
 impl Params {
@@ -135,6 +151,13 @@ impl Params {
             scale_servers: 100,
             scale_tools: 50,
             scale_runs: 30,
+            bounds_unread_calls: 48,
+            bounds_unread_sessions: 4,
+            bounds_unread_together: true,
+            bounds_flood_mib: 1024,
+            bounds_http_connections: 1000,
+            bounds_hold_secs: 3.0,
+            bounds_max_message: None,
         }
     }
 
@@ -157,6 +180,16 @@ impl Params {
             scale_servers: 8,
             scale_tools: 50,
             scale_runs: 3,
+            // 160 MiB of answers: past the queue's 128 MiB hard bound, which no option lowers
+            // (fewer would sit in the queue). It takes seconds in a debug build, so the smoke
+            // pass does it once only.
+            bounds_unread_calls: 20,
+            bounds_unread_sessions: 1,
+            bounds_unread_together: false,
+            bounds_flood_mib: 8,
+            bounds_http_connections: 40,
+            bounds_hold_secs: 0.3,
+            bounds_max_message: Some("1MiB"),
         }
     }
 }

@@ -39,6 +39,22 @@ pub fn rss_kib(pid: u32) -> f64 {
     field_kib(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
+/// Peak resident set size in KiB (`VmHWM`), 0 if the process is gone.
+pub fn hwm_kib(pid: u32) -> f64 {
+    field_kib(&format!("/proc/{pid}/status"), "VmHWM:")
+}
+
+/// Resets the process's peak resident set size (`VmHWM`) to its current one, so a later
+/// [`hwm_kib`] is the peak since now. False where the kernel does not allow it.
+pub fn reset_hwm(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// Open file descriptors of the process, 0 if the process is gone.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
 /// Proportional set size in KiB (shared pages divided among their users), 0 if unknown.
 pub fn pss_kib(pid: u32) -> f64 {
     field_kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")

@@ -2,8 +2,8 @@
 //! workspace's binaries of this profile (so `cargo build --workspace` first, as CI does; a
 //! nested cargo build here would rebuild half the workspace on every run, its environment
 //! differing from the outer one). It checks that the bench runs and that what must hold
-//! whatever the speed does hold (no backend started by a cold start, no call lost to a reload);
-//! it judges no timing.
+//! whatever the speed does hold (no backend started by a cold start, no call lost to a reload,
+//! the bounds on what clients and backends send hold); it judges no timing.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,7 +57,8 @@ fn smoke_pass_runs_every_figure() {
             "cold-start",
             "memory",
             "reload",
-            "scale"
+            "scale",
+            "bounds"
         ]
     );
     for section in sections {
@@ -84,4 +85,11 @@ fn smoke_pass_runs_every_figure() {
     assert_eq!(data("reload")["calls_failed"], 0, "{stderr}");
     assert!(data("reload")["calls_ok"].as_u64().unwrap() > 0);
     assert!(data("latency")["small"]["shim"]["p50_us"].as_f64().unwrap() > 0.0);
+    // The bounds hold at any speed: the unread session ends, the over-long line fails its
+    // call, the stderr flood is drained, and `mcpgwctl status` always answers.
+    let bounds = data("bounds");
+    assert_eq!(bounds["unread_ended"], true, "{stderr}");
+    assert_eq!(bounds["stdout_refused"], true, "{stderr}");
+    assert_eq!(bounds["stderr_ok"], true, "{stderr}");
+    assert_eq!(bounds["status_failed"], 0, "{stderr}");
 }

@@ -1,6 +1,8 @@
-//! The six figures of the performance issue, one module each. Every figure builds its own
+//! The six figures of the performance issue and the bounded-memory figure of the trust issue,
+//! one module each. Every figure builds its own
 //! isolated world, measures, tears it down, and returns a [`Section`].
 
+mod bounds;
 mod cold_start;
 mod latency;
 mod memory;
@@ -25,6 +27,7 @@ pub fn describe(figure: Figure) -> (&'static str, &'static str) {
         Figure::Memory => ("memory", "4. Memory"),
         Figure::Reload => ("reload", "5. Reload under load"),
         Figure::Scale => ("scale", "6. Scale: many backends, many tools"),
+        Figure::Bounds => ("bounds", "7. Bounded memory under abuse"),
     }
 }
 
@@ -38,6 +41,7 @@ pub async fn run(figure: Figure, ctx: &Ctx) -> Result<Section> {
         Figure::Memory => memory::run(ctx, &mut section).await?,
         Figure::Reload => reload::run(ctx, &mut section).await?,
         Figure::Scale => scale::run(ctx, &mut section).await?,
+        Figure::Bounds => bounds::run(ctx, &mut section).await?,
     }
     Ok(section)
 }
