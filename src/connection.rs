@@ -124,3 +124,162 @@ async fn refuse(kind: HelloKind, mut reader: Reader, mut send: Writer, message: 
     let _ = send.write_all(&out).await;
     let _ = send.flush().await;
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    //! Property tests of the hello, the first thing the daemon parses from every connection
+    //! (run with the others: `cargo test -p mcpgw --lib prop_`).
+
+    use std::os::fd::OwnedFd;
+
+    use interprocess::os::unix::uds_local_socket::tokio::Stream as UdsStream;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What `read_hello` made of a connection whose peer sent `bytes` and closed its side, and
+    /// every byte the reader still held or had not read after it (what a session reads next).
+    fn hello_of(bytes: &[u8]) -> (Result<Hello, String>, Vec<u8>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+            let ours = OwnedFd::from(ours.into_std().unwrap());
+            let stream = Stream::from(UdsStream::try_from(ours).unwrap());
+            let (recv, _send) = tokio::io::split(stream);
+            let mut reader = BufReader::new(recv);
+            // Read on after the hello while the peer writes, so a long input never blocks it.
+            let read = async {
+                let hello = read_hello(&mut reader).await;
+                let mut rest = Vec::new();
+                reader.read_to_end(&mut rest).await.unwrap();
+                (hello, rest)
+            };
+            let write = async {
+                theirs.write_all(bytes).await.unwrap();
+                theirs.shutdown().await.unwrap();
+            };
+            tokio::join!(read, write).0
+        })
+    }
+
+    /// How many bytes `read_hello` may take from `bytes`: the first line, at most `MAX_HELLO`.
+    fn hello_extent(bytes: &[u8]) -> usize {
+        let line = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        line.min(MAX_HELLO as usize)
+    }
+
+    fn hello() -> impl Strategy<Value = Hello> {
+        (
+            prop_oneof![Just(PROTOCOL_VERSION), any::<u32>()],
+            prop_oneof![Just(HelloKind::Session), Just(HelloKind::Control)],
+            proptest::option::of(".{0,40}"),
+            proptest::option::of(any::<u32>()),
+        )
+            .prop_map(|(v, kind, role, pid)| Hello { v, kind, role, pid })
+    }
+
+    /// A byte that often means something in a hello.
+    fn hello_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"{}[]\":,\n\r\\ 0123456789-.eEnulltruefalse".to_vec()),
+        ]
+    }
+
+    /// A valid hello line with a few bytes replaced, inserted or removed; or arbitrary bytes.
+    fn hello_like_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let edit = (any::<prop::sample::Index>(), 0u8..3, hello_byte());
+        prop_oneof![
+            (hello(), prop::collection::vec(edit, 0..4)).prop_map(|(hello, edits)| {
+                let mut line = protocol::to_line(&hello);
+                for (at, op, byte) in edits {
+                    let i = at.index(line.len() + 1);
+                    match op {
+                        0 if i < line.len() => line[i] = byte,
+                        1 => line.insert(i, byte),
+                        _ if i < line.len() => {
+                            line.remove(i);
+                        }
+                        _ => {}
+                    }
+                }
+                line
+            }),
+            prop::collection::vec(hello_byte(), 0..512),
+        ]
+    }
+
+    proptest! {
+        /// Whatever a peer sends first: no panic; the daemon takes the first line and not a
+        /// byte more, never more than `MAX_HELLO`; it accepts exactly what parses as a hello,
+        /// and what it accepts is a hello that round-trips.
+        #[test]
+        fn prop_hello_of_any_bytes_takes_one_bounded_line(
+            first in hello_like_bytes(),
+            rest in prop::collection::vec(hello_byte(), 0..64),
+        ) {
+            let sent = [first.as_slice(), rest.as_slice()].concat();
+            let (hello, left) = hello_of(&sent);
+            let taken = hello_extent(&sent);
+            prop_assert_eq!(&left[..], &sent[taken..], "took {} bytes", sent.len() - left.len());
+            let line = &sent[..taken];
+            let expected = if line.last() == Some(&b'\n') {
+                serde_json::from_slice::<Hello>(line).ok()
+            } else {
+                None
+            };
+            prop_assert_eq!(hello.as_ref().ok(), expected.as_ref());
+            if let Ok(hello) = hello {
+                let again: Hello = serde_json::from_slice(&protocol::to_line(&hello)).unwrap();
+                prop_assert_eq!(again, hello);
+            }
+        }
+
+        /// A valid hello, with whatever the client sends right after it: the same hello comes
+        /// out, and everything after its line is left for the session.
+        #[test]
+        fn prop_valid_hellos_round_trip(
+            sent in hello(),
+            rest in prop::collection::vec(hello_byte(), 0..256),
+        ) {
+            let line = protocol::to_line(&sent);
+            let (hello, left) = hello_of(&[line.as_slice(), rest.as_slice()].concat());
+            prop_assert_eq!(hello, Ok(sent));
+            prop_assert_eq!(left, rest);
+        }
+
+        /// A hello that is valid JSON but longer than `MAX_HELLO` is refused after reading
+        /// `MAX_HELLO` bytes of it (all the daemon buffers of it); one of exactly `MAX_HELLO`
+        /// bytes, newline included, is not.
+        #[test]
+        fn prop_a_hello_over_its_limit_is_refused(
+            sent in hello(),
+            len in prop_oneof![
+                (MAX_HELLO as usize - 2)..=(MAX_HELLO as usize + 2),
+                (MAX_HELLO as usize - 32)..(MAX_HELLO as usize + 4096),
+            ],
+        ) {
+            // Whitespace inside the object keeps it valid JSON at any length.
+            let compact = protocol::to_line(&sent);
+            let padding = len.saturating_sub(compact.len());
+            let mut line = compact[..compact.len() - 2].to_vec();
+            line.resize(line.len() + padding, b' ');
+            line.extend_from_slice(b"}\n");
+            prop_assume!(line.len() == len);
+            let (hello, left) = hello_of(&line);
+            let max = MAX_HELLO as usize;
+            prop_assert_eq!(left.len(), len - len.min(max), "read past the limit");
+            if len <= max {
+                prop_assert_eq!(hello, Ok(sent));
+            } else {
+                prop_assert_eq!(hello, Err("the hello line is too long".to_owned()));
+            }
+        }
+    }
+}
