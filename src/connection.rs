@@ -77,6 +77,9 @@ async fn read_hello(reader: &mut Reader) -> Result<Hello, String> {
         Ok(Ok(0)) => return Err("connection closed before the hello".into()),
         Ok(Ok(_)) => {}
     }
+    if line.last() != Some(&b'\n') && (line.len() as u64) < MAX_HELLO {
+        return Err("connection closed in the middle of the hello".into());
+    }
     if line.last() != Some(&b'\n') {
         return Err("the hello line is too long".into());
     }
