@@ -158,7 +158,7 @@ impl Gateway {
 
 /// A positive number from environment variable `var` (limits tests set low), else `default`.
 /// Each limit reads it once, on first use.
-fn env_limit(var: &str, default: u64) -> u64 {
+pub(crate) fn env_limit(var: &str, default: u64) -> u64 {
     std::env::var(var)
         .ok()
         .and_then(|s| s.parse().ok())

@@ -38,8 +38,9 @@ use crate::wire::Frame;
 
 /// At most this many answered calls of a session can be resumed…
 const REPLAYABLE: usize = 64;
-/// …for this long after their answer.
+/// …for this long after their answer, and at most this many bytes of them.
 const REPLAY_FOR: Duration = Duration::from_secs(60);
+const REPLAYABLE_BYTES: usize = 64 * 1024 * 1024;
 /// A comment line this often keeps a long call's stream open through proxies (as rmcp's do).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What a client waits before reconnecting to a broken stream (rmcp's default).
@@ -143,24 +144,36 @@ struct Streams {
     answers: BTreeMap<u64, watch::Receiver<Answer>>,
 }
 
+impl Streams {
+    /// Drops what can no longer be resumed, and of the answered streams all but the newest
+    /// `count`, holding at most `bytes` of answers.
+    fn prune(&mut self, count: usize, bytes: usize) {
+        self.answers.retain(|_, answer| resumable(answer));
+        let answered: Vec<(u64, usize)> = self
+            .answers
+            .iter()
+            .filter_map(|(n, answer)| {
+                let answer = answer.borrow();
+                let (_, event) = answer.as_ref()?;
+                Some((*n, event.iter().map(Bytes::len).sum()))
+            })
+            .collect();
+        let mut kept = (0, 0);
+        for (n, size) in answered.into_iter().rev() {
+            kept = (kept.0 + 1, kept.1 + size);
+            if kept.0 > count || kept.1 > bytes {
+                self.answers.remove(&n);
+            }
+        }
+    }
+}
+
 impl HttpSession {
     /// A new stream's number and the sender of its answer; finished streams past their time
     /// (or past the count) are dropped, and so are calls that ended without an answer.
     fn open_stream(&self) -> (u64, watch::Sender<Answer>) {
         let mut streams = self.streams.lock().unwrap();
-        streams.answers.retain(|_, answer| resumable(answer));
-        let answered: Vec<u64> = streams
-            .answers
-            .iter()
-            .filter(|(_, answer)| answer.borrow().is_some())
-            .map(|(n, _)| *n)
-            .collect();
-        for n in answered
-            .iter()
-            .take(answered.len().saturating_sub(REPLAYABLE))
-        {
-            streams.answers.remove(n);
-        }
+        streams.prune(REPLAYABLE, REPLAYABLE_BYTES);
         streams.next += 1;
         let n = streams.next;
         let (tx, rx) = watch::channel(None);
@@ -560,5 +573,26 @@ mod tests {
         );
         assert_eq!(our_event("mcpgw-12-0"), Some((12, 0)));
         assert_eq!(our_event("0"), None);
+    }
+
+    #[test]
+    fn resumable_answers_are_bounded_in_number_and_bytes() {
+        let mut streams = Streams::default();
+        let mut senders = Vec::new();
+        for (n, size) in [(1, 10), (2, 10), (3, 10), (4, 30), (5, 5)] {
+            let (tx, rx) = watch::channel(None);
+            tx.send_replace(Some((Instant::now(), vec![Bytes::from(vec![b'x'; size])])));
+            streams.answers.insert(n, rx);
+            senders.push(tx);
+        }
+        let (running, rx) = watch::channel(None);
+        streams.answers.insert(6, rx);
+        streams.prune(3, 40);
+        let kept: Vec<u64> = streams.answers.keys().copied().collect();
+        // 5 and 4 fit (35 bytes), 3 would pass 40; 6 has no answer yet and stays.
+        assert_eq!(kept, [4, 5, 6]);
+        streams.prune(1, 1000);
+        assert_eq!(streams.answers.keys().copied().collect::<Vec<_>>(), [5, 6]);
+        drop(running);
     }
 }

@@ -10,7 +10,7 @@
 //! cache, keep-alive pings, idle expiry, and the stateless 2026-07-28 path. Host and Origin are
 //! checked by our guard in front (against the live config), so rmcp's own checks are off.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,9 @@ pub(super) struct Services {
     sessions: Arc<Registry>,
     /// Sessions alive now, in all and per role, and how many may be.
     places: Arc<Places>,
-    /// Sessions seen without a finished handshake, and since when (see `make_room`).
-    unconfirmed: Mutex<HashMap<String, Instant>>,
+    /// Sessions created and (maybe) not yet through their handshake: their role and when
+    /// (see `make_room`).
+    unconfirmed: Mutex<HashMap<String, (Option<String>, Instant)>>,
     by_role: Mutex<HashMap<Option<String>, ForRole>>,
 }
 
@@ -75,33 +76,42 @@ impl Services {
     /// Makes room for a new session of `role` if there is none. The cap that binds picks the
     /// role to take it from: the role's own, or (the total) the role holding the most places,
     /// so that one role's clients cannot lock out another's. Ended is, of that role, a session
-    /// whose client left its handshake unfinished for [`HANDSHAKE_GRACE`], else its least
+    /// whose client left its handshake unfinished for [`handshake_grace`], else its least
     /// recently used session with nothing in flight (its client gets 404 on its next request
     /// and starts a new one, as the protocol says). Then waits a little for the place.
-    async fn make_room(&self, role: Option<&str>) {
+    async fn make_room(&self, role: Option<&str>, new_session: bool) {
         let Some(victim) = self.places.to_make_room_for(role) else {
             return;
         };
+        if !new_session && victim.as_deref() != role {
+            // A stateless request holds its place for a moment: it may not end another
+            // role's session for that.
+            return;
+        }
         let (_, manager) = self.for_role(victim.clone());
         let victim = victim.as_deref();
         let abandoned = {
-            let known = manager.sessions.read().await;
-            let ids: Vec<String> = known.keys().map(|id| id.to_string()).collect();
-            drop(known);
+            let live: HashSet<String> = {
+                let known = manager.sessions.read().await;
+                known.keys().map(|id| id.to_string()).collect()
+            };
             let mut unconfirmed = self.unconfirmed.lock().unwrap();
-            unconfirmed.retain(|id, _| ids.contains(id));
-            let now = Instant::now();
-            ids.into_iter()
-                .filter(|id| !self.sessions.knows(id))
-                .find(|id| {
-                    now.duration_since(*unconfirmed.entry(id.clone()).or_insert(now))
-                        >= HANDSHAKE_GRACE
+            unconfirmed.retain(|id, (of, _)| {
+                of.as_deref() != victim || (live.contains(id) && !self.sessions.knows(id))
+            });
+            unconfirmed
+                .iter()
+                .filter(|(_, (of, at))| {
+                    of.as_deref() == victim && at.elapsed() >= handshake_grace()
                 })
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(id, _)| id.clone())
         };
         let Some(id) = abandoned.or_else(|| self.sessions.take_least_recently_used_idle(victim))
         else {
             return;
         };
+        self.unconfirmed.lock().unwrap().remove(&id);
         let (max, per_role) = (self.places.max, self.places.per_role);
         tracing::info!(
             role = victim.unwrap_or(crate::config::DEFAULT_ROLE),
@@ -113,6 +123,18 @@ impl Services {
         while !self.places.room_for(role) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Notes a session rmcp just created (its handshake is not finished yet), and when.
+    fn created(&self, id: &str, role: Option<&str>) {
+        let mut unconfirmed = self.unconfirmed.lock().unwrap();
+        if unconfirmed.len() >= 2 * self.places.max {
+            // Sessions that finished their handshake, or were never going to.
+            unconfirmed.retain(|id, (_, at)| {
+                !self.sessions.knows(id) && at.elapsed() < Duration::from_secs(3600)
+            });
+        }
+        unconfirmed.insert(id.to_string(), (role.map(str::to_string), Instant::now()));
     }
 
     /// The role's service and its session manager.
@@ -159,8 +181,17 @@ impl Services {
 /// How long a new session waits for the place of the session ended to make room for it.
 const ROOM_WAIT: Duration = Duration::from_secs(2);
 /// How long a client may take between `initialize` and `initialized` before its session may
-/// be ended to make room (clients connecting together at the cap must not end each other's).
-const HANDSHAKE_GRACE: Duration = Duration::from_secs(10);
+/// be ended to make room (clients connecting together at the cap must not end each other's):
+/// 10 s; `MCPGW_HANDSHAKE_GRACE_MS` overrides it.
+fn handshake_grace() -> Duration {
+    static GRACE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *GRACE.get_or_init(|| {
+        Duration::from_millis(crate::gateway::env_limit(
+            "MCPGW_HANDSHAKE_GRACE_MS",
+            10_000,
+        ))
+    })
+}
 
 /// Places for sessions: at most `max` in all (`http.max_sessions`) and `per_role` of one role
 /// (`http.max_sessions_per_role`), so that one role's clients cannot take every place.
@@ -245,6 +276,7 @@ pub(super) async fn handle(
     mut request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());
+    let asked_for_session = request.headers().contains_key("mcp-session-id");
     let named = match request.headers().get("mcp-session-id") {
         Some(id) => id
             .to_str()
@@ -257,9 +289,13 @@ pub(super) async fn handle(
             let body = axum::body::to_bytes(body, super::MAX_BODY)
                 .await
                 .unwrap_or_default();
-            let envelope = crate::wire::Envelope::parse(&body);
-            if envelope.is_some_and(|e| e.method.is_some() && e.id.is_some()) {
-                shared.mcp.make_room(caller.role.as_deref()).await;
+            let envelope = crate::wire::Envelope::parse(&body).filter(|e| e.id.is_some());
+            if let Some(method) = envelope.and_then(|e| e.method) {
+                let new_session = method == "initialize";
+                shared
+                    .mcp
+                    .make_room(caller.role.as_deref(), new_session)
+                    .await;
             }
             request = Request::from_parts(parts, Body::from(body));
             None
@@ -284,7 +320,14 @@ pub(super) async fn handle(
         Ok(response) => return response,
         Err(request) => request,
     };
-    service.handle(request).await.map(Body::new)
+    let response = service.handle(request).await.map(Body::new);
+    if !asked_for_session
+        && let Some(id) = response.headers().get("mcp-session-id")
+        && let Ok(id) = id.to_str()
+    {
+        shared.mcp.created(id, caller.role.as_deref());
+    }
+    response
 }
 
 /// A POST of a new request in a session that already has as many in flight as it may is

@@ -1234,3 +1234,40 @@ async fn http_session_caps_spare_other_roles_and_unfinished_handshakes() {
     assert_eq!(finish(d).await, 202);
     assert_eq!(status(&kept).await, 404, "the idle session was kept");
 }
+
+/// A session whose client left its handshake unfinished makes room once its grace is over,
+/// counted from when it was created, for either role.
+#[tokio::test]
+async fn abandoned_handshakes_make_room_once_their_grace_is_over() {
+    let env = Env::new();
+    let vars = [("MCPGW_HANDSHAKE_GRACE_MS", "500")];
+    let http = HttpDaemon::start_with_vars(
+        &env,
+        |port| {
+            config(
+                &env,
+                port,
+                "  max_sessions: 4\n  max_sessions_per_role: 2\n",
+            )
+        },
+        &vars,
+    )
+    .await;
+    let initialize_with = |token: &'static str| {
+        let request = post_mcp(http.port, &initialize()).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for token in [ADMIN, ADMIN, READONLY, READONLY] {
+        assert_eq!(initialize_with(token).await, 200);
+    }
+    // Every place is held by an unfinished handshake; once the grace is over, each role's
+    // next client gets in at its first try, whichever role asked before.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for token in [READONLY, ADMIN, READONLY, ADMIN] {
+        assert_eq!(
+            initialize_with(token).await,
+            200,
+            "an abandoned handshake kept its place"
+        );
+    }
+}
