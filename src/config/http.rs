@@ -24,6 +24,7 @@ const HTTP_KEYS: &[&str] = &[
     "max_connections",
     "header_timeout",
     "body_timeout",
+    "write_timeout",
     "max_sessions",
     "max_sessions_per_role",
 ];
@@ -41,7 +42,10 @@ const DEFAULT_MAX_SESSIONS_PER_ROLE: usize = 256;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request's body may take to arrive, by default (`body_timeout`).
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest `header_timeout` and `body_timeout`.
+/// How long a response write may make no progress (a client that stopped reading), by default
+/// (`write_timeout`).
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest `header_timeout`, `body_timeout` and `write_timeout`.
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The longest `session_idle_timeout` (a year; 0 means never expire).
@@ -140,6 +144,8 @@ impl Checker<'_> {
             self.request_timeout(optional(&fields, "header_timeout"), DEFAULT_HEADER_TIMEOUT);
         let body_timeout =
             self.request_timeout(optional(&fields, "body_timeout"), DEFAULT_BODY_TIMEOUT);
+        let write_timeout =
+            self.request_timeout(optional(&fields, "write_timeout"), DEFAULT_WRITE_TIMEOUT);
         let (listen, listen_at) = listen?;
         if tokens.is_empty() && !listen.ip().is_loopback() {
             let mut message = format!(
@@ -175,12 +181,13 @@ impl Checker<'_> {
             max_connections,
             header_timeout,
             body_timeout,
+            write_timeout,
             max_sessions,
             max_sessions_per_role,
         })
     }
 
-    /// `header_timeout` or `body_timeout`: more than 0 (a request must be able to arrive) and at
+    /// `header_timeout`, `body_timeout` or `write_timeout`: more than 0 (a request must be able to arrive) and at
     /// most an hour (they bound what a stalled client holds); `default` when absent or wrong.
     fn request_timeout(&mut self, entry: Option<&Entry<'_>>, default: Duration) -> Duration {
         let Some(entry) = entry else {

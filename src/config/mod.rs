@@ -341,6 +341,9 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// How long a request's body may take to arrive; then 408 and the connection is closed.
     pub body_timeout: Duration,
+    /// How long writing a response may make no progress (its client stopped reading); then the
+    /// connection is closed.
+    pub write_timeout: Duration,
     /// Streamable HTTP sessions alive at once (every role); at it, as at the role's cap.
     pub max_sessions: usize,
     /// Streamable HTTP sessions of one role alive at once (`max_sessions_per_role`); at it,

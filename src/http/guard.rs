@@ -400,6 +400,7 @@ mod tests {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
             max_sessions: 1024,
             max_sessions_per_role: 256,
         }

@@ -104,6 +104,7 @@ impl HttpServer {
         let limits = serve::Limits {
             max_connections: http.max_connections,
             header_timeout: http.header_timeout,
+            write_timeout: http.write_timeout,
         };
         let task = tokio::spawn(serve::serve(listener, app, limits, stop_accepting.clone()));
         tokio::spawn(watch_config(
@@ -198,6 +199,7 @@ const READ_AT_START: &[(&str, Setting)] = &[
     ("max_connections", |h| h.max_connections as u128),
     ("header_timeout", |h| h.header_timeout.as_nanos()),
     ("body_timeout", |h| h.body_timeout.as_nanos()),
+    ("write_timeout", |h| h.write_timeout.as_nanos()),
     ("max_sessions", |h| h.max_sessions as u128),
     ("max_sessions_per_role", |h| h.max_sessions_per_role as u128),
 ];

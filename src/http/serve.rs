@@ -9,18 +9,24 @@
 //! connection, and on a kept-alive one from the end of its last response; a connection whose
 //! head is not complete in time is closed. While a request is being answered the connection is
 //! the client's: a Streamable HTTP stream legitimately sends nothing for as long as the call or
-//! session runs. (A request's body has its own timeout: `body.rs`.)
+//! session runs — but a response write that makes no progress for `http.write_timeout` (the
+//! client stopped reading) closes the connection. (A request's body has its own timeout:
+//! `body.rs`.)
 //!
 //! This is `axum::serve` written out, for hyper's header timeout (axum sets no timer) and the
 //! cap: hyper's HTTP/1 connection serving the axum `Router` as a tower service.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +40,8 @@ pub(super) struct Limits {
     pub max_connections: usize,
     /// How long each request head may take.
     pub header_timeout: Duration,
+    /// How long a response write may make no progress.
+    pub write_timeout: Duration,
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled, then closes the listener, asks the
@@ -66,8 +74,8 @@ pub(super) async fn serve(
         };
         // Server-sent events are small writes that must go out at once.
         let _ = tcp.set_nodelay(true);
-        let connection =
-            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
+        let io = TokioIo::new(Stalls::new(tcp, limits.write_timeout));
+        let connection = http.serve_connection(io, TowerToHyperService::new(app.clone()));
         connections.spawn(serve_connection(connection, permit, stop.clone()));
     }
     drop(listener);
@@ -82,6 +90,12 @@ async fn accept(listener: &TcpListener, errors: &mut RateLimit) -> TcpStream {
     loop {
         match listener.accept().await {
             Ok((tcp, _)) => return tcp,
+            // One connection's trouble, not the listener's: take the next at once.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                ) => {}
             Err(e) => {
                 if errors.allow() {
                     tracing::warn!("accepting an HTTP connection failed: {e}");
@@ -93,7 +107,96 @@ async fn accept(listener: &TcpListener, errors: &mut RateLimit) -> TcpStream {
     }
 }
 
-type Connection = http1::Connection<TokioIo<TcpStream>, TowerToHyperService<Router>>;
+type Connection = http1::Connection<TokioIo<Stalls>, TowerToHyperService<Router>>;
+
+/// A connection whose writes fail once one has made no progress for `limit`: a client that
+/// stops reading a response (or its stream) would otherwise hold its place under the cap, and
+/// the answer in memory, for as long as it keeps the connection open. A stream with nothing to
+/// send writes nothing and is not affected.
+pub(super) struct Stalls {
+    tcp: TcpStream,
+    limit: Duration,
+    /// Since when the pending write has waited, while one waits.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stalls {
+    fn new(tcp: TcpStream, limit: Duration) -> Self {
+        Self {
+            tcp,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// `polled` is a write's outcome: progress ends the wait, a pending one starts or goes on
+    /// with it, and one pending too long becomes an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing within `http.write_timeout`",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for Stalls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stalls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.tcp).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.tcp).poll_shutdown(cx);
+        self.watch(cx, polled)
+    }
+}
 
 /// Runs one connection, holding its place under the cap (`_permit`) until it closes. On `stop`
 /// it ends after the request in progress (at once if idle).

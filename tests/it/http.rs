@@ -1271,3 +1271,45 @@ async fn abandoned_handshakes_make_room_once_their_grace_is_over() {
         );
     }
 }
+
+/// A client that stops reading a response cannot hold its connection's place (and the answer)
+/// for as long as it keeps the connection open: once a write has made no progress for
+/// `http.write_timeout` the connection is closed, and a new client gets in.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    use std::io::Write;
+    let env = Env::new();
+    let http = HttpDaemon::start(&env, |port| {
+        config(&env, port, "  max_connections: 2\n  write_timeout: 1s\n")
+    })
+    .await;
+    let session = open_session(http.port).await;
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "alpha_big", "arguments": {"bytes": 30_000_000}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+         Mcp-Session-Id: {session}\r\nMcp-Protocol-Version: 2025-06-18\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        http.port,
+        body.len()
+    );
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut stream = raw_connection(http.port);
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let client = tokio::time::timeout(
+        Duration::from_secs(30),
+        http_client(&http.url("/mcp"), Some(READONLY)),
+    )
+    .await
+    .expect("a new client was locked out by clients that do not read")
+    .unwrap();
+    assert!(!names(&client).await.is_empty());
+    let _ = client.cancel().await;
+    drop(held);
+}

@@ -179,7 +179,7 @@ fn http_unknown_keys_and_lists() {
     assert_eq!(
         error("http:\n  listen: 127.0.0.1:1\n  allowed_origin: []\n"),
         "gateway.yaml:3:3: unknown key `allowed_origin` in `http`: did you mean `allowed_origins`? \
-         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, body_timeout, max_sessions, max_sessions_per_role)"
+         (expected one of: listen, tokens, allowed_origins, allowed_hosts, session_idle_timeout, max_connections, header_timeout, body_timeout, write_timeout, max_sessions, max_sessions_per_role)"
     );
     let text = "http:\n  listen: 127.0.0.1:1\n  allowed_origins: [\"localhost\", \"https://a.example:*\", \"null\", \"http://x/p\"]\n  allowed_hosts: [\"ok.host:8\", \"http://bad\", 3]\n  session_idle_timeout: soon\n";
     let errors = errors(text);
@@ -253,6 +253,7 @@ fn request_timeouts_are_more_than_zero_and_at_most_an_hour() {
     let http = ok("http:\n  listen: \"127.0.0.1:8765\"\n").http.unwrap();
     assert_eq!(http.header_timeout, Duration::from_secs(10));
     assert_eq!(http.body_timeout, Duration::from_secs(30));
+    assert_eq!(http.write_timeout, Duration::from_secs(60));
     let text = "http:\n  listen: \"127.0.0.1:8765\"\n  header_timeout: 2s\n  body_timeout: 45s\n";
     let http = ok(text).http.unwrap();
     assert_eq!(http.header_timeout, Duration::from_secs(2));
@@ -262,6 +263,7 @@ fn request_timeouts_are_more_than_zero_and_at_most_an_hour() {
         ("body_timeout", "2h"),
         ("header_timeout", "0s"),
         ("header_timeout", "61m"),
+        ("write_timeout", "0"),
     ] {
         let text = format!("http:\n  listen: \"127.0.0.1:8765\"\n  {key}: {value}\n");
         let column = key.len() + 5;
