@@ -42,6 +42,11 @@ fn raise_descriptor_limit() {
         {
             let started_with = limit.rlim_cur;
             limit.rlim_cur = limit.rlim_max;
+            // macOS refuses an unlimited soft limit (EINVAL): at most OPEN_MAX there.
+            #[cfg(target_os = "macos")]
+            {
+                limit.rlim_cur = limit.rlim_cur.min(10_240);
+            }
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
                 crate::process::STARTED_WITH_NOFILE
                     .store(started_with as u64, std::sync::atomic::Ordering::Relaxed);
