@@ -107,39 +107,21 @@ impl Checker<'_> {
                 None => DEFAULT_SESSION_IDLE_TIMEOUT,
             },
         };
-        let max_connections = match optional(&fields, "max_connections") {
-            None => DEFAULT_MAX_CONNECTIONS,
-            Some(entry) => match entry.value {
-                Node::Int(n) if (1..=65_536).contains(n) => *n as usize,
-                _ => {
-                    let expected = "a number of connections from 1 to 65536";
-                    self.mismatch(entry, "`max_connections` in `http`", expected);
-                    DEFAULT_MAX_CONNECTIONS
-                }
-            },
-        };
-        let max_sessions = match optional(&fields, "max_sessions") {
-            None => DEFAULT_MAX_SESSIONS,
-            Some(entry) => match entry.value {
-                Node::Int(n) if (1..=1_000_000).contains(n) => *n as usize,
-                _ => {
-                    let expected = "a number of sessions from 1 to 1000000";
-                    self.mismatch(entry, "`max_sessions` in `http`", expected);
-                    DEFAULT_MAX_SESSIONS
-                }
-            },
-        };
-        let max_sessions_per_role = match optional(&fields, "max_sessions_per_role") {
-            None => DEFAULT_MAX_SESSIONS_PER_ROLE.min(max_sessions),
-            Some(entry) => match entry.value {
-                Node::Int(n) if (1..=1_000_000).contains(n) => *n as usize,
-                _ => {
-                    let expected = "a number of sessions from 1 to 1000000";
-                    self.mismatch(entry, "`max_sessions_per_role` in `http`", expected);
-                    DEFAULT_MAX_SESSIONS_PER_ROLE
-                }
-            },
-        };
+        let max_connections = self.count(
+            optional(&fields, "max_connections"),
+            ("connections", 65_536),
+            DEFAULT_MAX_CONNECTIONS,
+        );
+        let max_sessions = self.count(
+            optional(&fields, "max_sessions"),
+            ("sessions", 1_000_000),
+            DEFAULT_MAX_SESSIONS,
+        );
+        let max_sessions_per_role = self.count(
+            optional(&fields, "max_sessions_per_role"),
+            ("sessions", 1_000_000),
+            DEFAULT_MAX_SESSIONS_PER_ROLE.min(max_sessions),
+        );
         let header_timeout =
             self.request_timeout(optional(&fields, "header_timeout"), DEFAULT_HEADER_TIMEOUT);
         let body_timeout =
@@ -185,6 +167,31 @@ impl Checker<'_> {
             max_sessions,
             max_sessions_per_role,
         })
+    }
+
+    /// A number of `what` from 1 to `most` (`max_connections`, `max_sessions`, …); `default`
+    /// when absent or wrong.
+    fn count(
+        &mut self,
+        entry: Option<&Entry<'_>>,
+        (what, most): (&str, i128),
+        default: usize,
+    ) -> usize {
+        let Some(entry) = entry else {
+            return default;
+        };
+        match entry.value {
+            Node::Int(n) if (1..=most).contains(n) => *n as usize,
+            _ => {
+                let subject = format!("`{}` in `http`", entry.key);
+                self.mismatch(
+                    entry,
+                    &subject,
+                    &format!("a number of {what} from 1 to {most}"),
+                );
+                default
+            }
+        }
     }
 
     /// `header_timeout`, `body_timeout` or `write_timeout`: more than 0 (a request must be able to arrive) and at
