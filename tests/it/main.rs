@@ -12,6 +12,7 @@ mod everything;
 mod fast;
 mod fast_http;
 mod http;
+mod interop;
 mod lifecycle;
 mod mrtr;
 mod npm;
