@@ -38,3 +38,53 @@ async fn a_list_the_server_does_not_implement_is_empty_not_a_failed_start() {
         "no warning in the daemon's log"
     );
 }
+
+/// A console script installed in the test venv (`tests/py/requirements.txt`).
+fn python_server(script: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py/.venv/bin")
+        .join(script);
+    assert!(
+        path.exists(),
+        "{} is missing: run `python3 -m venv tests/py/.venv && tests/py/.venv/bin/pip install \
+         -r tests/py/requirements.txt` first",
+        path.display()
+    );
+    path
+}
+
+/// mcp-server-sqlite 2025.4.25 from PyPI (resources declared, no template handler) works
+/// through the gateway: its six tools are listed and called.
+#[tokio::test]
+async fn mcp_server_sqlite_works_through_the_gateway() {
+    let env = Env::new();
+    let server = python_server("mcp-server-sqlite");
+    env.write_config(&format!(
+        "servers:\n  sqlite:\n    command: {:?}\n    args: [\"--db-path\", {:?}]\n",
+        server.display().to_string(),
+        env.path("test.db").display().to_string()
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let names = client.tool_names().await;
+    for tool in [
+        "sqlite_append_insight",
+        "sqlite_create_table",
+        "sqlite_describe_table",
+        "sqlite_list_tables",
+        "sqlite_read_query",
+        "sqlite_write_query",
+    ] {
+        assert!(names.iter().any(|n| n == tool), "{tool} missing: {names:?}");
+    }
+    client
+        .call_text(
+            "sqlite_create_table",
+            serde_json::json!({"query": "CREATE TABLE gateway_test (x INTEGER)"}),
+        )
+        .await;
+    let tables = client
+        .call_text("sqlite_list_tables", serde_json::json!({}))
+        .await;
+    assert!(tables.contains("gateway_test"), "{tables}");
+}
