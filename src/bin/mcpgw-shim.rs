@@ -12,5 +12,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.version {
+        println!("mcpgw-shim {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
     std::process::exit(mcpgw::shim::run(args));
 }

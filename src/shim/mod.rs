@@ -24,10 +24,12 @@ pub struct Args {
     /// Config for a daemon this shim starts (else the daemon's own discovery).
     pub config: Option<PathBuf>,
     pub no_autostart: bool,
+    /// `--version`: print it and exit.
+    pub version: bool,
 }
 
 pub const USAGE: &str = "\
-usage: mcpgw-shim [--socket PATH] [--role ROLE] [--config FILE] [--no-autostart]
+usage: mcpgw-shim [--socket PATH] [--role ROLE] [--config FILE] [--no-autostart] [--version]
 
 Connects an MCP client's stdio to the mcpgw daemon, starting the daemon if none runs.
   --socket PATH    daemon socket (default: $MCPGW_SOCKET, else the per-user runtime socket)
@@ -35,6 +37,7 @@ Connects an MCP client's stdio to the mcpgw daemon, starting the daemon if none 
   --config FILE    config for a daemon started by this shim (default: $MCPGW_CONFIG, else
                    the user's config dir; never the working directory)
   --no-autostart   fail instead of starting a daemon when none runs
+  -V, --version    print the version and exit
 ";
 
 impl Args {
@@ -60,6 +63,7 @@ impl Args {
                 "--config" => out.config = Some(PathBuf::from(value("--config")?)),
                 "--no-autostart" if inline.is_none() => out.no_autostart = true,
                 "-h" | "--help" => return Err(String::new()),
+                "-V" | "--version" if inline.is_none() => out.version = true,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }

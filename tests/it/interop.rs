@@ -88,3 +88,20 @@ async fn mcp_server_sqlite_works_through_the_gateway() {
         .await;
     assert!(tables.contains("gateway_test"), "{tables}");
 }
+
+/// Every binary answers `--version` (the shim rejected it).
+#[test]
+fn every_binary_answers_version() {
+    for name in ["mcpgwd", "mcpgwctl", "mcpgw-shim"] {
+        let out = std::process::Command::new(bin(name))
+            .arg("--version")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert!(
+            stdout.trim_end().ends_with(env!("CARGO_PKG_VERSION")),
+            "{name}: {stdout}"
+        );
+    }
+}
