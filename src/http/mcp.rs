@@ -276,15 +276,23 @@ pub(super) async fn handle(
     mut request: Request,
 ) -> Response {
     let (service, manager) = shared.mcp.for_role(caller.role.clone());
-    let asked_for_session = request.headers().contains_key("mcp-session-id");
-    let named = match request.headers().get("mcp-session-id") {
+    let session_id = request.headers().get("mcp-session-id");
+    let asked_for_session = session_id.is_some();
+    let named = match session_id {
         Some(id) => id
             .to_str()
             .ok()
             .and_then(|id| shared.mcp.sessions.requested(id, caller.role.as_deref())),
-        None if request.method() == Method::POST => {
-            // A new session, or a stateless request (which holds a session while it runs):
-            // room is made for a JSON-RPC request only, never for junk or a notification.
+        None if request.method() == Method::POST
+            && shared
+                .mcp
+                .places
+                .to_make_room_for(caller.role.as_deref())
+                .is_some() =>
+        {
+            // A new session, or a stateless request (which holds a session while it runs), at
+            // a cap: room is made for a JSON-RPC request only, never for junk or a
+            // notification. (Below the caps the body is not looked at here.)
             let (parts, body) = request.into_parts();
             let body = axum::body::to_bytes(body, super::MAX_BODY)
                 .await

@@ -90,8 +90,7 @@ impl Gateway {
         let upstream = Upstream::Tool(params);
         match self
             .bridged(
-                role,
-                stateless_client,
+                (role, stateless_client),
                 continues,
                 upstream,
                 answers,
@@ -120,8 +119,7 @@ impl Gateway {
         let upstream = Upstream::Prompt(params);
         match self
             .bridged(
-                role,
-                stateless_client,
+                (role, stateless_client),
                 continues,
                 upstream,
                 answers,
@@ -149,8 +147,7 @@ impl Gateway {
         let upstream = Upstream::Resource(params);
         match self
             .bridged(
-                role,
-                stateless_client,
+                (role, stateless_client),
                 continues,
                 upstream,
                 answers,
@@ -165,11 +162,11 @@ impl Gateway {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `who`: the client's role and, if it has no session, its identity (see
+    /// `BridgedCall::start`).
     async fn bridged(
         &self,
-        role: Option<&str>,
-        stateless_client: Option<u64>,
+        who: (Option<&str>, Option<u64>),
         continues: Continues,
         upstream: Upstream,
         answers: Option<InputResponses>,
@@ -183,7 +180,7 @@ impl Gateway {
             ct: context.ct.clone(),
         };
         if let Some(state) = state {
-            let resume = self.bridges.take(&state, role, &continues)?;
+            let resume = self.bridges.take(&state, who.0, &continues)?;
             let (reply, result) = oneshot::channel();
             resume.send((round, reply)).map_err(|_| unknown_state())?;
             return result.await.unwrap_or_else(|_| Err(abandoned()));
@@ -197,13 +194,7 @@ impl Gateway {
             ));
         }
         let gateway = self.myself.upgrade().ok_or_else(abandoned)?;
-        let mut call = BridgedCall::start(
-            gateway,
-            (role, stateless_client),
-            continues,
-            upstream,
-            context,
-        );
+        let mut call = BridgedCall::start(gateway, who, continues, upstream, context);
         let step = call.round(&round).await;
         call.settle(step)
     }
