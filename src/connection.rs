@@ -77,11 +77,11 @@ async fn read_hello(reader: &mut Reader) -> Result<Hello, String> {
         Ok(Ok(0)) => return Err("connection closed before the hello".into()),
         Ok(Ok(_)) => {}
     }
-    if line.last() != Some(&b'\n') && (line.len() as u64) < MAX_HELLO {
-        return Err("connection closed in the middle of the hello".into());
-    }
     if line.last() != Some(&b'\n') {
-        return Err("the hello line is too long".into());
+        return Err(match (line.len() as u64) < MAX_HELLO {
+            true => "connection closed in the middle of the hello".into(),
+            false => "the hello line is too long".into(),
+        });
     }
     serde_json::from_slice(&line).map_err(|e| {
         format!("expected an mcpgw hello line (is this an MCP client talking to the socket directly? use mcpgw-shim): {e}")

@@ -36,8 +36,14 @@ pub struct Caller {
     pub meta: Option<RequestMetaObject>,
     /// For a client without a session of its own (a stateless HTTP client): the identity its
     /// per-client instances belong to, instead of `session`.
-    pub stateless_client: Option<u64>,
+    pub stateless_client: Option<ClientIdentity>,
 }
+
+/// Who a client without a session is, for its per-client instances: a fingerprint of its
+/// credentials (one instance per token, not one per request). Put in the request by the
+/// transport that knows the credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientIdentity(pub u64);
 
 /// Whom a per-client instance serves.
 pub struct Owner {
@@ -68,7 +74,7 @@ impl Caller {
     }
 
     /// The same caller, whose per-client instances belong to a stateless client's identity.
-    pub fn of_stateless_client(self, identity: Option<u64>) -> Self {
+    pub fn of_stateless_client(self, identity: Option<ClientIdentity>) -> Self {
         Self {
             stateless_client: identity,
             ..self

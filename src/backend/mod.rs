@@ -31,7 +31,7 @@ mod status;
 mod stderr;
 pub(crate) mod upstream;
 
-pub use inflight::{Caller, Owner, forwarded_meta};
+pub use inflight::{Caller, ClientIdentity, Owner, forwarded_meta};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

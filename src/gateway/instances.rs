@@ -10,18 +10,12 @@ use std::sync::Arc;
 
 use super::{Gateway, RETIRE_GRACE};
 use crate::backend::Backend;
-use crate::backend::{Caller, Owner};
+use crate::backend::{Caller, ClientIdentity, Owner};
 use crate::config::Scope;
 use crate::protocol::BackendStatus;
 
 /// Key of an instance: the session (or stateless client identity) and the server.
 type InstanceKey = (u64, String);
-
-/// Who a client without a session is, for its per-client instances: a fingerprint of its
-/// credentials (one instance per token, not one per request). Put in the request by the
-/// transport that knows the credentials.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClientIdentity(pub u64);
 
 /// The ids standing for stateless clients' identities (from the session id space, so they
 /// never collide with a session).
@@ -37,7 +31,10 @@ impl Gateway {
         if backend.spec.scope == Scope::Shared {
             return backend.clone();
         }
-        let owner = caller.stateless_client.unwrap_or(caller.session);
+        let owner = match caller.stateless_client {
+            Some(identity) => self.stateless_client(identity),
+            None => caller.session,
+        };
         let key = (owner, backend.name.clone());
         let mut instances = self.instances.lock().unwrap();
         if let Some(existing) = instances.get(&key)
@@ -66,7 +63,7 @@ impl Gateway {
 
     /// The id that stands for a stateless client's identity (its per-client instances are
     /// kept under it, and stop when idle).
-    pub fn stateless_client(&self, identity: ClientIdentity) -> u64 {
+    fn stateless_client(&self, identity: ClientIdentity) -> u64 {
         let mut identities = self.identities.lock().unwrap();
         *identities
             .entry(identity)

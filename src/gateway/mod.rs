@@ -22,7 +22,7 @@ mod reload;
 mod route;
 mod sessions;
 
-pub use instances::ClientIdentity;
+pub use crate::backend::ClientIdentity;
 pub use sessions::{ListKind, SessionHandle, TOO_MANY_REQUESTS};
 
 use std::sync::{Arc, Mutex, Weak};

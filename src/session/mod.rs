@@ -106,14 +106,19 @@ impl Session {
     /// For a request of an HTTP client without a session (each of its requests is a session
     /// of its own): the id of the client's identity, which its per-client instances belong
     /// to, so that they are started once per client rather than once per request.
-    fn stateless_client(&self, context: &RequestContext<RoleServer>) -> Option<u64> {
+    fn stateless_client(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<crate::gateway::ClientIdentity> {
         let (_, registered) = self.http.as_ref()?;
         if registered.get().is_some() {
             return None;
         }
         let parts = context.extensions.get::<axum::http::request::Parts>()?;
-        let identity = parts.extensions.get::<crate::gateway::ClientIdentity>()?;
-        Some(self.gateway.stateless_client(*identity))
+        parts
+            .extensions
+            .get::<crate::gateway::ClientIdentity>()
+            .copied()
     }
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::loopback::{self, Loopback};
 use super::parking::{Continues, Resume};
 use super::{abandoned, input_timeout};
-use crate::backend::Caller;
+use crate::backend::{Caller, ClientIdentity};
 use crate::gateway::Gateway;
 
 /// The upstream request of a call, in the names the client used.
@@ -85,7 +85,7 @@ impl BridgedCall {
     /// (its per-client instances are that identity's, else the call's own).
     pub(super) fn start(
         gateway: Arc<Gateway>,
-        (role, stateless_client): (Option<&str>, Option<u64>),
+        (role, stateless_client): (Option<&str>, Option<ClientIdentity>),
         continues: Continues,
         upstream: Upstream,
         context: &RequestContext<RoleServer>,

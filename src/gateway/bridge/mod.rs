@@ -43,7 +43,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use tokio::sync::oneshot;
 
-use super::Gateway;
+use super::{ClientIdentity, Gateway};
 use call::{BridgedCall, Round, Upstream};
 use parking::Continues;
 
@@ -81,7 +81,7 @@ impl Gateway {
     pub async fn bridged_call_tool(
         &self,
         role: Option<&str>,
-        stateless_client: Option<u64>,
+        stateless_client: Option<ClientIdentity>,
         mut params: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
@@ -110,7 +110,7 @@ impl Gateway {
     pub async fn bridged_get_prompt(
         &self,
         role: Option<&str>,
-        stateless_client: Option<u64>,
+        stateless_client: Option<ClientIdentity>,
         mut params: GetPromptRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
@@ -138,7 +138,7 @@ impl Gateway {
     pub async fn bridged_read_resource(
         &self,
         role: Option<&str>,
-        stateless_client: Option<u64>,
+        stateless_client: Option<ClientIdentity>,
         mut params: ReadResourceRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
@@ -166,7 +166,7 @@ impl Gateway {
     /// `BridgedCall::start`).
     async fn bridged(
         &self,
-        who: (Option<&str>, Option<u64>),
+        who: (Option<&str>, Option<ClientIdentity>),
         continues: Continues,
         upstream: Upstream,
         answers: Option<InputResponses>,
