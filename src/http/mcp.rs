@@ -125,16 +125,38 @@ impl Services {
         }
     }
 
-    /// Notes a session rmcp just created (its handshake is not finished yet), and when.
-    fn created(&self, id: &str, role: Option<&str>) {
-        let mut unconfirmed = self.unconfirmed.lock().unwrap();
-        if unconfirmed.len() >= 2 * self.places.max {
-            // Sessions that finished their handshake, or were never going to.
-            unconfirmed.retain(|id, (_, at)| {
-                !self.sessions.knows(id) && at.elapsed() < Duration::from_secs(3600)
-            });
+    /// Notes a session rmcp just created (its handshake is not finished yet), and when. Past
+    /// twice `max_sessions` notes, those of sessions that finished their handshake or no longer
+    /// live are dropped: a live unconfirmed session holds a place, so at most `max_sessions`
+    /// stay, however many sessions clients create.
+    async fn created(&self, id: &str, role: Option<&str>) {
+        if self.unconfirmed.lock().unwrap().len() >= 2 * self.places.max {
+            let managers: Vec<_> = {
+                let by_role = self.by_role.lock().unwrap();
+                by_role
+                    .values()
+                    .map(|(_, manager)| manager.clone())
+                    .collect()
+            };
+            let mut live = HashSet::new();
+            for manager in managers {
+                live.extend(
+                    manager
+                        .sessions
+                        .read()
+                        .await
+                        .keys()
+                        .map(|id| id.to_string()),
+                );
+            }
+            let mut unconfirmed = self.unconfirmed.lock().unwrap();
+            unconfirmed.retain(|id, _| live.contains(id) && !self.sessions.knows(id));
         }
-        unconfirmed.insert(id.to_string(), (role.map(str::to_string), Instant::now()));
+        let note = (role.map(str::to_string), Instant::now());
+        self.unconfirmed
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), note);
     }
 
     /// The role's service and its session manager.
@@ -333,7 +355,7 @@ pub(super) async fn handle(
         && let Some(id) = response.headers().get("mcp-session-id")
         && let Ok(id) = id.to_str()
     {
-        shared.mcp.created(id, caller.role.as_deref());
+        shared.mcp.created(id, caller.role.as_deref()).await;
     }
     response
 }
