@@ -6,6 +6,7 @@
 #![allow(deprecated)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
@@ -14,8 +15,7 @@ use rmcp::model::{
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
-use crate::backend::BackendEvents;
-use crate::backend::Caller;
+use crate::backend::{Backend, BackendEvents, Caller};
 
 /// Resource subscriptions: (server, uri) → the sessions subscribed.
 pub(super) type Subscriptions = std::sync::Mutex<BTreeMap<(String, String), BTreeSet<u64>>>;
@@ -60,11 +60,24 @@ impl BackendEvents for Gateway {
             .unwrap_or_default();
         let sessions = self.sessions.lock();
         for id in subscribers {
-            if let Some(peer) = sessions.get(&id).and_then(|s| s.peer().cloned()) {
+            let Some(entry) = sessions.get(&id) else {
+                continue;
+            };
+            if let Some(peer) = entry.peer().cloned() {
                 let params = params.clone();
                 tokio::spawn(async move {
                     let _ = peer.notify_resource_updated(params).await;
                 });
+            }
+            // A 2026-07-28 client: every listen of its that asked for this URI.
+            for sink in &entry.listeners {
+                let wanted = sink.accepted().resource_subscriptions.as_ref();
+                if wanted.is_some_and(|uris| uris.contains(&params.uri)) {
+                    let (sink, uri) = (sink.clone(), params.uri.clone());
+                    tokio::spawn(async move {
+                        let _ = sink.notify_resource_updated(uri).await;
+                    });
+                }
             }
         }
     }
@@ -124,13 +137,14 @@ impl Gateway {
     }
 
     /// Subscribes a session to a resource; the backend is subscribed once, for all sessions.
+    /// Returns the backend that serves it, which [`Gateway::release`] takes back.
     pub async fn subscribe(
         &self,
         role: Option<&str>,
         uri: String,
         caller: Caller,
         ct: CancellationToken,
-    ) -> Result<(), McpError> {
+    ) -> Result<Arc<Backend>, McpError> {
         let backend = self.resource_backend(role, &uri).await?;
         let key = (backend.name.clone(), uri.clone());
         if backend.spec.scope == crate::config::Scope::PerClient {
@@ -143,7 +157,7 @@ impl Gateway {
                 .entry(key)
                 .or_default()
                 .insert(caller.session);
-            return Ok(());
+            return Ok(backend);
         }
         let first = {
             let mut subscriptions = self.subscriptions.lock().unwrap();
@@ -162,7 +176,7 @@ impl Gateway {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(backend)
     }
 
     pub async fn unsubscribe(
@@ -171,15 +185,23 @@ impl Gateway {
         caller: Caller,
         uri: &str,
     ) -> Result<(), McpError> {
-        let session = caller.session;
         let backend = self.resource_backend(role, uri).await?;
+        self.release(&backend, caller, uri).await;
+        Ok(())
+    }
+
+    /// Ends the session's subscription to `uri` on `backend` (the one [`Gateway::subscribe`]
+    /// returned: after a reload another server may serve the same URI), unsubscribing the
+    /// backend when nobody else wants it.
+    pub async fn release(&self, backend: &Arc<Backend>, caller: Caller, uri: &str) {
+        let session = caller.session;
         let key = (backend.name.clone(), uri.to_string());
         if backend.spec.scope == crate::config::Scope::PerClient {
             if let Some(sessions) = self.subscriptions.lock().unwrap().get_mut(&key) {
                 sessions.remove(&session);
             }
-            self.instance_for(&backend, &caller).unsubscribe(uri).await;
-            return Ok(());
+            self.instance_for(backend, &caller).unsubscribe(uri).await;
+            return;
         }
         let last = {
             let mut subscriptions = self.subscriptions.lock().unwrap();
@@ -198,7 +220,6 @@ impl Gateway {
         if last {
             backend.unsubscribe(uri).await;
         }
-        Ok(())
     }
 
     /// Removes everything a departed session subscribed to, unsubscribing backends from what

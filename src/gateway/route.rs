@@ -212,6 +212,17 @@ impl Gateway {
         Ok(backend)
     }
 
+    /// Whether `role` may see a resource at `uri`, without discovering anything (for answers
+    /// that cannot wait, such as a subscription's acknowledgment): it does in the current
+    /// table, or servers not discovered yet may serve it.
+    pub fn may_see_resource(&self, role: Option<&str>, uri: &str) -> bool {
+        let table = self.table();
+        match table.catalog.resource_owner(uri) {
+            Some(backend) => table.allows_resource(role, &backend.name, uri),
+            None => self.discovery_pending(&table),
+        }
+    }
+
     pub async fn read_resource(
         &self,
         role: Option<&str>,

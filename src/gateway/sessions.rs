@@ -2,7 +2,9 @@
 //! it, and the gateway's registry of them (role, peer, log level, what each has listed).
 //!
 //! After each table publication every session whose visible tools, prompts or resources
-//! changed is told so, but only for the kinds it has listed.
+//! changed is told so, but only for the kinds it has listed: a session of the handshake era
+//! through its peer, a 2026-07-28 client through each `subscriptions/listen` it holds open
+//! (its [`Listener`]s), which rmcp's sink filters by what the client asked for.
 
 // Logging is deprecated by SEP-2577 for the 2026-07-28 protocol; earlier versions have it and
 // sessions on them keep their own log level.
@@ -11,8 +13,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use rmcp::model::LoggingLevel;
-use rmcp::service::{Peer, RoleServer};
+use rmcp::model::{LoggingLevel, RequestId};
+use rmcp::service::{Peer, RoleServer, SubscriptionSink};
 
 use super::Gateway;
 use crate::backend::upstream::stdio::CallIndex;
@@ -98,6 +100,8 @@ pub(super) struct Entry {
     pub log_level: Option<LoggingLevel>,
     /// Fingerprints of what this session saw last; a change sends the matching list_changed.
     seen: Seen,
+    /// The `subscriptions/listen` requests it holds open (2026-07-28 clients).
+    pub listeners: Vec<SubscriptionSink>,
 }
 
 impl Entry {
@@ -157,6 +161,7 @@ impl Gateway {
             client: None,
             log_level: None,
             seen: Seen::default(),
+            listeners: Vec::new(),
         };
         self.sessions.lock().insert(handle.id, entry);
         handle
@@ -184,22 +189,54 @@ impl Gateway {
         }
     }
 
+    /// A `subscriptions/listen` of the session is open: its changes reach `sink` from now on.
+    /// A kind the session has not listed counts as seen in the current table (what it would
+    /// list now, without discovering anything), for a listening client is told of changes
+    /// whether or not it listed first. (Without a schema cache, the first list's discovery is
+    /// then such a change: one list_changed more, rather than one missed.)
+    pub fn listening(&self, id: u64, sink: SubscriptionSink) {
+        let table = self.table.load();
+        let mut sessions = self.sessions.lock();
+        if let Some(entry) = sessions.get_mut(&id) {
+            let [tools, prompts, resources] = table.view(entry.handle.role.as_deref()).fingerprints;
+            entry.seen.tools.get_or_insert(tools);
+            entry.seen.prompts.get_or_insert(prompts);
+            entry.seen.resources.get_or_insert(resources);
+            entry.listeners.push(sink);
+        }
+    }
+
+    /// The session's `subscriptions/listen` `request` ended. Returns the resource URIs its
+    /// other listens still hold, which must stay subscribed.
+    pub fn stopped_listening(&self, id: u64, request: &RequestId) -> Vec<String> {
+        let mut sessions = self.sessions.lock();
+        let Some(entry) = sessions.get_mut(&id) else {
+            return Vec::new();
+        };
+        entry.listeners.retain(|sink| sink.id() != request);
+        entry
+            .listeners
+            .iter()
+            .flat_map(|sink| sink.accepted().resource_subscriptions.iter().flatten())
+            .cloned()
+            .collect()
+    }
+
     pub fn leave(&self, id: u64) {
         self.sessions.lock().remove(&id);
         self.drop_subscriptions(id);
         self.drop_instances(id);
     }
 
-    /// Sends list_changed to every initialized session whose visible tools, prompts or
-    /// resources differ from what it last listed.
+    /// Sends list_changed to every session whose visible tools, prompts or resources differ
+    /// from what it last listed: through its peer once it is initialized, and through every
+    /// `subscriptions/listen` it holds open.
     pub(super) fn notify_sessions(&self) {
         let table = self.table.load();
         let mut sessions = self.sessions.lock();
         for entry in sessions.values_mut() {
-            let Some(peer) = entry.peer().cloned() else {
-                continue;
-            };
-            if entry.seen == Seen::default() {
+            let peer = entry.peer().cloned();
+            if (peer.is_none() && entry.listeners.is_empty()) || entry.seen == Seen::default() {
                 continue;
             }
             let [tools, prompts, resources] = table.view(entry.handle.role.as_deref()).fingerprints;
@@ -218,15 +255,30 @@ impl Gateway {
             if kinds == [false; 3] {
                 continue;
             }
+            let listeners = entry.listeners.clone();
             tokio::spawn(async move {
-                if kinds[0] {
-                    let _ = peer.notify_tool_list_changed().await;
+                if let Some(peer) = peer {
+                    if kinds[0] {
+                        let _ = peer.notify_tool_list_changed().await;
+                    }
+                    if kinds[1] {
+                        let _ = peer.notify_prompt_list_changed().await;
+                    }
+                    if kinds[2] {
+                        let _ = peer.notify_resource_list_changed().await;
+                    }
                 }
-                if kinds[1] {
-                    let _ = peer.notify_prompt_list_changed().await;
-                }
-                if kinds[2] {
-                    let _ = peer.notify_resource_list_changed().await;
+                // The sink refuses what its client did not ask for; that is no error here.
+                for sink in listeners {
+                    if kinds[0] {
+                        let _ = sink.notify_tool_list_changed().await;
+                    }
+                    if kinds[1] {
+                        let _ = sink.notify_prompt_list_changed().await;
+                    }
+                    if kinds[2] {
+                        let _ = sink.notify_resource_list_changed().await;
+                    }
                 }
             });
         }

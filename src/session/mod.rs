@@ -26,9 +26,9 @@ use rmcp::model::{
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
     ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 use crate::backend::Caller;
@@ -305,6 +305,7 @@ impl ServerHandler for Session {
         self.gateway
             .subscribe(self.role(), request.uri, caller, context.ct.clone())
             .await
+            .map(drop)
     }
 
     async fn unsubscribe(
@@ -317,6 +318,62 @@ impl ServerHandler for Session {
         self.gateway
             .unsubscribe(self.role(), caller, &request.uri)
             .await
+    }
+
+    /// A 2026-07-28 client's `subscriptions/listen`: every list change the gateway sends, and
+    /// updates of the resources it names that its role may see (rmcp acknowledges this filter,
+    /// narrowed to what the client asked for). Before discovery has run (no schema cache) a
+    /// URI cannot be checked yet; it is accepted, and one no server serves stays silent.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = Some(true);
+        accepted.prompts_list_changed = Some(true);
+        accepted.resources_list_changed = Some(true);
+        accepted.resource_subscriptions = requested.resource_subscriptions.as_ref().map(|uris| {
+            uris.iter()
+                .filter(|uri| self.gateway.may_see_resource(self.role(), uri))
+                .cloned()
+                .collect()
+        });
+        Some(accepted)
+    }
+
+    /// Holds the subscription open until the client cancels it or leaves: the gateway sends
+    /// its changes through the sink, and each accepted resource is subscribed upstream as a
+    /// handshake-era `resources/subscribe` would be. An open listen counts as a request in
+    /// flight, so a client cannot hold unboundedly many.
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
+        let _busy = self.handle.busy()?;
+        let context = subscription.request_context();
+        let sink = subscription.sink().clone();
+        self.gateway.listening(self.handle.id, sink.clone());
+        let mut subscribed = Vec::new();
+        for uri in sink.accepted().resource_subscriptions.iter().flatten() {
+            let caller = self.caller(context);
+            let ct = context.ct.clone();
+            match self
+                .gateway
+                .subscribe(self.role(), uri.clone(), caller, ct)
+                .await
+            {
+                Ok(backend) => subscribed.push((uri, backend)),
+                Err(e) => {
+                    tracing::warn!(%uri, "subscribing a listened resource failed: {}", e.message)
+                }
+            }
+        }
+        subscription.cancelled().await;
+        let still_held = self.gateway.stopped_listening(self.handle.id, sink.id());
+        for (uri, backend) in subscribed {
+            if !still_held.contains(uri) {
+                let caller = self.caller(context);
+                self.gateway.release(&backend, caller, uri).await;
+            }
+        }
+        Ok(())
     }
 
     /// An HTTP session is registered by its `Mcp-Session-Id` (first seen on this notification)

@@ -242,6 +242,39 @@ impl Env {
         }
     }
 
+    /// Connects a 2026-07-28 client (no handshake: `server/discover`, then per-request
+    /// `_meta`) through a new shim, as Claude Code does.
+    pub async fn modern_client(&self, role: Option<&str>) -> Client {
+        let stderr = self.path(&format!("shim-{}.log", unique()));
+        let mut cmd = tokio::process::Command::from(self.command(&bin("mcpgw-shim")));
+        cmd.arg("--socket").arg(self.socket());
+        if let Some(role) = role {
+            cmd.arg("--role").arg(role);
+        }
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn the shim");
+        let recorder = Recorder::default();
+        let lifecycle = rmcp::service::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        };
+        let service =
+            rmcp::service::serve_client_with_lifecycle(recorder.clone(), transport, lifecycle)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "server/discover through the shim: {e}; shim stderr: {}",
+                        std::fs::read_to_string(&stderr).unwrap_or_default()
+                    )
+                });
+        Client {
+            service,
+            recorder,
+            stderr,
+        }
+    }
+
     /// Whether any daemon log of this env mentions `needle`.
     pub fn daemon_log_contains(&self, needle: &str) -> bool {
         std::fs::read_dir(self.dir.path())

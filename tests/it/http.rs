@@ -115,6 +115,22 @@ pub(crate) async fn http_client(url: &str, token: Option<&str>) -> Result<HttpCl
         .map_err(|e| e.to_string())
 }
 
+/// A 2026-07-28 client over `/mcp` (server/discover, no session), answering with `recorder`.
+pub(crate) async fn modern_client(
+    http: &HttpDaemon,
+    token: &str,
+    recorder: Recorder,
+) -> HttpClient {
+    let config = StreamableHttpClientTransportConfig::with_uri(http.url("/mcp")).auth_header(token);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    serve_client_with_lifecycle(recorder, transport, lifecycle)
+        .await
+        .expect("server/discover over HTTP")
+}
+
 async fn names(client: &HttpClient) -> Vec<String> {
     let mut names: Vec<String> = client
         .peer()

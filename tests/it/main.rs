@@ -14,6 +14,7 @@ mod fast_http;
 mod http;
 mod interop;
 mod lifecycle;
+mod listen;
 mod mrtr;
 mod npm;
 mod reload;

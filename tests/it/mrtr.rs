@@ -1,28 +1,14 @@
 //! The 2026-07-28 multi-round-trip (MRTR) bridge over HTTP: a modern client answers a
 //! backend's sampling, elicitation and roots requests in input-required rounds.
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, InputRequiredResult, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, serve_client_with_lifecycle};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, InputRequiredResult};
 use serde_json::{Value, json};
 
 use crate::harness::*;
 use crate::http::{
     ADMIN, HttpClient, HttpDaemon, READONLY, alpha_inflight, call, config, http_client,
+    modern_client,
 };
-
-/// A 2026-07-28 client over `/mcp` (server/discover, no session), answering with `recorder`.
-async fn modern_client(http: &HttpDaemon, token: &str, recorder: Recorder) -> HttpClient {
-    let config = StreamableHttpClientTransportConfig::with_uri(http.url("/mcp")).auth_header(token);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    serve_client_with_lifecycle(recorder, transport, lifecycle)
-        .await
-        .expect("server/discover over HTTP")
-}
 
 fn tool_call(name: &str, args: Value) -> CallToolRequestParams {
     let Value::Object(map) = args else {
