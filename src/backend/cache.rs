@@ -28,6 +28,9 @@ pub struct CachedSchema {
     pub resources: Vec<Resource>,
     #[serde(default)]
     pub resource_templates: Vec<ResourceTemplate>,
+    /// What the server's `initialize` answer told clients to know about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
 }
 
 #[derive(Debug, Clone)]

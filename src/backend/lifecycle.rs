@@ -446,6 +446,7 @@ async fn fetch_schema(server: &str, peer: &Peer<RoleClient>) -> Result<CachedSch
     );
     Ok(CachedSchema {
         capabilities,
+        instructions: peer.peer_info().and_then(|info| info.instructions.clone()),
         tools: tools?,
         prompts: prompts?,
         resources: resources?,

@@ -146,10 +146,9 @@ impl ServerHandler for Session {
             .build();
         let mut info = InitializeResult::new(capabilities);
         info.server_info = Implementation::new("mcpgw", env!("CARGO_PKG_VERSION"));
-        info.instructions = Some(
-            "mcpgw gateway: the tools and prompts of several MCP servers, each named <server>_<name>."
-                .into(),
-        );
+        // From the current table without discovering: a server not yet known has no
+        // instructions to relay, and the handshake must not wait for it.
+        info.instructions = Some(self.gateway.table().view(self.role()).instructions.clone());
         info
     }
 

@@ -7,6 +7,7 @@
 
 mod builtin;
 mod catalog;
+mod instructions;
 pub mod pages;
 mod roles;
 
@@ -39,6 +40,8 @@ pub struct RoleView {
     pub templates: Vec<ResourceTemplate>,
     /// Hashes of the tools, the prompts, and the resources with templates, as listed.
     pub fingerprints: [u64; 3],
+    /// The gateway's instructions: what it is, and each visible server's own.
+    pub instructions: String,
     tool_pages: std::sync::OnceLock<Vec<bytes::Bytes>>,
 }
 
@@ -140,6 +143,7 @@ impl Table {
             resources,
             templates,
             fingerprints,
+            instructions: instructions::compose(self, role),
             tool_pages: Default::default(),
         }
     }

@@ -463,3 +463,46 @@ async fn everything_sampling_and_elicitation_round_trip_to_the_caller() {
     assert_eq!(raw["content"], json!({"answer": "42"}), "{raw}");
     client.close().await;
 }
+
+#[tokio::test]
+async fn everything_instructions_reach_clients_of_roles_that_see_it() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n  everything:\n    command: node\n    args: {}\n\
+         roles:\n  all: null\n  elsewhere: [\"gateway_status\"]\n",
+        serde_json::to_string(&args(&env)).unwrap()
+    ));
+    let _daemon = env.daemon().await;
+    let direct = direct(&env).await;
+    let own = direct
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .expect("server-everything has instructions");
+    assert!(own.len() > 1000, "{own}");
+
+    // The first client's list discovers the server; a client connecting after that gets its
+    // instructions under its name, verbatim.
+    let first = env.client(Some("all")).await;
+    assert!(!first.tools().await.is_empty());
+    let later = env.client(Some("all")).await;
+    let through = later
+        .service
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .expect("the gateway has instructions");
+    assert!(through.starts_with("mcpgw gateway"), "{through}");
+    assert!(
+        through.contains("## Server `everything` (its tools are named everything_<tool>)"),
+        "{through}"
+    );
+    assert!(through.contains(own.trim()), "{through}");
+
+    // A role that sees nothing of the server gets nothing of its instructions.
+    let elsewhere = env.client(Some("elsewhere")).await;
+    let theirs = elsewhere
+        .service
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .unwrap();
+    assert!(!theirs.contains("everything"), "{theirs}");
+}
