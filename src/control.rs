@@ -99,7 +99,12 @@ async fn list(gateway: &Gateway, role: Option<String>) -> Result<ControlResponse
         .iter()
         .map(|tool| serde_json::to_value(tool).map_err(|e| format!("tool `{}`: {e}", tool.name)))
         .collect::<Result<_, _>>()?;
-    Ok(ControlResponse::Tools(ToolList { role, tools }))
+    let failed = gateway.unlisted_failures();
+    Ok(ControlResponse::Tools(ToolList {
+        role,
+        tools,
+        failed,
+    }))
 }
 
 fn logs(gateway: &Gateway, server: &str, lines: usize) -> Result<ControlResponse, String> {

@@ -122,6 +122,17 @@ pub struct ToolList {
     /// Full MCP tool objects under their exposed names, as `tools/list` gives them. Kept as
     /// JSON so that this module needs no MCP types.
     pub tools: Vec<serde_json::Value>,
+    /// Servers whose tools are missing from the list because they failed to start before
+    /// they ever listed, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<ServerFailure>,
+}
+
+/// A server that could not be started, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerFailure {
+    pub server: String,
+    pub reason: String,
 }
 
 /// A server's captured stderr, for `logs`.
@@ -369,6 +380,7 @@ mod tests {
                 ControlResponse::Tools(ToolList {
                     role: Some("ro".into()),
                     tools: vec![serde_json::json!({"name": "fs_read"})],
+                    failed: vec![],
                 }),
                 r#"{"result":"tools","role":"ro","tools":[{"name":"fs_read"}]}"#,
             ),

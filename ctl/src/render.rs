@@ -148,6 +148,17 @@ pub fn reload(reload: &ReloadStatus) -> String {
 
 /// `mcpgwctl list`: each tool's exposed name and the first line of its description.
 pub fn list(list: &ToolList) -> String {
+    let mut out = list_tools(list);
+    if !list.failed.is_empty() {
+        out.push_str("\nnot listed, failed to start (`mcpgwctl logs SERVER` shows why):\n");
+        for failure in &list.failed {
+            let _ = writeln!(out, "  {}: {}", failure.server, failure.reason);
+        }
+    }
+    out
+}
+
+fn list_tools(list: &ToolList) -> String {
     if list.tools.is_empty() {
         return match &list.role {
             Some(role) => format!("(no tools visible to role `{role}`)\n"),
@@ -284,7 +295,9 @@ fn bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcpgw::protocol::{BackendState, BackendStatus, SessionStatus, SessionTransport};
+    use mcpgw::protocol::{
+        BackendState, BackendStatus, ServerFailure, SessionStatus, SessionTransport,
+    };
     use serde_json::json;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -472,6 +485,7 @@ config rejected; generation 3 stays live:
                 json!({"name": "alpha_add", "description": "\n  Adds two numbers  \n", "inputSchema": {}}),
                 json!({"name": "gateway_status", "inputSchema": {}}),
             ],
+            failed: vec![],
         };
         let expected = "\
 alpha_echo      Echoes the text back.
@@ -482,8 +496,26 @@ gateway_status
         let empty = ToolList {
             role: Some("none".into()),
             tools: vec![],
+            failed: vec![],
         };
         assert_eq!(list(&empty), "(no tools visible to role `none`)\n");
+        let failed = ToolList {
+            role: None,
+            tools: vec![],
+            failed: vec![ServerFailure {
+                server: "sqlite".into(),
+                reason: "sqlite exited with exit status: 1".into(),
+            }],
+        };
+        assert_eq!(
+            list(&failed),
+            "\
+(no tools)
+
+not listed, failed to start (`mcpgwctl logs SERVER` shows why):
+  sqlite: sqlite exited with exit status: 1
+"
+        );
     }
 
     #[test]

@@ -156,6 +156,14 @@ impl Backend {
             .filter(|running| !running.gone.is_cancelled() && !running.peer.is_transport_closed())
     }
 
+    /// Why its last start failed, while no instance has started since.
+    pub fn failure(&self) -> Option<String> {
+        if self.live_instance().is_some() {
+            return None;
+        }
+        self.life.phase.lock().unwrap().failure.clone()
+    }
+
     async fn start(self: &Arc<Self>) -> Result<Arc<Running>, BackendError> {
         {
             let mut phase = self.life.phase.lock().unwrap();

@@ -29,11 +29,47 @@ const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The one error for a name a session cannot use, whether nothing has it or its role may not
 /// see it: telling the two apart would tell a restricted client what exists.
-fn unknown(kind: &str, name: &str, role: Option<&str>) -> McpError {
-    let role = role
+/// What a name that is not in `table` is answered with. When a server whose start failed
+/// before it ever listed could own the name (by its prefix), and the role could see the name,
+/// the error says so: "unknown tool" alone would hide why a tool the user configured is gone.
+fn unknown(table: &Table, kind: &str, name: &str, role: Option<&str>) -> McpError {
+    let role_note = role
         .map(|role| format!(" (role `{role}`)"))
         .unwrap_or_default();
-    McpError::invalid_params(format!("unknown {kind} `{name}`{role}"), None)
+    let failed = table
+        .roles
+        .allows(role, name)
+        .then(|| failed_owner(table, name))
+        .flatten();
+    let message = match failed {
+        // The failure names the server and where its output is.
+        Some(why) => {
+            format!("unknown {kind} `{name}`{role_note}, its server's lists are unknown: {why}")
+        }
+        None => format!("unknown {kind} `{name}`{role_note}"),
+    };
+    McpError::invalid_params(message, None)
+}
+
+/// The failure of a server that never listed because its start failed, and whose prefix
+/// `name` carries (an unprefixed one could own any name).
+fn failed_owner(table: &Table, name: &str) -> Option<String> {
+    table
+        .backends
+        .values()
+        .filter(|b| b.spec.enabled && b.schema().is_none())
+        .filter(|b| {
+            let prefix = table
+                .config
+                .servers
+                .get(&b.name)
+                .map_or(b.spec.prefix.as_str(), |s| s.prefix.as_str());
+            prefix.is_empty()
+                || name
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('_'))
+        })
+        .find_map(|b| b.failure())
 }
 
 /// The same for a resource, as the protocol spells it.
@@ -96,6 +132,21 @@ impl Gateway {
         self.discovered_table().await.view(role)
     }
 
+    /// Servers missing from the lists because their start failed before they ever listed.
+    pub fn unlisted_failures(&self) -> Vec<crate::protocol::ServerFailure> {
+        self.table()
+            .backends
+            .values()
+            .filter(|b| b.spec.enabled && b.schema().is_none())
+            .filter_map(|b| {
+                Some(crate::protocol::ServerFailure {
+                    server: b.name.clone(),
+                    reason: b.failure()?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn list_tools(&self, role: Option<&str>) -> Vec<Tool> {
         self.view(role).await.tools.clone()
     }
@@ -127,7 +178,7 @@ impl Gateway {
             .resolve(|t| t.catalog.tools.get(&name).map(|e| e.target.clone()))
             .await;
         let Some(target) = target.filter(|_| table.roles.allows(role, &name)) else {
-            return Err(unknown("tool", &name, role));
+            return Err(unknown(&table, "tool", &name, role));
         };
         drop(table);
         let (backend, original) = match target {
@@ -179,7 +230,7 @@ impl Gateway {
         let Some(Target::Backend { backend, original }) =
             target.filter(|_| table.roles.allows(role, name))
         else {
-            return Err(unknown("prompt", name, role));
+            return Err(unknown(&table, "prompt", name, role));
         };
         Ok((backend, original))
     }
@@ -260,7 +311,7 @@ impl Gateway {
                     .await;
                 let Some(backend) = backend.filter(|b| table.allows_resource(role, &b.name, &uri))
                 else {
-                    return Err(unknown("resource template", &uri, role));
+                    return Err(unknown(&table, "resource template", &uri, role));
                 };
                 backend
             }

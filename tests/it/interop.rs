@@ -105,3 +105,47 @@ fn every_binary_answers_version() {
         );
     }
 }
+
+/// A call to a tool of a server that failed to start says which server failed and why, not
+/// just "unknown tool"; a role that could not see the tool anyway learns nothing of it; and
+/// `mcpgwctl list` names the server its list is missing.
+#[tokio::test]
+async fn a_tool_of_a_server_that_failed_to_start_names_the_failure() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n{}  broken:\n    command: sh\n    args: [\"-c\", \"echo 'Error: cannot open the database' >&2; exit 3\"]\n\
+         roles:\n  all: null\n  fx_only: [\"fx_*\"]\n",
+        env.fixture_server("fx", &[])
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(Some("all")).await;
+    assert!(client.tool_names().await.contains(&"fx_echo".to_string()));
+    let error = client
+        .service
+        .peer()
+        .call_tool(rmcp::model::CallToolRequestParams::new("broken_query"))
+        .await
+        .expect_err("no such tool")
+        .to_string();
+    assert!(
+        error.contains("server `broken` failed to start") && error.contains("exit code 3"),
+        "{error}"
+    );
+    let other = env.client(Some("fx_only")).await;
+    let error = other
+        .service
+        .peer()
+        .call_tool(rmcp::model::CallToolRequestParams::new("broken_query"))
+        .await
+        .expect_err("no such tool")
+        .to_string();
+    assert!(!error.contains("broken`"), "{error}");
+    assert!(error.contains("unknown tool `broken_query`"), "{error}");
+
+    let listed = env.ctl(&["list"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        stdout.contains("not listed, failed to start") && stdout.contains("  broken: "),
+        "{stdout}"
+    );
+}
