@@ -142,7 +142,13 @@ impl Backend {
         owner: Option<Owner>,
     ) -> Arc<Self> {
         let spec_hash = spec.spec_hash();
-        let idle_timeout = spec.effective_idle_timeout(config.idle_timeout);
+        // A session's own instance holds that session's state (a browser, a shell, a thought
+        // history): it lives as long as the session, unless the server sets its own
+        // idle_timeout. A stateless client's has no end but idleness.
+        let idle_timeout = match &owner {
+            Some(owner) if !owner.follows_calls && spec.idle_timeout.is_none() => Duration::ZERO,
+            _ => spec.effective_idle_timeout(config.idle_timeout),
+        };
         let call_timeout = spec.effective_call_timeout(config.call_timeout);
         let max_message = spec.effective_max_message(config.max_message);
         let cached = spec

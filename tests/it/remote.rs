@@ -209,6 +209,48 @@ async fn per_client_servers_get_one_instance_per_session() {
     assert!(pid_alive(pid_b.parse().unwrap()));
 }
 
+/// A session's own instance lives as long as the session: the global idle_timeout, which
+/// stops a shared server, does not stop it (that would lose the session's state); a server's
+/// own idle_timeout still does.
+#[tokio::test]
+async fn per_client_instances_live_as_long_as_their_session() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "idle_timeout: 300ms
+servers:
+{}{}    scope: per-client
+{}    scope: per-client
+    idle_timeout: 300ms
+",
+        env.fixture_server("shared", &[]),
+        env.fixture_server("browser", &[]),
+        env.fixture_server("own", &[]),
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let shared: u32 = client
+        .call_text("shared_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
+    let browser = client.call_text("browser_pid", json!({})).await;
+    let own: u32 = client
+        .call_text("own_pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
+    wait_for("the shared server to stop when idle", || !pid_alive(shared)).await;
+    wait_for("the instance with its own idle_timeout to stop", || {
+        !pid_alive(own)
+    })
+    .await;
+    assert!(
+        pid_alive(browser.parse().unwrap()),
+        "the session's instance was stopped"
+    );
+    assert_eq!(client.call_text("browser_pid", json!({})).await, browser);
+}
+
 #[tokio::test]
 async fn sampling_from_a_per_client_instance_goes_to_its_client() {
     let env = Env::new();
