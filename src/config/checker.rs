@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "servers",
     "idle_timeout",
     "startup_timeout",
+    "discovery_wait",
     "call_timeout",
     "max_message",
     "roles",
@@ -35,6 +36,7 @@ const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 pub(super) struct Checked {
     pub idle_timeout: Duration,
     pub startup_timeout: Duration,
+    pub discovery_wait: Option<Duration>,
     pub call_timeout: Duration,
     pub max_message: usize,
     pub servers: BTreeMap<String, ServerConfig>,
@@ -121,6 +123,7 @@ impl Checker<'_> {
         let mut checked = Checked {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            discovery_wait: None,
             call_timeout: Duration::ZERO,
             max_message: DEFAULT_MAX_MESSAGE,
             servers: BTreeMap::new(),
@@ -151,6 +154,9 @@ impl Checker<'_> {
         }
         if let Some(entry) = optional(&fields, "startup_timeout") {
             checked.startup_timeout = self.startup_timeout(entry);
+        }
+        if let Some(entry) = optional(&fields, "discovery_wait") {
+            checked.discovery_wait = self.duration(entry, "`discovery_wait`");
         }
         if let Some(entry) = optional(&fields, "call_timeout") {
             checked.call_timeout = self.duration(entry, "`call_timeout`").unwrap_or_default();

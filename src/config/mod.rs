@@ -3,7 +3,8 @@
 //!
 //! The format is mcp-unify's, accepted as is (`servers.<name>.command/args/env/enabled`,
 //! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`, remote
-//! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout`, `call_timeout`,
+//! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout`,
+//! `discovery_wait`, `call_timeout`,
 //! `max_message` and the `http` listener. How the work is split:
 //!
 //! - `tree` reads the YAML into a tree that keeps order and duplicates;
@@ -59,6 +60,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Bound for a backend's start + initialize + tools/list during discovery.
     pub startup_timeout: Duration,
+    /// How long a list waits for servers being discovered (no cached lists yet) before it is
+    /// answered with what is known; late servers then send list_changed. Zero: at once.
+    /// `None`: the gateway's default (2 s).
+    pub discovery_wait: Option<Duration>,
     /// How long a forwarded request may take before the gateway cancels it upstream and
     /// answers with an error; [`Duration::ZERO`] = no limit.
     pub call_timeout: Duration,
@@ -409,6 +414,7 @@ pub fn parse(
         path: absolute,
         idle_timeout: checked.idle_timeout,
         startup_timeout: checked.startup_timeout,
+        discovery_wait: checked.discovery_wait,
         call_timeout: checked.call_timeout,
         max_message: checked.max_message,
         servers: checked.servers,

@@ -82,7 +82,7 @@ impl Gateway {
                 // Connected clients can only learn the tools of a new server if someone starts
                 // it once; do it now rather than on the next list, so list_changed reaches them.
                 if let Some(gateway) = self.myself.upgrade() {
-                    tokio::spawn(async move { gateway.discover_missing().await });
+                    tokio::spawn(async move { gateway.discover_missing(None).await });
                 }
                 record(true, generation, summary)
             }

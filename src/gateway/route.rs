@@ -81,6 +81,15 @@ fn resource_not_found(uri: &str) -> McpError {
     )
 }
 
+/// How long a list waits for discovery unless the config says: long enough for servers that
+/// start in a second or two to be in a first list, short enough that one hanging server does
+/// not hold every client's list for its startup timeout. 2 s; `MCPGW_DISCOVERY_WAIT_MS`
+/// overrides it (the tests wait longer, so that a busy machine does not change their lists).
+fn default_discovery_wait() -> Duration {
+    static WAIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    Duration::from_millis(*WAIT.get_or_init(|| super::env_limit("MCPGW_DISCOVERY_WAIT_MS", 2000)))
+}
+
 /// Enabled servers whose lists are unknown and due for discovery.
 fn undiscovered(table: &Table) -> impl Iterator<Item = &Arc<Backend>> {
     table
@@ -101,17 +110,23 @@ fn unexpected(backend: &Backend, what: &str, result: ServerResult) -> McpError {
 
 impl Gateway {
     /// Starts every enabled server whose lists are unknown, in parallel, each bounded by its
-    /// startup timeout; failures are logged and skipped (the server is just not listed).
-    pub(crate) async fn discover_missing(&self) {
+    /// startup timeout, and waits for them at most `wait` (`None`: until all are done). The
+    /// starts run on their own tasks, so one not waited for goes on: its lists arrive with a
+    /// new table and list_changed. A failure is logged by the start and the server is just not
+    /// listed.
+    pub(crate) async fn discover_missing(&self, wait: Option<Duration>) {
         let table = self.table();
         let missing: Vec<Arc<Backend>> = undiscovered(&table).cloned().collect();
         if missing.is_empty() {
             return;
         }
-        let results = futures::future::join_all(missing.iter().map(|b| b.start_now())).await;
-        for (backend, result) in missing.iter().zip(results) {
-            if let Err(e) = result {
-                tracing::warn!(server = %backend.name, "discovery failed: {e}");
+        let all = futures::future::join_all(missing.iter().map(|b| b.start_now()));
+        match wait {
+            Some(wait) => {
+                let _ = tokio::time::timeout(wait, all).await;
+            }
+            None => {
+                all.await;
             }
         }
     }
@@ -121,15 +136,17 @@ impl Gateway {
         undiscovered(table).next().is_some()
     }
 
-    /// The table after discovering unknown servers: what lists are answered from.
-    async fn discovered_table(&self) -> Arc<Table> {
-        self.discover_missing().await;
-        self.table()
-    }
-
-    /// What `role` sees, after discovering servers that have no cached lists yet.
+    /// What `role` sees, after waiting up to `discovery_wait` for servers that have no cached
+    /// lists yet: one server that hangs must not hold every client's list for its whole
+    /// startup timeout.
     pub async fn view(&self, role: Option<&str>) -> Arc<RoleView> {
-        self.discovered_table().await.view(role)
+        let wait = self
+            .table()
+            .config
+            .discovery_wait
+            .unwrap_or_else(default_discovery_wait);
+        self.discover_missing(Some(wait)).await;
+        self.table().view(role)
     }
 
     /// Servers missing from the lists because their start failed before they ever listed.
@@ -161,7 +178,9 @@ impl Gateway {
         if let Some(found) = lookup(&table) {
             return (table, Some(found));
         }
-        let table = self.discovered_table().await;
+        // A call may need a server that is still being discovered: wait for it to be known.
+        self.discover_missing(None).await;
+        let table = self.table();
         let found = lookup(&table);
         (table, found)
     }

@@ -129,6 +129,9 @@ impl Env {
             .env("XDG_CACHE_HOME", self.path("cache"))
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("MCPGW_LOG", "info,mcpgw=debug")
+            // Lists wait for every server's discovery, as on a machine that is not this busy;
+            // `discovery::` tests set `discovery_wait` in their config.
+            .env("MCPGW_DISCOVERY_WAIT_MS", "60000")
             .current_dir(self.dir.path());
         cmd
     }

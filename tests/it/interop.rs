@@ -149,3 +149,47 @@ async fn a_tool_of_a_server_that_failed_to_start_names_the_failure() {
         "{stdout}"
     );
 }
+
+/// A server that hangs in its start (a cold `npx -y` download, a server waiting for a login)
+/// does not hold every client's first list for its whole startup timeout: the list comes
+/// after `discovery_wait` with what is known, and the late server arrives with list_changed.
+#[tokio::test]
+async fn a_hanging_server_does_not_hold_the_first_list() {
+    let env = Env::new();
+    let gate = env.path("gate");
+    let late = format!(
+        "while [ ! -e {gate} ]; do sleep 0.05; done; exec {:?} --marker {} --name late",
+        fixture().display().to_string(),
+        env.marker,
+        gate = gate.display()
+    );
+    env.write_config(&format!(
+        "startup_timeout: 60s\ndiscovery_wait: 300ms\nservers:\n{}  late:\n    command: sh\n    args: [\"-c\", {late:?}]\n",
+        env.fixture_server("fx", &[]),
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let started = std::time::Instant::now();
+    let names = client.tool_names().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the list waited for the hanging server"
+    );
+    assert!(names.contains(&"fx_echo".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("late_")), "{names:?}");
+
+    let before = *client.recorder.tools_changed.lock().unwrap();
+    std::fs::write(&gate, "").unwrap();
+    wait_for("list_changed when the late server is discovered", || {
+        *client.recorder.tools_changed.lock().unwrap() > before
+    })
+    .await;
+    assert!(client.tool_names().await.contains(&"late_echo".to_string()));
+    // A call to a tool of a server still being discovered waits for it rather than failing.
+    assert_eq!(
+        client
+            .call_text("late_echo", serde_json::json!({"text": "here"}))
+            .await,
+        "here"
+    );
+}

@@ -1,4 +1,5 @@
-//! Durations: `idle_timeout`, `startup_timeout` and `call_timeout`, global and per server.
+//! Durations: `idle_timeout`, `startup_timeout`, `discovery_wait` and `call_timeout`, global
+//! and per server.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use super::{error, ok};
 fn durations_in_every_form() {
     let text = r#"idle_timeout: 0.5
 startup_timeout: "1m"
+discovery_wait: 250ms
 servers:
   a: { command: x, idle_timeout: "500ms" }
   b: { command: x, idle_timeout: 0 }
@@ -16,6 +18,8 @@ servers:
     let config = ok(text);
     assert_eq!(config.idle_timeout, Duration::from_millis(500));
     assert_eq!(config.startup_timeout, Duration::from_secs(60));
+    assert_eq!(config.discovery_wait, Some(Duration::from_millis(250)));
+    assert_eq!(ok("idle_timeout: 1\n").discovery_wait, None);
     let idle = |name: &str| config.servers[name].effective_idle_timeout(config.idle_timeout);
     assert_eq!(idle("a"), Duration::from_millis(500));
     assert_eq!(idle("b"), Duration::ZERO);
