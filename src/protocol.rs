@@ -227,9 +227,21 @@ pub struct BackendStatus {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
-    /// Resident memory of the backend's process, when known.
+    /// Resident memory of the backend's own process (its direct child: for `npx` the wrapper,
+    /// not the server it starts), when known (Linux). `group_rss_bytes` is the whole server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<u64>,
+    /// Linux only: resident memory of every process in the backend's process group (its child
+    /// and whatever that started and left in the group: `npx` → `node`), summed per process
+    /// as `ps` does, so pages the processes share count once for each. Read in one pass over
+    /// `/proc` per status for all backends. Absent elsewhere, from older daemons, and for a
+    /// backend that is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_rss_bytes: Option<u64>,
+    /// Linux only: how many processes the backend's process group holds (see
+    /// `group_rss_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_processes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_ms: Option<u64>,
     /// Milliseconds since the last call started, when it was ever used.
@@ -331,6 +343,28 @@ mod tests {
                 request
             );
         }
+    }
+
+    /// Fields added to status since version 1 are optional both ways, so they need no
+    /// version bump: an older peer's record reads without them, and one without them is
+    /// written as before (an older ctl ignores what it does not know).
+    #[test]
+    fn added_status_fields_are_optional() {
+        let old = r#"{"name":"fs","state":"ready","pid":7,"rss_bytes":1024,"calls":0,"errors":0,"inflight":0}"#;
+        let status: BackendStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(status.group_rss_bytes, None);
+        assert_eq!(status.group_processes, None);
+        assert_eq!(wire(&status), format!("{old}\n"));
+        let new = BackendStatus {
+            group_rss_bytes: Some(4096),
+            group_processes: Some(2),
+            ..status
+        };
+        let line = wire(&new);
+        assert!(
+            line.contains(r#""group_rss_bytes":4096,"group_processes":2"#),
+            "{line}"
+        );
     }
 
     #[test]

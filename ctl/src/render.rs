@@ -22,6 +22,9 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `mcpgwctl status`. `now_unix_ms` dates the last reload.
+///
+/// RSS and PROCS are the backend's whole process group (`npx` and the `node` it started), on
+/// Linux; elsewhere, or from an older daemon, RSS is its direct child's, if known.
 pub fn status(status: &Status, now_unix_ms: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -97,7 +100,8 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
     );
     out.push('\n');
     let header = [
-        "SERVER", "STATE", "PID", "RSS", "UPTIME", "IDLE", "CALLS", "ERRORS", "TOOLS", "NOTE",
+        "SERVER", "STATE", "PID", "PROCS", "RSS", "UPTIME", "IDLE", "CALLS", "ERRORS", "TOOLS",
+        "NOTE",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for b in &status.backends {
@@ -110,7 +114,8 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
             b.name.clone(),
             b.state.to_string(),
             b.pid.map_or_else(dash, |p| p.to_string()),
-            b.rss_bytes.map_or_else(dash, bytes),
+            b.group_processes.map_or_else(dash, |n| n.to_string()),
+            b.group_rss_bytes.or(b.rss_bytes).map_or_else(dash, bytes),
             b.uptime_ms.map_or_else(dash, duration),
             b.idle_ms.map_or_else(dash, duration),
             b.calls.to_string(),
@@ -296,6 +301,8 @@ mod tests {
             reason: None,
             pid: None,
             rss_bytes: None,
+            group_rss_bytes: None,
+            group_processes: None,
             uptime_ms: None,
             idle_ms: None,
             calls: 0,
@@ -310,7 +317,9 @@ mod tests {
     fn sample_status() -> Status {
         let mut fs = backend("filesystem", BackendState::Ready);
         fs.pid = Some(4242);
-        fs.rss_bytes = Some(40_265_318);
+        fs.rss_bytes = Some(4_194_304);
+        fs.group_rss_bytes = Some(40_265_318);
+        fs.group_processes = Some(2);
         fs.uptime_ms = Some(62_000);
         fs.idle_ms = Some(3_500);
         fs.calls = 12;
@@ -354,10 +363,10 @@ mod tests {
     const TABLE: &str = "\
 sessions: 2 (roles (none): 1, readonly: 1; via socket: 2)
 
-SERVER      STATE     PID   RSS    UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
-crashy      stopped   -     -      -       -     2      2       3      last exit: exit code 3
-filesystem  ready     4242  38.4M  1m2s    3s    12     1       14     -
-github      disabled  -     -      -       -     0      0       -      missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)
+SERVER      STATE     PID   PROCS  RSS    UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+crashy      stopped   -     -      -      -       -     2      2       3      last exit: exit code 3
+filesystem  ready     4242  2      38.4M  1m2s    3s    12     1       14     -
+github      disabled  -     -      -      -       -     0      0       -      missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)
 ";
 
     #[test]
@@ -429,10 +438,27 @@ mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
 config generation 1 (never reloaded)
 sessions: 0
 
-SERVER  STATE  PID  RSS  UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+SERVER  STATE  PID  PROCS  RSS  UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
 (no servers configured)
 ";
         assert_eq!(status(&s, NOW), expected);
+    }
+
+    /// A daemon that reports only its child's memory (macOS, or older than group memory)
+    /// still fills RSS.
+    #[test]
+    fn status_of_memory_without_groups() {
+        let mut s = sample_status();
+        let mut mac = backend("mac", BackendState::Ready);
+        mac.pid = Some(77);
+        mac.rss_bytes = Some(524_288);
+        s.backends = vec![mac];
+        let expected = "\
+SERVER  STATE  PID  PROCS  RSS   UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+mac     ready  77   -      512K  -       -     0      0       -      -
+";
+        let shown = status(&s, NOW);
+        assert!(shown.ends_with(expected), "{shown}");
     }
 
     #[test]

@@ -132,11 +132,9 @@ impl Gateway {
         drop(table);
         let (backend, original) = match target {
             Target::Builtin(builtin) => {
-                return Ok(CallToolResponse::Complete(self.call_builtin(
-                    builtin,
-                    role,
-                    caller.session,
-                )));
+                return Ok(CallToolResponse::Complete(
+                    self.call_builtin(builtin, role, caller.session).await,
+                ));
             }
             Target::Backend { backend, original } => (backend, original),
         };
