@@ -257,6 +257,13 @@ pub struct BackendStatus {
     pub tools: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
+    /// What its stderr said when the process of `reason` (a failed start) or, otherwise, of
+    /// `last_exit` ended abnormally: the line that looks like the error
+    /// (`ModuleNotFoundError: No module named 'x'`, not Node's closing `Node.js v20.20.2`), else
+    /// its last lines joined with ` | `; at most 300 characters, URLs cut to their origin.
+    /// Like `stderr_tail`, for the local user only: `gateway_status` leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_note: Option<String>,
     /// Newest lines of its stderr.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
@@ -354,15 +361,18 @@ mod tests {
         let status: BackendStatus = serde_json::from_str(old).unwrap();
         assert_eq!(status.group_rss_bytes, None);
         assert_eq!(status.group_processes, None);
+        assert_eq!(status.stderr_note, None);
         assert_eq!(wire(&status), format!("{old}\n"));
         let new = BackendStatus {
             group_rss_bytes: Some(4096),
             group_processes: Some(2),
+            stderr_note: Some("Error: boom".into()),
             ..status
         };
         let line = wire(&new);
         assert!(
-            line.contains(r#""group_rss_bytes":4096,"group_processes":2"#),
+            line.contains(r#""group_rss_bytes":4096,"group_processes":2"#)
+                && line.contains(r#""stderr_note":"Error: boom""#),
             "{line}"
         );
     }

@@ -75,10 +75,11 @@ impl Backend {
         } else {
             BackendState::Stopped
         };
-        let reason = match state {
-            BackendState::Disabled => self.spec.disabled_reason.clone(),
-            BackendState::Failed => phase.failure.clone(),
-            _ => None,
+        // The note goes with what status shows: the failure, else the last exit.
+        let (reason, stderr_note) = match state {
+            BackendState::Disabled => (self.spec.disabled_reason.clone(), None),
+            BackendState::Failed => (phase.failure.clone(), phase.failure_note.clone()),
+            _ => (None, phase.exit_note.clone()),
         };
         let pid = running.as_ref().and_then(|r| r.pid());
         let group = pid.and_then(|pid| groups.of(pid));
@@ -99,6 +100,7 @@ impl Backend {
             inflight: self.callers.count() as u64,
             tools: self.schema().map(|s| s.tools.len()),
             last_exit: phase.last_exit.clone(),
+            stderr_note,
             stderr_tail: self.stderr.tail(5),
         }
     }

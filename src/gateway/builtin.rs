@@ -27,9 +27,9 @@ impl Gateway {
     }
 
     /// The status as `gateway_status` shows it to `role`: the backends it sees (and its own
-    /// per-client instances), its own session, no stderr, no config path, warnings or reload
-    /// messages (they name other servers and files). Memory is shown as `mcpgwctl status`
-    /// shows it.
+    /// per-client instances), its own session, no stderr (neither its tail nor the note taken
+    /// from it), no config path, warnings or reload messages (they name other servers and
+    /// files). Memory is shown as `mcpgwctl status` shows it.
     async fn status_for(&self, role: Option<&str>, session: u64) -> serde_json::Value {
         let mut status = self.status().await;
         let table = self.table();
@@ -45,6 +45,7 @@ impl Gateway {
         });
         for backend in &mut status.backends {
             backend.stderr_tail.clear();
+            backend.stderr_note = None;
         }
         status.sessions.retain(|s| s.id == session);
         let mut value = serde_json::to_value(&status).unwrap_or_default();
