@@ -49,7 +49,7 @@ pub async fn serve(
 /// Answers one request. `stop` is only acknowledged here: [`serve`] acts on it after replying.
 async fn handle(gateway: &Gateway, request: ControlRequest) -> ControlResponse {
     let result = match request {
-        ControlRequest::Status => Ok(ControlResponse::Status(gateway.status())),
+        ControlRequest::Status => Ok(ControlResponse::Status(gateway.status().await)),
         ControlRequest::Reload => Ok(reload(gateway)),
         ControlRequest::Kill { server } => kill(gateway, &server).await,
         ControlRequest::Start { server } => start(gateway, &server).await,
@@ -71,7 +71,7 @@ fn reload(gateway: &Gateway) -> ControlResponse {
 
 async fn kill(gateway: &Gateway, server: &str) -> Result<ControlResponse, String> {
     let backend = backend(gateway, server)?;
-    let pid = backend.status().pid;
+    let pid = backend.pid();
     let was_running = backend.is_running();
     backend.stop().await;
     Ok(ControlResponse::Killed(ServerProcess {
@@ -87,7 +87,7 @@ async fn start(gateway: &Gateway, server: &str) -> Result<ControlResponse, Strin
     backend.start_now().await.map_err(|e| e.to_string())?;
     Ok(ControlResponse::Started(ServerProcess {
         server: server.to_string(),
-        pid: backend.status().pid,
+        pid: backend.pid(),
         was_running,
     }))
 }

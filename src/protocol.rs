@@ -238,9 +238,21 @@ pub struct BackendStatus {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
-    /// Resident memory of the backend's process, when known.
+    /// Resident memory of the backend's own process (its direct child: for `npx` the wrapper,
+    /// not the server it starts), when known (Linux). `group_rss_bytes` is the whole server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<u64>,
+    /// Linux only: resident memory of every process in the backend's process group (its child
+    /// and whatever that started and left in the group: `npx` → `node`), summed per process
+    /// as `ps` does, so pages the processes share count once for each. Read in one pass over
+    /// `/proc` per status for all backends. Absent elsewhere, from older daemons, and for a
+    /// backend that is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_rss_bytes: Option<u64>,
+    /// Linux only: how many processes the backend's process group holds (see
+    /// `group_rss_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_processes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_ms: Option<u64>,
     /// Milliseconds since the last call started, when it was ever used.
@@ -256,6 +268,13 @@ pub struct BackendStatus {
     pub tools: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
+    /// What its stderr said when the process of `reason` (a failed start) or, otherwise, of
+    /// `last_exit` ended abnormally: the line that looks like the error
+    /// (`ModuleNotFoundError: No module named 'x'`, not Node's closing `Node.js v20.20.2`), else
+    /// its last lines joined with ` | `; at most 300 characters, URLs cut to their origin.
+    /// Like `stderr_tail`, for the local user only: `gateway_status` leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_note: Option<String>,
     /// Newest lines of its stderr.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
@@ -342,6 +361,31 @@ mod tests {
                 request
             );
         }
+    }
+
+    /// Fields added to status since version 1 are optional both ways, so they need no
+    /// version bump: an older peer's record reads without them, and one without them is
+    /// written as before (an older ctl ignores what it does not know).
+    #[test]
+    fn added_status_fields_are_optional() {
+        let old = r#"{"name":"fs","state":"ready","pid":7,"rss_bytes":1024,"calls":0,"errors":0,"inflight":0}"#;
+        let status: BackendStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(status.group_rss_bytes, None);
+        assert_eq!(status.group_processes, None);
+        assert_eq!(status.stderr_note, None);
+        assert_eq!(wire(&status), format!("{old}\n"));
+        let new = BackendStatus {
+            group_rss_bytes: Some(4096),
+            group_processes: Some(2),
+            stderr_note: Some("Error: boom".into()),
+            ..status
+        };
+        let line = wire(&new);
+        assert!(
+            line.contains(r#""group_rss_bytes":4096,"group_processes":2"#)
+                && line.contains(r#""stderr_note":"Error: boom""#),
+            "{line}"
+        );
     }
 
     #[test]

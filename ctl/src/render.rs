@@ -22,6 +22,11 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `mcpgwctl status`. `now_unix_ms` dates the last reload.
+///
+/// RSS and PROCS are the backend's whole process group (`npx` and the `node` it started), on
+/// Linux; elsewhere, or from an older daemon, RSS is its direct child's, if known. NOTE is why
+/// it is disabled or failed, else how its last process ended, each with what its stderr said
+/// of an abnormal end.
 pub fn status(status: &Status, now_unix_ms: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -97,7 +102,8 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
     );
     out.push('\n');
     let header = [
-        "SERVER", "STATE", "PID", "RSS", "UPTIME", "IDLE", "CALLS", "ERRORS", "TOOLS", "NOTE",
+        "SERVER", "STATE", "PID", "PROCS", "RSS", "UPTIME", "IDLE", "CALLS", "ERRORS", "TOOLS",
+        "NOTE",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for b in &status.backends {
@@ -105,12 +111,17 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
         let note = b
             .reason
             .clone()
-            .or_else(|| b.last_exit.as_ref().map(|e| format!("last exit: {e}")));
+            .or_else(|| b.last_exit.as_ref().map(|e| format!("last exit: {e}")))
+            .map(|note| match &b.stderr_note {
+                Some(said) => format!("{note}; stderr: {said}"),
+                None => note,
+            });
         rows.push(vec![
             b.name.clone(),
             b.state.to_string(),
             b.pid.map_or_else(dash, |p| p.to_string()),
-            b.rss_bytes.map_or_else(dash, bytes),
+            b.group_processes.map_or_else(dash, |n| n.to_string()),
+            b.group_rss_bytes.or(b.rss_bytes).map_or_else(dash, bytes),
             b.uptime_ms.map_or_else(dash, duration),
             b.idle_ms.map_or_else(dash, duration),
             b.calls.to_string(),
@@ -309,6 +320,8 @@ mod tests {
             reason: None,
             pid: None,
             rss_bytes: None,
+            group_rss_bytes: None,
+            group_processes: None,
             uptime_ms: None,
             idle_ms: None,
             calls: 0,
@@ -316,6 +329,7 @@ mod tests {
             inflight: 0,
             tools: None,
             last_exit: None,
+            stderr_note: None,
             stderr_tail: vec![],
         }
     }
@@ -323,7 +337,9 @@ mod tests {
     fn sample_status() -> Status {
         let mut fs = backend("filesystem", BackendState::Ready);
         fs.pid = Some(4242);
-        fs.rss_bytes = Some(40_265_318);
+        fs.rss_bytes = Some(4_194_304);
+        fs.group_rss_bytes = Some(40_265_318);
+        fs.group_processes = Some(2);
         fs.uptime_ms = Some(62_000);
         fs.idle_ms = Some(3_500);
         fs.calls = 12;
@@ -333,6 +349,7 @@ mod tests {
         gh.reason = Some("missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)".into());
         let mut crashy = backend("crashy", BackendState::Stopped);
         crashy.last_exit = Some("exit code 3".into());
+        crashy.stderr_note = Some("Error: Cannot find module 'zod'".into());
         crashy.calls = 2;
         crashy.errors = 2;
         crashy.tools = Some(3);
@@ -367,10 +384,10 @@ mod tests {
     const TABLE: &str = "\
 sessions: 2 (roles (none): 1, readonly: 1; via socket: 2)
 
-SERVER      STATE     PID   RSS    UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
-crashy      stopped   -     -      -       -     2      2       3      last exit: exit code 3
-filesystem  ready     4242  38.4M  1m2s    3s    12     1       14     -
-github      disabled  -     -      -       -     0      0       -      missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)
+SERVER      STATE     PID   PROCS  RSS    UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+crashy      stopped   -     -      -      -       -     2      2       3      last exit: exit code 3; stderr: Error: Cannot find module 'zod'
+filesystem  ready     4242  2      38.4M  1m2s    3s    12     1       14     -
+github      disabled  -     -      -      -       -     0      0       -      missing environment variable GITHUB_TOKEN (gateway.yaml:9:22)
 ";
 
     #[test]
@@ -442,10 +459,35 @@ mcpgwd 0.1.0  pid 100  up 1h2m  config /home/u/gateway.yaml
 config generation 1 (never reloaded)
 sessions: 0
 
-SERVER  STATE  PID  RSS  UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+SERVER  STATE  PID  PROCS  RSS  UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
 (no servers configured)
 ";
         assert_eq!(status(&s, NOW), expected);
+    }
+
+    /// A failed start's note carries its stderr's error; a daemon that reports only its
+    /// child's memory (macOS, or older than group memory) still fills RSS.
+    #[test]
+    fn status_of_a_failed_start_and_of_memory_without_groups() {
+        let mut s = sample_status();
+        let mut py = backend("py", BackendState::Failed);
+        py.reason = Some(
+            "server `py` failed to start: connection closed: initialize response (exit code 1); \
+             its stderr: `mcpgwctl logs py`"
+                .into(),
+        );
+        py.stderr_note = Some("ModuleNotFoundError: No module named 'x'".into());
+        let mut mac = backend("mac", BackendState::Ready);
+        mac.pid = Some(77);
+        mac.rss_bytes = Some(524_288);
+        s.backends = vec![mac, py];
+        let expected = "\
+SERVER  STATE   PID  PROCS  RSS   UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+mac     ready   77   -      512K  -       -     0      0       -      -
+py      failed  -    -      -     -       -     0      0       -      server `py` failed to start: connection closed: initialize response (exit code 1); its stderr: `mcpgwctl logs py`; stderr: ModuleNotFoundError: No module named 'x'
+";
+        let shown = status(&s, NOW);
+        assert!(shown.ends_with(expected), "{shown}");
     }
 
     #[test]

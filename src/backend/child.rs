@@ -1,6 +1,7 @@
 //! A backend's child process: spawned in its own process group, its stderr drained into a
 //! bounded log ([`super::stderr`]), and stopped as a group (stdin closed → grace → SIGTERM →
-//! SIGKILL).
+//! SIGKILL). Its exit is reported once the group is gone and what it wrote to stderr is read,
+//! so that status can say why it ended ([`super::exit_note`]).
 //!
 //! The group matters because servers are often launched through wrappers (`npx` → `node`,
 //! `uvx` → `python`): signalling only the direct child would leave the real server behind.
@@ -19,12 +20,24 @@ use crate::config::ServerConfig;
 /// How long a backend gets to exit on its own after stdin closes, and again after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// How long an exit waits for the stderr drain to read the group's last words (its pipe
+/// closes when the group is gone, unless something that left the group still holds it).
+const STDERR_SETTLE: Duration = Duration::from_millis(500);
+
 /// A running child. Dropping it does not stop the process: call [`ChildHandle::stop`].
 pub struct ChildHandle {
     pub pid: Option<u32>,
     stop: CancellationToken,
-    /// Becomes `Some(description)` once the process has exited and its group is gone.
-    exited: watch::Receiver<Option<String>>,
+    /// Becomes `Some` once the process has exited, its group is gone and its stderr is read.
+    exited: watch::Receiver<Option<Exited>>,
+}
+
+/// How the process ended.
+struct Exited {
+    /// `exit code 3`, `killed by signal 9`.
+    description: String,
+    /// Exit code 0.
+    success: bool,
 }
 
 impl ChildHandle {
@@ -51,10 +64,18 @@ impl ChildHandle {
         let mut exited = self.exited.clone();
         async move {
             match exited.wait_for(Option::is_some).await {
-                Ok(status) => status.clone().unwrap_or_default(),
+                Ok(exit) => exit
+                    .as_ref()
+                    .map(|e| e.description.clone())
+                    .unwrap_or_default(),
                 Err(_) => "unknown".into(),
             }
         }
+    }
+
+    /// Whether the process exited with code 0; `None` while it runs.
+    pub fn succeeded(&self) -> Option<bool> {
+        self.exited.borrow().as_ref().map(|exit| exit.success)
     }
 }
 
@@ -97,20 +118,22 @@ pub fn spawn(
     let pid = child.id();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stdin = child.stdin.take().expect("stdin is piped");
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(async move { stderr::drain(err, &stderr).await });
-    }
+    let drained = child
+        .stderr
+        .take()
+        .map(|err| tokio::spawn(async move { stderr::drain(err, &stderr).await }));
     let stop = CancellationToken::new();
     let (tx, exited) = watch::channel(None);
-    tokio::spawn(supervise(child, pid, stop.clone(), tx));
+    tokio::spawn(supervise(child, pid, drained, stop.clone(), tx));
     Ok((stdout, stdin, ChildHandle { pid, stop, exited }))
 }
 
 async fn supervise(
     mut child: tokio::process::Child,
     pid: Option<u32>,
+    drained: Option<tokio::task::JoinHandle<()>>,
     stop: CancellationToken,
-    exited: watch::Sender<Option<String>>,
+    exited: watch::Sender<Option<Exited>>,
 ) {
     let status = tokio::select! {
         status = child.wait() => status,
@@ -130,11 +153,21 @@ async fn supervise(
     };
     // The leader is gone; whatever it spawned into its group must not outlive it.
     reap_group(pid).await;
-    let description = match status {
-        Ok(status) => describe(status),
-        Err(e) => format!("unknown ({e})"),
+    // Whoever reads the exit may want to know what the process said last (status's note).
+    if let Some(drained) = drained {
+        let _ = tokio::time::timeout(STDERR_SETTLE, drained).await;
+    }
+    let exit = match status {
+        Ok(status) => Exited {
+            description: describe(status),
+            success: status.success(),
+        },
+        Err(e) => Exited {
+            description: format!("unknown ({e})"),
+            success: false,
+        },
     };
-    let _ = exited.send(Some(description));
+    let _ = exited.send(Some(exit));
 }
 
 fn describe(status: std::process::ExitStatus) -> String {
@@ -203,22 +236,5 @@ fn group_alive(pid: Option<u32>) -> bool {
     {
         let _ = pid;
         false
-    }
-}
-
-/// Resident memory of a process in bytes, where the platform tells it cheaply.
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        Some(pages * u64::try_from(page).ok()?)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = pid;
-        None
     }
 }

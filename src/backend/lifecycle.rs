@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::CachedSchema;
 use super::child::ChildHandle;
+use super::exit_note;
 use super::upstream::{self, stdio::Link};
 use super::{Backend, BackendError, inflight};
 
@@ -38,8 +39,12 @@ pub(super) struct Life {
 pub(super) struct Phase {
     pub starting: bool,
     pub failure: Option<String>,
+    /// What the process of the failed start said on stderr ([`exit_note`]).
+    pub failure_note: Option<String>,
     pub failed_at: Option<Instant>,
     pub last_exit: Option<String>,
+    /// What the last process said on stderr, if it ended abnormally ([`exit_note`]).
+    pub exit_note: Option<String>,
 }
 
 pub(super) struct Running {
@@ -57,6 +62,8 @@ pub(super) struct Running {
     pub link: Option<Arc<Link>>,
     /// Why the gateway ended the connection itself, if it did (see [`upstream::Fault`]).
     pub fault: upstream::Fault,
+    /// Where this instance's stderr lines start in the backend's log.
+    pub stderr_mark: u64,
 }
 
 impl Running {
@@ -171,7 +178,8 @@ impl Backend {
             phase.failure = None;
         }
         let timeout = self.limits.startup_timeout;
-        let result = match tokio::time::timeout(timeout, self.spawn_and_initialize()).await {
+        let mark = self.stderr.mark();
+        let result = match tokio::time::timeout(timeout, self.spawn_and_initialize(mark)).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::StartTimeout {
                 name: self.name.clone(),
@@ -188,6 +196,7 @@ impl Backend {
             Err(e) => {
                 tracing::warn!(server = %self.name, "{e}");
                 phase.failure = Some(e.to_string());
+                phase.failure_note = self.exit_note(mark);
                 phase.failed_at = Some(Instant::now());
                 self.stats.count_error();
                 Err(e)
@@ -195,7 +204,10 @@ impl Backend {
         }
     }
 
-    async fn spawn_and_initialize(self: &Arc<Self>) -> Result<Arc<Running>, BackendError> {
+    async fn spawn_and_initialize(
+        self: &Arc<Self>,
+        stderr_mark: u64,
+    ) -> Result<Arc<Running>, BackendError> {
         let upstream::Connected {
             service,
             child,
@@ -238,6 +250,7 @@ impl Backend {
             gone: CancellationToken::new(),
             link,
             fault,
+            stderr_mark,
         });
         self.resume_session_state(&running).await;
         self.set_schema(schema);
@@ -289,14 +302,21 @@ impl Backend {
             tokio::select! {
                 exit = running.exited() => {
                     // A stop takes the close handle first: an exit then is the one we asked for.
+                    let mut note = None;
                     if let Some(why) = running.fault.get() {
                         tracing::warn!(server = %self.name, "backend stopped, it {why}: {exit}");
                     } else if running.close.lock().unwrap().is_some() {
+                        let crashed = running
+                            .child
+                            .as_ref()
+                            .is_some_and(|child| child.succeeded() == Some(false));
+                        // Not logged: stderr is the server's text, and may carry its secrets.
+                        note = crashed.then(|| self.exit_note(running.stderr_mark)).flatten();
                         tracing::warn!(server = %self.name, "backend exited: {exit}");
                     } else {
                         tracing::info!(server = %self.name, "backend stopped: {exit}");
                     }
-                    self.finish(&running, exit);
+                    self.finish(&running, exit, note);
                     return;
                 }
                 () = running.gone.cancelled() => return,
@@ -313,7 +333,14 @@ impl Backend {
         }
     }
 
-    fn finish(&self, running: &Arc<Running>, exit: String) {
+    /// What the instance whose stderr starts at `mark` said that looks like an error.
+    fn exit_note(&self, mark: u64) -> Option<String> {
+        exit_note::pick(&self.stderr.since(mark, exit_note::LINES))
+    }
+
+    /// Records the end of `running`: `exit` as status's last exit, with `note` if it ended
+    /// abnormally of itself.
+    fn finish(&self, running: &Arc<Running>, exit: String, note: Option<String>) {
         running.gone.cancel();
         if let Some(link) = &running.link {
             let gone = inflight::gone_now(&self.name, &running.fault, exit.clone());
@@ -323,7 +350,10 @@ impl Backend {
             Some(why) => format!("{exit} (stopped: it {why})"),
             None => exit,
         };
-        self.life.phase.lock().unwrap().last_exit = Some(exit);
+        let mut phase = self.life.phase.lock().unwrap();
+        phase.last_exit = Some(exit);
+        phase.exit_note = note;
+        drop(phase);
         // Only clear the slot if it still holds this instance (a new one may already be there).
         let current = self.life.live.load_full();
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, running)) {
@@ -344,7 +374,7 @@ impl Backend {
                 "stopped".into()
             }
         };
-        self.finish(running, exit);
+        self.finish(running, exit, None);
     }
 
     /// Stops the running instance, if any, and waits until its processes are gone.

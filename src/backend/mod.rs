@@ -12,7 +12,9 @@
 //!   [`upstream::stdio`]);
 //! - [`handler`]: what the server sends us (progress, logs, server→client requests);
 //! - [`upstream`]: one file per transport; [`child`]: the process; [`stderr`]: its stderr's
-//!   newest lines; [`cache`]: the schema cache; [`status`]: counters and the status record.
+//!   newest lines; [`cache`]: the schema cache; [`status`]: counters and the status record,
+//!   with [`groups`] (the memory of each backend's process group, one scan for all) and
+//!   [`exit_note`] (the stderr line that says why a process ended).
 //!
 //! **Architecture invariant:** nothing here knows sessions, HTTP or the gateway: what the
 //! gateway must hear goes through the [`BackendEvents`] trait, and a request's client is a [`Caller`].
@@ -24,6 +26,8 @@
 pub mod cache;
 mod call;
 mod child;
+mod exit_note;
+pub mod groups;
 mod handler;
 mod inflight;
 mod lifecycle;

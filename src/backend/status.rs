@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::{Backend, child};
+use super::Backend;
+use super::groups::Groups;
 use crate::protocol::{BackendState, BackendStatus};
 
 pub(super) struct Stats {
@@ -53,7 +54,14 @@ impl Stats {
 }
 
 impl Backend {
-    pub fn status(&self) -> BackendStatus {
+    /// The process id of the running instance (the leader of its process group), if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.live_instance().and_then(|running| running.pid())
+    }
+
+    /// The status record; its memory comes from `groups`, one scan for all backends (see
+    /// [`Groups::scan`]).
+    pub fn status(&self, groups: &Groups) -> BackendStatus {
         let running = self.live_instance();
         let phase = self.life.phase.lock().unwrap();
         let state = if !self.spec.enabled {
@@ -67,18 +75,22 @@ impl Backend {
         } else {
             BackendState::Stopped
         };
-        let reason = match state {
-            BackendState::Disabled => self.spec.disabled_reason.clone(),
-            BackendState::Failed => phase.failure.clone(),
-            _ => None,
+        // The note goes with what status shows: the failure, else the last exit.
+        let (reason, stderr_note) = match state {
+            BackendState::Disabled => (self.spec.disabled_reason.clone(), None),
+            BackendState::Failed => (phase.failure.clone(), phase.failure_note.clone()),
+            _ => (None, phase.exit_note.clone()),
         };
         let pid = running.as_ref().and_then(|r| r.pid());
+        let group = pid.and_then(|pid| groups.of(pid));
         BackendStatus {
             name: self.name.clone(),
             state,
             reason,
             pid,
-            rss_bytes: pid.and_then(child::rss_bytes),
+            rss_bytes: group.and_then(|g| g.leader_rss_bytes),
+            group_rss_bytes: group.map(|g| g.rss_bytes),
+            group_processes: group.map(|g| g.processes),
             uptime_ms: running
                 .as_ref()
                 .map(|r| r.started.elapsed().as_millis() as u64),
@@ -88,6 +100,7 @@ impl Backend {
             inflight: self.callers.count() as u64,
             tools: self.schema().map(|s| s.tools.len()),
             last_exit: phase.last_exit.clone(),
+            stderr_note,
             stderr_tail: self.stderr.tail(5),
         }
     }

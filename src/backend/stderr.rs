@@ -18,24 +18,49 @@ const LINE_MAX: usize = 4096;
 /// What one read takes from the pipe.
 const READ_BUF: usize = 64 * 1024;
 
-/// The newest lines a backend wrote to stderr.
+/// The newest lines a backend wrote to stderr, over all its instances.
 #[derive(Debug, Default)]
-pub struct StderrLog(Mutex<VecDeque<String>>);
+pub struct StderrLog(Mutex<Ring>);
+
+#[derive(Debug, Default)]
+struct Ring {
+    lines: VecDeque<String>,
+    /// Lines pushed so far, kept or not: where an instance's lines start.
+    pushed: u64,
+}
 
 impl StderrLog {
     fn push(&self, line: String) {
-        let mut lines = self.0.lock().unwrap();
-        if lines.len() == LINES {
-            lines.pop_front();
+        let mut ring = self.0.lock().unwrap();
+        if ring.lines.len() == LINES {
+            ring.lines.pop_front();
         }
-        lines.push_back(line);
+        ring.lines.push_back(line);
+        ring.pushed += 1;
     }
 
     pub fn tail(&self, n: usize) -> Vec<String> {
-        let lines = self.0.lock().unwrap();
-        lines
+        let ring = self.0.lock().unwrap();
+        ring.lines
             .iter()
-            .skip(lines.len().saturating_sub(n))
+            .skip(ring.lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+
+    /// A mark for [`since`](Self::since): taken when an instance starts, it tells its lines
+    /// from those of the instances before it.
+    pub fn mark(&self) -> u64 {
+        self.0.lock().unwrap().pushed
+    }
+
+    /// The newest `n` lines pushed after `mark` (fewer if fewer were, or were kept).
+    pub fn since(&self, mark: u64, n: usize) -> Vec<String> {
+        let ring = self.0.lock().unwrap();
+        let new = usize::try_from(ring.pushed.saturating_sub(mark)).unwrap_or(usize::MAX);
+        ring.lines
+            .iter()
+            .skip(ring.lines.len().saturating_sub(n.min(new)))
             .cloned()
             .collect()
     }
@@ -250,6 +275,22 @@ mod tests {
             split(&[b"bad \xff\xfe byte\n", b"ok\n"]),
             ["bad \u{fffd}\u{fffd} byte", "ok"]
         );
+    }
+
+    #[tokio::test]
+    async fn an_instance_reads_only_its_own_lines_since_its_mark() {
+        let log = StderrLog::default();
+        drain(&b"old 1\nold 2\n"[..], &log).await;
+        let mark = log.mark();
+        assert!(log.since(mark, 10).is_empty());
+        drain(&b"new 1\nnew 2\nnew 3\n"[..], &log).await;
+        assert_eq!(log.since(mark, 10), ["new 1", "new 2", "new 3"]);
+        assert_eq!(log.since(mark, 2), ["new 2", "new 3"]);
+        assert_eq!(log.since(0, 10).len(), 5);
+        // Past the ring's size, only what it kept.
+        let input = "x\n".repeat(LINES + 5);
+        drain(input.as_bytes(), &log).await;
+        assert_eq!(log.since(0, usize::MAX).len(), LINES);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use crate::table::Builtin;
 
 impl Gateway {
     /// Runs `builtin` for session `session` of `role`.
-    pub(super) fn call_builtin(
+    pub(super) async fn call_builtin(
         &self,
         builtin: Builtin,
         role: Option<&str>,
@@ -19,7 +19,7 @@ impl Gateway {
     ) -> CallToolResult {
         match builtin {
             Builtin::Status => {
-                let text = serde_json::to_string_pretty(&self.status_for(role, session))
+                let text = serde_json::to_string_pretty(&self.status_for(role, session).await)
                     .unwrap_or_default();
                 CallToolResult::success(vec![ContentBlock::text(text)])
             }
@@ -27,11 +27,12 @@ impl Gateway {
     }
 
     /// The status as `gateway_status` shows it to `role`: the backends it sees (and its own
-    /// per-client instances), its own session, no stderr, no config path, warnings or reload
-    /// messages (they name other servers and files).
-    fn status_for(&self, role: Option<&str>, session: u64) -> serde_json::Value {
+    /// per-client instances), its own session, no stderr (neither its tail nor the note taken
+    /// from it), no config path, warnings or reload messages (they name other servers and
+    /// files). Memory is shown as `mcpgwctl status` shows it.
+    async fn status_for(&self, role: Option<&str>, session: u64) -> serde_json::Value {
+        let mut status = self.status().await;
         let table = self.table();
-        let mut status = self.status();
         status.backends.retain(|backend| {
             let (server, owner) = match backend.name.split_once('@') {
                 Some((server, owner)) => (server, Some(owner)),
@@ -44,6 +45,7 @@ impl Gateway {
         });
         for backend in &mut status.backends {
             backend.stderr_tail.clear();
+            backend.stderr_note = None;
         }
         status.sessions.retain(|s| s.id == session);
         let mut value = serde_json::to_value(&status).unwrap_or_default();

@@ -12,7 +12,6 @@ use super::{Gateway, RETIRE_GRACE};
 use crate::backend::Backend;
 use crate::backend::{Caller, ClientIdentity, Owner};
 use crate::config::Scope;
-use crate::protocol::BackendStatus;
 
 /// Key of an instance: the session (or stateless client identity) and the server.
 type InstanceKey = (u64, String);
@@ -115,16 +114,12 @@ impl Gateway {
         futures::future::join_all(mine.iter().map(|b| b.roots_changed())).await;
     }
 
-    /// Status of every per-client instance, named `<server>@<session>`.
-    pub(super) fn instance_status(&self) -> Vec<BackendStatus> {
+    /// Every per-client instance, named `<server>@<session>` as status shows it.
+    pub(super) fn named_instances(&self) -> Vec<(String, Arc<Backend>)> {
         let instances = self.instances.lock().unwrap();
         instances
             .iter()
-            .map(|((session, server), instance)| {
-                let mut status = instance.status();
-                status.name = format!("{server}@{session}");
-                status
-            })
+            .map(|((session, server), instance)| (format!("{server}@{session}"), instance.clone()))
             .collect()
     }
 

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, BackendEvents};
 use crate::config::{Config, ServerConfig};
-use crate::protocol::Status;
+use crate::protocol::{BackendStatus, Status};
 use crate::table::Table;
 
 /// How long a backend a reload removed or changed, or a departed session's instance, may finish
@@ -57,6 +57,8 @@ pub struct Gateway {
     /// Calls of 2026-07-28 clients waiting for their retry, see [`bridge`].
     bridges: bridge::Bridges,
     started: Instant,
+    /// Status's scans of the backends' process groups.
+    scans: crate::backend::groups::Scans,
     cache: Arc<SchemaCache>,
     myself: Weak<Gateway>,
     stop: CancellationToken,
@@ -84,6 +86,7 @@ impl Gateway {
                 identities: instances::Identities::default(),
                 bridges: bridge::Bridges::default(),
                 started: Instant::now(),
+                scans: Default::default(),
                 cache,
                 myself: myself.clone(),
                 stop: CancellationToken::new(),
@@ -127,8 +130,17 @@ impl Gateway {
         futures::future::join_all(table.backends.values().map(|b| b.drain(grace))).await;
     }
 
-    pub fn status(&self) -> Status {
+    /// The daemon's status. Every backend's memory comes from one scan of the processes.
+    pub async fn status(&self) -> Status {
         let table = self.table();
+        let backends: Vec<(String, Arc<Backend>)> = table
+            .backends
+            .values()
+            .map(|b| (b.name.clone(), b.clone()))
+            .chain(self.named_instances())
+            .collect();
+        let leaders = backends.iter().filter_map(|(_, b)| b.pid()).collect();
+        let groups = self.scans.groups(leaders).await;
         let sessions = self.session_status();
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -139,11 +151,12 @@ impl Gateway {
             last_reload: self.reloads.last(),
             config_warnings: table.config.warnings.clone(),
             sessions,
-            backends: table
-                .backends
-                .values()
-                .map(|b| b.status())
-                .chain(self.instance_status())
+            backends: backends
+                .into_iter()
+                .map(|(name, backend)| BackendStatus {
+                    name,
+                    ..backend.status(&groups)
+                })
                 .collect(),
         }
     }

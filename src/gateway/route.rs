@@ -202,11 +202,9 @@ impl Gateway {
         drop(table);
         let (backend, original) = match target {
             Target::Builtin(builtin) => {
-                return Ok(CallToolResponse::Complete(self.call_builtin(
-                    builtin,
-                    role,
-                    caller.session,
-                )));
+                return Ok(CallToolResponse::Complete(
+                    self.call_builtin(builtin, role, caller.session).await,
+                ));
             }
             Target::Backend { backend, original } => (backend, original),
         };

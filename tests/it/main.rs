@@ -20,5 +20,6 @@ mod npm;
 mod reload;
 mod remote;
 mod service;
+mod status;
 mod surface;
 mod trust;
