@@ -63,6 +63,8 @@ pub struct Memory {
     unresumable: bool,
     /// The id of the replayed `initialize` whose answer is still to be dropped.
     replayed_initialize: Option<Id>,
+    /// The new daemon answered the replayed `initialize` with this error.
+    refused: Option<String>,
     /// Replayed listens whose new acknowledgement is still to be dropped.
     unacknowledged: Vec<Id>,
 }
@@ -127,6 +129,9 @@ impl Memory {
         if let Some(id) = peeked.response_id() {
             if self.replayed_initialize.as_ref() == Some(id) {
                 self.replayed_initialize = None;
+                if peeked.answer == Some(Answer::Error) {
+                    self.refused = Some(error_message(line));
+                }
                 return Verdict::Drop;
             }
             if let Some(handshake) = &mut self.handshake
@@ -161,6 +166,7 @@ impl Memory {
             self.initialized = None;
         }
         self.replayed_initialize = None;
+        self.refused = None;
         self.unacknowledged.clear();
         let mut lines = Vec::new();
         for (id, method) in self.in_flight.drain() {
@@ -201,6 +207,23 @@ impl Memory {
     pub fn awaiting_initialize(&self) -> bool {
         self.replayed_initialize.is_some()
     }
+
+    /// Why the new daemon refused the replayed `initialize` (the session cannot go on there).
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+}
+
+/// An error response's message, for the shim's stderr.
+fn error_message(line: &[u8]) -> String {
+    let parsed = (line.len() <= MAX_PARSED_LINE)
+        .then(|| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .flatten();
+    parsed
+        .as_ref()
+        .and_then(|v| v.get("error")?.get("message")?.as_str())
+        .unwrap_or("an error")
+        .to_string()
 }
 
 /// The list changes a client is told of after a restart (the new daemon's config may differ):
@@ -424,8 +447,22 @@ mod tests {
         assert!(memory.awaiting_initialize());
         assert_eq!(memory.daemon_line(&result(0.into())), Verdict::Drop);
         assert!(!memory.awaiting_initialize());
+        assert_eq!(memory.refused(), None);
         // A later answer with the same id is the client's.
         assert_eq!(memory.daemon_line(&result(0.into())), Verdict::Relay);
+    }
+
+    #[test]
+    fn a_new_daemon_refusing_the_replayed_handshake_is_noted() {
+        let mut memory = Memory::default();
+        memory.client_line(&initialize(0.into()));
+        memory.daemon_line(&result(0.into()));
+        memory.lost(REASON);
+        memory.replay();
+        let refusal = line(serde_json::json!({"jsonrpc": "2.0", "id": 0,
+            "error": {"code": -32602, "message": "unsupported protocol version"}}));
+        assert_eq!(memory.daemon_line(&refusal), Verdict::Drop);
+        assert_eq!(memory.refused(), Some("unsupported protocol version"));
     }
 
     #[test]

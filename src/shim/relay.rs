@@ -34,6 +34,10 @@ const GONE: &str = "the mcpgw daemon restarted or stopped";
 pub const RECONNECT: Duration = Duration::from_secs(30);
 pub const RECONNECT_ENV: &str = "MCPGW_RECONNECT_MS";
 
+/// A connection that ends sooner than this after the shim reconnected does not start a new
+/// bound: a daemon that accepts and drops the session again and again is given up on.
+const STABLE: Duration = Duration::from_secs(5);
+
 /// The state both pumps share: the daemon's write side while there is one, and the memory of
 /// the session. Held only for bookkeeping, never across I/O.
 struct Shared {
@@ -81,7 +85,9 @@ pub fn run(conn: Connection, dialer: Option<&Dialer>, ended: i32) -> i32 {
         lines: Vec::with_capacity(CHUNK),
     };
     let mut reader = BufReader::with_capacity(CHUNK, reader);
+    let mut episode: Option<Episode> = None;
     loop {
+        let connected = Instant::now();
         if pump_daemon(&shared, &mut reader, &mut out, false) == Pumped::ClientGone {
             // The client stopped reading: nothing left to do for it.
             return 0;
@@ -106,10 +112,49 @@ pub fn run(conn: Connection, dialer: Option<&Dialer>, ended: i32) -> i32 {
             eprintln!("mcpgw-shim: the daemon closed the connection");
             return 1;
         }
-        match resume(&shared, dialer, Instant::now() + bound, &mut out) {
+        let mut retry = match episode.take() {
+            Some(episode) if connected.elapsed() < STABLE => episode,
+            _ => Episode::new(bound),
+        };
+        match resume(&shared, dialer, &mut retry, &mut out) {
             Resumed::Reading(next) => reader = next,
             Resumed::Done(code) => return code,
         }
+        episode = Some(retry);
+    }
+}
+
+/// One stretch of reconnecting: its deadline and backoff.
+struct Episode {
+    started: Instant,
+    deadline: Instant,
+    pause: Duration,
+    dials: u32,
+}
+
+impl Episode {
+    fn new(bound: Duration) -> Self {
+        let started = Instant::now();
+        Self {
+            started,
+            deadline: started + bound,
+            pause: Duration::from_millis(50),
+            dials: 0,
+        }
+    }
+
+    /// Waits before the next dial (not before the first); false once the deadline passed.
+    fn wait(&mut self) -> bool {
+        if self.dials > 0 {
+            let now = Instant::now();
+            if now >= self.deadline {
+                return false;
+            }
+            thread::sleep(self.pause.min(self.deadline - now));
+            self.pause = (self.pause * 2).min(Duration::from_secs(1));
+        }
+        self.dials += 1;
+        true
     }
 }
 
@@ -129,15 +174,25 @@ enum Resumed {
     Done(i32),
 }
 
-/// Connects again until `deadline`, replays the session and installs the connection.
-fn resume(shared: &Shared, dialer: &Dialer, deadline: Instant, out: &mut Output) -> Resumed {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let last = match dialer.dial() {
+/// Connects again until the episode's deadline, replays the session and installs the
+/// connection.
+fn resume(shared: &Shared, dialer: &Dialer, episode: &mut Episode, out: &mut Output) -> Resumed {
+    let mut last = String::from("no daemon answered");
+    while episode.wait() {
+        if shared.lock().stdin_closed {
+            return Resumed::Done(0);
+        }
+        last = match dialer.dial() {
             Ok(conn) => match replay(shared, conn, out) {
                 Replayed::Reading(reader) => return Resumed::Reading(reader),
                 Replayed::ClientGone => return Resumed::Done(0),
+                Replayed::Refused(why) => {
+                    eprintln!(
+                        "mcpgw-shim: the daemon closed the connection, and the new one refused \
+                         the session's initialize: {why}"
+                    );
+                    return Resumed::Done(1);
+                }
                 Replayed::Lost => {
                     let errors = shared.lock().memory.lost(GONE);
                     if !out.write_now(&errors) {
@@ -155,27 +210,21 @@ fn resume(shared: &Shared, dialer: &Dialer, deadline: Instant, out: &mut Output)
             }
             Err(failure) => failure.message,
         };
-        if shared.lock().stdin_closed {
-            return Resumed::Done(0);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            eprintln!(
-                "mcpgw-shim: the daemon closed the connection and none answered again within \
-                 {:.1}s: {last}",
-                (now - started).as_secs_f64()
-            );
-            return Resumed::Done(1);
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_secs(1));
     }
+    eprintln!(
+        "mcpgw-shim: the daemon closed the connection and none answered again within {:.1}s: \
+         {last}",
+        episode.started.elapsed().as_secs_f64()
+    );
+    Resumed::Done(1)
 }
 
 enum Replayed {
     Reading(Reader),
     ClientGone,
     Lost,
+    /// The new daemon answered the replayed `initialize` with this error.
+    Refused(String),
 }
 
 /// Sends a new daemon the session the client has (its `initialize`, whose answer is awaited
@@ -193,6 +242,9 @@ fn replay(shared: &Shared, conn: Connection, out: &mut Output) -> Replayed {
             Pumped::Initialized => {}
             Pumped::ClientGone => return Replayed::ClientGone,
             Pumped::Closed => return Replayed::Lost,
+        }
+        if let Some(why) = shared.lock().memory.refused() {
+            return Replayed::Refused(why.to_string());
         }
     }
     if writer.write_all(&replay.rest).is_err() {
