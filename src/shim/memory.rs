@@ -125,12 +125,21 @@ impl Memory {
 
     /// Notes a line the daemon sends and says what to do with it.
     pub fn daemon_line(&mut self, line: &[u8]) -> Verdict {
-        let peeked = peek::daemon(line);
+        self.daemon(peek::daemon(line), Some(line))
+    }
+
+    /// Notes a line the daemon sent that was too long to hold (it is written already), by its
+    /// head and its end.
+    pub fn daemon_long_line(&mut self, head: &[u8], tail: &[u8]) {
+        self.daemon(peek::daemon_cut(head, tail), None);
+    }
+
+    fn daemon(&mut self, peeked: peek::Peek<'_>, line: Option<&[u8]>) -> Verdict {
         if let Some(id) = peeked.response_id() {
             if self.replayed_initialize.as_ref() == Some(id) {
                 self.replayed_initialize = None;
                 if peeked.answer == Some(Answer::Error) {
-                    self.refused = Some(error_message(line));
+                    self.refused = Some(line.map_or_else(|| "an error".into(), error_message));
                 }
                 return Verdict::Drop;
             }
@@ -148,7 +157,7 @@ impl Memory {
         }
         if !self.unacknowledged.is_empty()
             && peeked.method == Some(b"notifications/subscriptions/acknowledged")
-            && let Some((id, kinds)) = acknowledgement(line)
+            && let Some((id, kinds)) = line.and_then(acknowledgement)
             && let Some(at) = self.unacknowledged.iter().position(|open| *open == id)
         {
             self.unacknowledged.swap_remove(at);

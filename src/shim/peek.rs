@@ -12,7 +12,7 @@
 pub const HEAD: usize = 4096;
 
 /// How much of a line's end is read for a last-member id.
-const TAIL: usize = 256;
+pub const TAIL: usize = 256;
 
 /// What was found at the top level of one line.
 #[derive(Debug, Default, PartialEq)]
@@ -43,22 +43,34 @@ impl Peek<'_> {
 
 /// A line the client sent: its method and, for a request, its id.
 pub fn client(line: &[u8]) -> Peek<'_> {
-    peek(line, false)
+    peek(head(line), line, line.len() <= HEAD, false)
 }
 
 /// A line the daemon sent: the id of a response; for a request or notification only its method
 /// (the walk stops there).
 pub fn daemon(line: &[u8]) -> Peek<'_> {
-    peek(line, true)
+    peek(head(line), line, line.len() <= HEAD, true)
 }
 
-fn peek(line: &[u8], stop_at_method: bool) -> Peek<'_> {
+/// A daemon line too long to be held, by its first [`HEAD`] bytes and its last bytes (at
+/// least [`TAIL`] of them, or all).
+pub fn daemon_cut<'a>(head: &'a [u8], tail: &[u8]) -> Peek<'a> {
+    peek(head, tail, false, true)
+}
+
+/// The part of a line that is walked.
+pub fn head(line: &[u8]) -> &[u8] {
+    &line[..line.len().min(HEAD)]
+}
+
+/// Walks `window`, the line's head (`whole`: all of it), and reads `tail`, the line's end, for
+/// an id it did not reach.
+fn peek<'a>(window: &'a [u8], tail: &[u8], whole: bool, stop_at_method: bool) -> Peek<'a> {
     let mut found = Peek::default();
-    let window = &line[..line.len().min(HEAD)];
     let mut at = Cursor {
         bytes: window,
         at: 0,
-        whole: window.len() == line.len(),
+        whole,
     };
     let mut closed = false;
     at.space();
@@ -111,12 +123,13 @@ fn peek(line: &[u8], stop_at_method: bool) -> Peek<'_> {
     // stands before its method.
     let wants_id = found.answer.is_some() || !stop_at_method;
     if found.id.is_none() && wants_id && !closed {
-        found.id = last_member_id(line);
+        found.id = last_member_id(tail);
     }
     found
 }
 
-/// The id when it is the last member of the line's object: `…,"id":7}` or `…,"id":"a"}`.
+/// The id when it is the last member of the line's object: `…,"id":7}` or `…,"id":"a"}`
+/// (`line` may be only the line's end).
 /// Sound for valid JSON: the last `}` closes the top-level object, so what stands right before
 /// it is that object's last member.
 pub fn last_member_id(line: &[u8]) -> Option<Id> {

@@ -11,13 +11,14 @@
 //! replays what [`Memory`] kept, and goes on relaying; the client sees the restart only as
 //! those errors and the list changes it is told of.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::Dialer;
 use super::memory::{self, Memory, Verdict};
+use super::peek;
 use crate::ipc::{Connection, StreamRef};
 
 /// Read size on both sides (and a batch of lines is written once it reaches it).
@@ -25,6 +26,12 @@ const CHUNK: usize = 64 * 1024;
 
 /// A line buffer grown past this by a large message is given back once that line is out.
 const KEEP: usize = 1 << 20;
+
+/// A daemon line up to this long is held until its end before it is written, so stdout never
+/// gets part of one. A longer one (an 8 MiB result) is written as it arrives, not to delay the
+/// client by a copy of it: if the daemon goes away in its middle, the client has part of a
+/// line, so the shim can write nothing more and ends as it did before it reconnected.
+const HOLD: u64 = 1 << 20;
 
 /// The error message's start for requests the daemon did not answer.
 const GONE: &str = "the mcpgw daemon restarted or stopped";
@@ -88,9 +95,16 @@ pub fn run(conn: Connection, dialer: Option<&Dialer>, ended: i32) -> i32 {
     let mut episode: Option<Episode> = None;
     loop {
         let connected = Instant::now();
-        if pump_daemon(&shared, &mut reader, &mut out, false) == Pumped::ClientGone {
+        match pump_daemon(&shared, &mut reader, &mut out, false) {
             // The client stopped reading: nothing left to do for it.
-            return 0;
+            Pumped::ClientGone => return 0,
+            Pumped::Cut => {
+                eprintln!(
+                    "mcpgw-shim: the daemon closed the connection in the middle of a message"
+                );
+                return 1;
+            }
+            Pumped::Closed | Pumped::Initialized => {}
         }
         let Some(dialer) = dialer else {
             return ended;
@@ -176,7 +190,7 @@ enum Resumed {
 
 /// Connects again until the episode's deadline, replays the session and installs the
 /// connection.
-fn resume(shared: &Shared, dialer: &Dialer, episode: &mut Episode, out: &mut Output) -> Resumed {
+fn resume(shared: &Shared, dialer: &Dialer, episode: &mut Episode, out: &mut Stdout) -> Resumed {
     let mut last = String::from("no daemon answered");
     while episode.wait() {
         if shared.lock().stdin_closed {
@@ -186,11 +200,8 @@ fn resume(shared: &Shared, dialer: &Dialer, episode: &mut Episode, out: &mut Out
             Ok(conn) => match replay(shared, conn, out) {
                 Replayed::Reading(reader) => return Resumed::Reading(reader),
                 Replayed::ClientGone => return Resumed::Done(0),
-                Replayed::Refused(why) => {
-                    eprintln!(
-                        "mcpgw-shim: the daemon closed the connection, and the new one refused \
-                         the session's initialize: {why}"
-                    );
+                Replayed::Fatal(why) => {
+                    eprintln!("mcpgw-shim: {why}");
                     return Resumed::Done(1);
                 }
                 Replayed::Lost => {
@@ -223,14 +234,14 @@ enum Replayed {
     Reading(Reader),
     ClientGone,
     Lost,
-    /// The new daemon answered the replayed `initialize` with this error.
-    Refused(String),
+    /// The session cannot go on (the new daemon refused the replayed `initialize`): why.
+    Fatal(String),
 }
 
 /// Sends a new daemon the session the client has (its `initialize`, whose answer is awaited
 /// and dropped, then `notifications/initialized` and its open listens), installs it for the
 /// stdin pump and tells a handshake-era client its lists may have changed.
-fn replay(shared: &Shared, conn: Connection, out: &mut Output) -> Replayed {
+fn replay(shared: &Shared, conn: Connection, out: &mut Stdout) -> Replayed {
     let Connection { reader, mut writer } = conn;
     let mut reader = BufReader::with_capacity(CHUNK, reader);
     let replay = shared.lock().memory.replay();
@@ -242,9 +253,17 @@ fn replay(shared: &Shared, conn: Connection, out: &mut Output) -> Replayed {
             Pumped::Initialized => {}
             Pumped::ClientGone => return Replayed::ClientGone,
             Pumped::Closed => return Replayed::Lost,
+            Pumped::Cut => {
+                return Replayed::Fatal(
+                    "the daemon closed the connection in the middle of a message".into(),
+                );
+            }
         }
         if let Some(why) = shared.lock().memory.refused() {
-            return Replayed::Refused(why.to_string());
+            return Replayed::Fatal(format!(
+                "the daemon closed the connection, and the new one refused the session's \
+                 initialize: {why}"
+            ));
         }
     }
     if writer.write_all(&replay.rest).is_err() {
@@ -268,12 +287,14 @@ fn replay(shared: &Shared, conn: Connection, out: &mut Output) -> Replayed {
 }
 
 /// Where stdout's lines gather until they are written.
-struct Output {
-    stdout: io::StdoutLock<'static>,
+type Stdout = Output<io::StdoutLock<'static>>;
+
+struct Output<W> {
+    stdout: W,
     lines: Vec<u8>,
 }
 
-impl Output {
+impl<W: Write> Output<W> {
     /// Writes the whole lines gathered so far; false if the client stopped reading.
     fn flush(&mut self) -> bool {
         if self.lines.is_empty() {
@@ -302,6 +323,9 @@ impl Output {
 enum Pumped {
     /// The daemon's connection ended (a line it cut short is dropped, never written).
     Closed,
+    /// The daemon's connection ended in the middle of a line longer than [`HOLD`], part of
+    /// which is written: nothing can follow it.
+    Cut,
     /// The client stopped reading stdout.
     ClientGone,
     /// The replayed `initialize` was answered (only when asked to stop there).
@@ -309,11 +333,12 @@ enum Pumped {
 }
 
 /// Daemon → stdout, whole lines only, until the connection ends (or, with
-/// `until_initialized`, until the replayed `initialize` is answered).
-fn pump_daemon(
+/// `until_initialized`, until the replayed `initialize` is answered). A line longer than
+/// [`HOLD`] is the exception: it is written as it arrives.
+fn pump_daemon<R: Read, W: Write>(
     shared: &Shared,
-    reader: &mut Reader,
-    out: &mut Output,
+    reader: &mut BufReader<R>,
+    out: &mut Output<W>,
     until_initialized: bool,
 ) -> Pumped {
     loop {
@@ -322,8 +347,12 @@ fn pump_daemon(
             return Pumped::ClientGone;
         }
         let start = out.lines.len();
-        match reader.read_until(b'\n', &mut out.lines) {
+        match (&mut *reader).take(HOLD).read_until(b'\n', &mut out.lines) {
             Ok(_) if out.lines[start..].ends_with(b"\n") => {}
+            Ok(read) if read as u64 == HOLD => match pass_long_line(shared, reader, out, start) {
+                Pumped::Closed => continue,
+                ended => return ended,
+            },
             _ => {
                 out.lines.truncate(start);
                 return if out.flush() {
@@ -352,6 +381,60 @@ fn pump_daemon(
             } else {
                 Pumped::ClientGone
             };
+        }
+    }
+}
+
+/// Writes a line longer than [`HOLD`] whose first [`HOLD`] bytes are at `start` in the
+/// batch: those at once, the rest as it arrives (straight from the read buffer, until the
+/// chunk holding its end), then notes it by its head and its end. `Closed` means the line is
+/// done and relaying goes on.
+fn pass_long_line<R: Read, W: Write>(
+    shared: &Shared,
+    reader: &mut BufReader<R>,
+    out: &mut Output<W>,
+    start: usize,
+) -> Pumped {
+    let head = peek::head(&out.lines[start..]).to_vec();
+    let mut tail = Tail::default();
+    tail.push(&out.lines[start..]);
+    if !out.flush() {
+        return Pumped::ClientGone;
+    }
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) | Err(_) => return Pumped::Cut,
+            Ok(chunk) => chunk,
+        };
+        if chunk.contains(&b'\n') {
+            break;
+        }
+        let n = chunk.len();
+        tail.push(chunk);
+        if out.stdout.write_all(chunk).is_err() {
+            return Pumped::ClientGone;
+        }
+        reader.consume(n);
+    }
+    // The line's end is in the buffer: it goes out with the lines after it.
+    if reader.read_until(b'\n', &mut out.lines).is_err() {
+        return Pumped::Cut;
+    }
+    tail.push(&out.lines);
+    shared.lock().memory.daemon_long_line(&head, &tail.0);
+    Pumped::Closed
+}
+
+/// The last [`peek::TAIL`] bytes seen of a line (up to twice that, between trims).
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        let bytes = &bytes[bytes.len().saturating_sub(peek::TAIL)..];
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > 2 * peek::TAIL {
+            self.0.drain(..self.0.len() - peek::TAIL);
         }
     }
 }
@@ -414,5 +497,88 @@ fn pump_stdin(shared: &Shared) {
             }
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                writer: None,
+                generation: 0,
+                stdin_closed: false,
+                memory: Memory::default(),
+            }),
+            connected: Condvar::new(),
+        }
+    }
+
+    fn answer(id: u32, text: &str) -> Vec<u8> {
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"text\":\"{text}\"}}}}\n")
+            .into_bytes()
+    }
+
+    /// Relays `input` (read `capacity` bytes at a time) as the daemon's lines, after the client
+    /// sent `requests`; returns stdout, how the pump ended and the errors owed when it did.
+    fn relay(requests: &[u32], input: &[u8], capacity: usize) -> (Vec<u8>, Pumped, Vec<u8>) {
+        let shared = shared();
+        for id in requests {
+            let call = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call"}}"#);
+            shared.lock().memory.client_line(call.as_bytes());
+        }
+        let mut reader = BufReader::with_capacity(capacity, input);
+        let mut out = Output {
+            stdout: Vec::new(),
+            lines: Vec::new(),
+        };
+        let ended = pump_daemon(&shared, &mut reader, &mut out, false);
+        let owed = shared.lock().memory.lost("gone");
+        (out.stdout, ended, owed)
+    }
+
+    #[test]
+    fn lines_of_any_length_go_out_whole_and_answer_their_requests() {
+        let long = "x".repeat(3 * HOLD as usize);
+        let mut input = answer(1, "short");
+        input.extend_from_slice(&answer(2, &long));
+        input.extend_from_slice(&answer(3, "after"));
+        for capacity in [7, CHUNK] {
+            let (stdout, ended, owed) = relay(&[1, 2, 3, 4], &input, capacity);
+            assert!(stdout == input, "relayed as sent ({capacity})");
+            assert!(ended == Pumped::Closed);
+            let owed = String::from_utf8(owed).unwrap();
+            assert_eq!(owed.lines().count(), 1, "{owed}");
+            assert!(owed.contains(r#""id":4"#), "{owed}");
+        }
+    }
+
+    #[test]
+    fn a_line_cut_short_is_not_written() {
+        let mut input = answer(1, "whole");
+        input.extend_from_slice(&answer(2, "cut")[..20]);
+        let (stdout, ended, owed) = relay(&[1, 2], &input, CHUNK);
+        assert_eq!(stdout, answer(1, "whole"));
+        assert!(ended == Pumped::Closed);
+        assert!(String::from_utf8(owed).unwrap().contains(r#""id":2"#));
+        // Past the hold, its start is out: nothing may follow.
+        let long = answer(3, &"x".repeat(2 * HOLD as usize));
+        let (stdout, ended, _) = relay(&[3], &long[..long.len() - 10], CHUNK);
+        assert!(stdout.len() > HOLD as usize && !stdout.contains(&b'\n'));
+        assert!(ended == Pumped::Cut);
+    }
+
+    #[test]
+    fn the_tail_keeps_the_end() {
+        let mut tail = Tail::default();
+        tail.push(&[b'a'; 1000]);
+        for _ in 0..100 {
+            tail.push(b"bc");
+        }
+        tail.push(b"}");
+        assert!(tail.0.len() <= 2 * peek::TAIL);
+        assert!(tail.0.ends_with(b"bcbc}"));
     }
 }
