@@ -12,6 +12,7 @@
 //! acknowledgements of the replayed listens.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::peek::{self, Answer, Compact, Id};
 
@@ -307,11 +308,46 @@ fn acknowledgement(line: &[u8]) -> Option<(Id, Vec<&'static str>)> {
     Some((id, kinds))
 }
 
+/// A multiply-and-rotate hash (as rustc's FxHasher): ids are few, and come from the client
+/// the shim serves; SipHash's resistance to chosen keys buys nothing here.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.write_u64(byte.into());
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn write_i64(&mut self, word: i64) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Requests in flight by id, oldest first, at most [`MAX_IN_FLIGHT`]. No allocation per
 /// request once warm (ids and methods are inline), one hash lookup per request and answer.
 #[derive(Default)]
 struct InFlight {
-    by_id: HashMap<Id, (u64, Compact)>,
+    by_id: HashMap<Id, (u64, Compact), BuildHasherDefault<IdHasher>>,
     /// Insertion order; entries whose request was answered are skipped (and dropped from the
     /// front as they reach it).
     order: VecDeque<(u64, Id)>,
