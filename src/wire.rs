@@ -269,6 +269,8 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut frames: FrameRx) 
 pub struct LineSink {
     frames: FrameTx,
     partial: Vec<u8>,
+    /// Once cancelled, the sink takes nothing more (rmcp is told the pipe is broken).
+    closed: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl LineSink {
@@ -276,7 +278,14 @@ impl LineSink {
         Self {
             frames,
             partial: Vec::new(),
+            closed: None,
         }
+    }
+
+    /// A sink that takes nothing more once `closed` is cancelled.
+    pub fn until(mut self, closed: tokio_util::sync::CancellationToken) -> Self {
+        self.closed = Some(closed);
+        self
     }
 }
 
@@ -287,6 +296,9 @@ impl AsyncWrite for LineSink {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        if this.closed.as_ref().is_some_and(|c| c.is_cancelled()) {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
         let mut rest = buf;
         while let Some(end) = memchr::memchr(b'\n', rest) {
             let line = if this.partial.is_empty() {
@@ -594,6 +606,15 @@ mod tests {
             lines.push(String::from_utf8(line).unwrap());
         }
         assert_eq!(lines, ["{\"a\":1}\n", "{\"b\":2}\n"]);
+
+        let closed = tokio_util::sync::CancellationToken::new();
+        let (tx, mut rx) = frame_queue(Bound::strict(1024));
+        let mut sink = LineSink::new(tx).until(closed.clone());
+        sink.write_all(b"{\"a\":1}\n").await.unwrap();
+        closed.cancel();
+        assert!(sink.write_all(b"{\"b\":2}\n").await.is_err());
+        assert!(rx.try_recv().is_some());
+        assert!(rx.try_recv().is_none(), "nothing after the close");
     }
 
     #[test]

@@ -186,6 +186,20 @@ impl StreamRef {
     }
 }
 
+impl StreamRef {
+    /// Ends the connection both ways, waking a reader blocked on it (the shim's, after a
+    /// write to the daemon failed).
+    pub fn shutdown(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::{AsFd, AsRawFd};
+            let Stream::UdSocket(socket) = &*self.0;
+            // SAFETY: the fd is owned by the stream and stays open for this call.
+            unsafe { libc::shutdown(socket.as_fd().as_raw_fd(), libc::SHUT_RDWR) };
+        }
+    }
+}
+
 /// Why a hello did not produce a connection.
 #[derive(Debug)]
 pub enum ConnectError {

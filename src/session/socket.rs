@@ -1,6 +1,7 @@
 //! A socket session: the client's lines are read here, beneath rmcp; the byte path takes what
 //! it serves and every other line goes to rmcp unchanged. Both write through one frame queue,
-//! so messages never interleave mid-line.
+//! so messages never interleave mid-line. The peer is a shim: when the daemon stops, rmcp
+//! answers nothing that is still open (the shim carries the session to the next daemon).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +55,11 @@ pub async fn serve(
     let (out, frames) = wire::frame_queue(CLIENT_QUEUE);
     tokio::spawn(crate::wire::write_frames(writer, frames));
     let (rmcp_read, rmcp_feed) = tokio::io::duplex(64 * 1024);
-    let transport = AsyncRwTransport::new_server(rmcp_read, LineSink::new(out.clone()))
-        .with_max_line_length(usize::MAX);
+    // When the daemon stops, rmcp's answers to what is still open (a listen's final result,
+    // "request cancelled") are not sent: the peer is a shim, which answers unfinished requests
+    // itself and opens the listens again on the next daemon, so that the client sees no end.
+    let sink = LineSink::new(out.clone()).until(stop.clone());
+    let transport = AsyncRwTransport::new_server(rmcp_read, sink).with_max_line_length(usize::MAX);
     // The client hanging up ends the pump, which ends rmcp's input; rmcp ending (the daemon
     // stops, the handshake failed) ends the pump.
     let done = stop.child_token();

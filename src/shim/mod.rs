@@ -1,14 +1,18 @@
-//! The shim: an MCP client's stdio, relayed byte for byte to the daemon's local socket.
+//! The shim: an MCP client's stdio, relayed line for line to the daemon's local socket.
 //!
-//! It parses no MCP: after the hello it only pumps bytes, so it starts in about a millisecond
-//! and stays a few MB. Nothing but bytes from the daemon ever reaches stdout; every message of
-//! its own goes to stderr.
+//! It parses no MCP: after the hello it pumps whole lines, reading of each only its top-level
+//! `id` and `method` (and whether it answers), so that a daemon that goes away can be replaced
+//! under the client ([`relay`], [`memory`], [`peek`]). It starts in about a millisecond and stays
+//! a few MB. Stdout gets the daemon's lines and, only when the daemon went away, lines of the
+//! shim's own (errors for the requests it did not answer, list changes); every other message
+//! of the shim goes to stderr.
 
-use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 mod autostart;
+mod memory;
+mod peek;
+mod relay;
 
 use crate::ipc::{self, ConnectError, Connection};
 use crate::protocol::{Hello, HelloKind, PROTOCOL_VERSION};
@@ -79,102 +83,95 @@ impl Args {
 
 /// Runs the shim to completion and returns the process exit code.
 pub fn run(args: Args) -> i32 {
-    let socket = crate::paths::resolve_socket(args.socket.as_deref());
-    let hello = Hello {
-        v: PROTOCOL_VERSION,
-        kind: HelloKind::Session,
-        role: args.role,
-        pid: Some(std::process::id()),
+    let dialer = Dialer {
+        socket: crate::paths::resolve_socket(args.socket.as_deref()),
+        hello: Hello {
+            v: PROTOCOL_VERSION,
+            kind: HelloKind::Session,
+            role: args.role,
+            pid: Some(std::process::id()),
+        },
+        autostart: !args.no_autostart,
+        config: args.config,
     };
-    let mut connected = ipc::connect(&socket, &hello);
-    if matches!(connected, Err(ConnectError::NotRunning(_))) && !args.no_autostart {
-        connected = match autostart::start(&socket, args.config.as_deref()) {
-            Ok(()) => ipc::connect(&socket, &hello),
-            Err(message) => {
-                eprintln!("mcpgw-shim: {message}");
-                return 1;
-            }
-        };
-    }
-    match connected {
-        Ok(conn) => pump(conn, None),
-        Err(ConnectError::Refused(msg, conn)) => {
-            eprintln!("mcpgw-shim: {msg}");
-            // The daemon answers the client's first request with the same message, so the
-            // MCP client shows it too; relay until the daemon closes.
-            pump(conn, Some(1))
-        }
-        Err(ConnectError::NotRunning(_)) => {
-            eprintln!(
-                "mcpgw-shim: no mcpgw daemon is running at {}; start one with `mcpgwd` \
-                 (or enable the mcpgwd user service, or drop --no-autostart)",
-                socket.display()
-            );
-            1
-        }
-        Err(ConnectError::Io(e)) => {
-            eprintln!(
-                "mcpgw-shim: cannot reach the daemon at {}: {e}",
-                socket.display()
-            );
-            1
-        }
-        Err(ConnectError::Untrusted(message)) => {
+    match dialer.dial() {
+        Ok(conn) => relay::run(conn, Some(&dialer), 0),
+        Err(Failure {
+            refused: Some(conn),
+            message,
+            ..
+        }) => {
             eprintln!("mcpgw-shim: {message}");
+            // The daemon answers the client's first request with the same message, so the MCP
+            // client shows it too; relay until the daemon closes.
+            relay::run(conn, None, 1)
+        }
+        Err(failure) => {
+            eprintln!("mcpgw-shim: {}", failure.message);
             1
         }
     }
 }
 
-/// Relays stdin → daemon on a thread and daemon → stdout here, until the daemon closes.
-fn pump(conn: Connection, exit_code: Option<i32>) -> i32 {
-    static STDIN_CLOSED: AtomicBool = AtomicBool::new(false);
-    let Connection { mut reader, writer } = conn;
-    std::thread::spawn(move || {
-        let mut writer = writer;
-        let mut stdin = io::stdin().lock();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if writer.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
+/// How the shim reaches a daemon: at start, and again when one went away.
+pub(crate) struct Dialer {
+    socket: PathBuf,
+    hello: Hello,
+    autostart: bool,
+    /// Config for a daemon this shim starts.
+    config: Option<PathBuf>,
+}
+
+/// Why [`Dialer::dial`] found no daemon to talk to.
+pub(crate) struct Failure {
+    message: String,
+    /// Worth trying again later (no daemon yet, or one not answering yet).
+    retry: bool,
+    /// The daemon refused the hello: the connection still relays its answer.
+    refused: Option<Connection>,
+}
+
+impl Dialer {
+    /// Connects and says hello, starting a daemon first when none runs and autostart is
+    /// allowed (only after not-found/refused).
+    fn dial(&self) -> Result<Connection, Failure> {
+        let mut connected = ipc::connect(&self.socket, &self.hello);
+        if matches!(connected, Err(ConnectError::NotRunning(_))) && self.autostart {
+            connected = match autostart::start(&self.socket, self.config.as_deref()) {
+                Ok(()) => ipc::connect(&self.socket, &self.hello),
+                Err(message) => {
+                    return Err(Failure {
+                        message,
+                        retry: true,
+                        refused: None,
+                    });
                 }
-            }
+            };
         }
-        STDIN_CLOSED.store(true, Ordering::SeqCst);
-        // The client is done: let the daemon finish and close its side, which ends the pump.
-        writer.shutdown_write();
-    });
-    let mut stdout = io::stdout().lock();
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok([]) => break,
-            Ok(chunk) => chunk,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+        let (message, retry, refused) = match connected {
+            Ok(conn) => return Ok(conn),
+            Err(ConnectError::Refused(message, conn)) => (message, false, Some(conn)),
+            Err(ConnectError::NotRunning(_)) => (
+                format!(
+                    "no mcpgw daemon is running at {}; start one with `mcpgwd` (or enable the \
+                     mcpgwd user service, or drop --no-autostart)",
+                    self.socket.display()
+                ),
+                true,
+                None,
+            ),
+            Err(ConnectError::Io(e)) => (
+                format!("cannot reach the daemon at {}: {e}", self.socket.display()),
+                true,
+                None,
+            ),
+            Err(ConnectError::Untrusted(message)) => (message, false, None),
         };
-        let n = chunk.len();
-        if stdout
-            .write_all(chunk)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            // The client stopped reading: nothing left to do for it.
-            return 0;
-        }
-        reader.consume(n);
-    }
-    if let Some(code) = exit_code {
-        return code;
-    }
-    if STDIN_CLOSED.load(Ordering::SeqCst) {
-        0
-    } else {
-        eprintln!("mcpgw-shim: the daemon closed the connection");
-        1
+        Err(Failure {
+            message,
+            retry,
+            refused,
+        })
     }
 }
 

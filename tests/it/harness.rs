@@ -221,12 +221,27 @@ impl Env {
         role: Option<&str>,
         recorder: Recorder,
     ) -> Result<Client, String> {
+        let role: Vec<&str> = role.map(|role| vec!["--role", role]).unwrap_or_default();
+        self.try_shim_client(&role, &[], recorder).await
+    }
+
+    /// Connects a real MCP client through a shim started with `args` and `envs`.
+    pub async fn shim_client(&self, args: &[&str], envs: &[(&str, &str)]) -> Client {
+        self.try_shim_client(args, envs, Recorder::default())
+            .await
+            .expect("client initializes")
+    }
+
+    async fn try_shim_client(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        recorder: Recorder,
+    ) -> Result<Client, String> {
         let stderr = self.path(&format!("shim-{}.log", unique()));
         let mut cmd = tokio::process::Command::from(self.command(&bin("mcpgw-shim")));
         cmd.arg("--socket").arg(self.socket());
-        if let Some(role) = role {
-            cmd.arg("--role").arg(role);
-        }
+        cmd.args(args).envs(envs.iter().copied());
         let transport = TokioChildProcess::builder(cmd)
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -620,14 +635,28 @@ impl RawClient {
     }
 
     pub async fn connect_version(env: &Env, role: Option<&str>, version: &str) -> Self {
+        let role: Vec<&str> = role.map(|role| vec!["--role", role]).unwrap_or_default();
+        Self::connect_with(env, &role, &[], version, None).await
+    }
+
+    /// Through a shim started with `args` and `envs`, its stderr into `stderr` (else nowhere).
+    pub async fn connect_with(
+        env: &Env,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        version: &str,
+        stderr: Option<&Path>,
+    ) -> Self {
         let mut cmd = tokio::process::Command::from(env.command(&bin("mcpgw-shim")));
         cmd.arg("--socket").arg(env.socket());
-        if let Some(role) = role {
-            cmd.arg("--role").arg(role);
-        }
+        cmd.args(args).envs(envs.iter().copied());
+        let stderr = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true);
         let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
@@ -688,6 +717,14 @@ impl RawClient {
             }
             before.push(msg);
         }
+    }
+
+    /// Waits for the shim to exit on its own (its stdin stays open).
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("shim exits")
+            .unwrap()
     }
 
     pub async fn close(mut self) -> std::process::ExitStatus {

@@ -24,7 +24,7 @@ fn everything() -> SubscriptionFilter {
 
 /// The next notification on `subscription` that `wanted` accepts, within the deadline; the
 /// subscription id is checked by rmcp's client on every one.
-async fn next_matching(
+pub async fn next_matching(
     subscription: &mut Subscription,
     what: &str,
     wanted: impl Fn(&ServerNotification) -> bool,
@@ -42,7 +42,7 @@ async fn next_matching(
     }
 }
 
-fn is_tools_changed(n: &ServerNotification) -> bool {
+pub fn is_tools_changed(n: &ServerNotification) -> bool {
     matches!(n, ServerNotification::ToolListChangedNotification(_))
 }
 

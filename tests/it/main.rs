@@ -19,6 +19,7 @@ mod mrtr;
 mod npm;
 mod reload;
 mod remote;
+mod restart;
 mod service;
 mod status;
 mod surface;
