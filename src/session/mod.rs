@@ -44,6 +44,10 @@ pub trait HttpRegistry: Send + Sync {
     fn remove(&self, mcp_session_id: &str);
 }
 
+/// The most resources one `subscriptions/listen` is acknowledged for; the rest of a longer
+/// list are left out of its acknowledgment (the client sees which).
+const MAX_LISTENED_RESOURCES: usize = 1024;
+
 /// One MCP client of any transport. Registered with the gateway while it exists.
 pub struct Session {
     handle: Arc<SessionHandle>,
@@ -331,9 +335,11 @@ impl ServerHandler for Session {
         accepted.tools_list_changed = Some(true);
         accepted.prompts_list_changed = Some(true);
         accepted.resources_list_changed = Some(true);
+        // Bounded: each accepted URI is a subscription upstream and a comparison per update.
         accepted.resource_subscriptions = requested.resource_subscriptions.as_ref().map(|uris| {
             uris.iter()
                 .filter(|uri| self.gateway.may_see_resource(self.role(), uri))
+                .take(MAX_LISTENED_RESOURCES)
                 .cloned()
                 .collect()
         });
