@@ -267,7 +267,14 @@ fn error_line(id: &Id, method: &Compact, reason: &str) -> Vec<u8> {
     } else {
         format!("this {method} request")
     };
-    let message = format!("{reason} before answering {request}: it was not completed");
+    error_frame(
+        id,
+        &format!("{reason} before answering {request}: it was not completed"),
+    )
+}
+
+/// A whole JSON-RPC error line answering `id` with `message` (code -32000).
+pub fn error_frame(id: &Id, message: &str) -> Vec<u8> {
     let mut line = format!(
         r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":-32000,"message":{}}}}}"#,
         id.to_json(),

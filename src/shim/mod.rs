@@ -108,8 +108,54 @@ pub fn run(args: Args) -> i32 {
         }
         Err(failure) => {
             eprintln!("mcpgw-shim: {}", failure.message);
+            answer_first_request(
+                std::io::BufReader::new(std::io::stdin()),
+                &mut std::io::stdout().lock(),
+                &format!("mcpgw-shim: {}", failure.message),
+                FIRST_REQUEST_PATIENCE,
+            );
             1
         }
+    }
+}
+
+/// How long the shim waits for the client's first request when it has only an error for it.
+const FIRST_REQUEST_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When no daemon can be reached or started, the client's first request (its `initialize`,
+/// or a 2026-07-28 client's first request) gets the reason as a JSON-RPC error: MCP clients
+/// show that, where few show a server's stderr. Bounded: at most 16 lines of at most 1 MiB
+/// are read, for at most `patience`; then the shim gives up silently (it exits either way).
+fn answer_first_request(
+    input: impl std::io::BufRead + Send + 'static,
+    output: &mut impl std::io::Write,
+    message: &str,
+    patience: std::time::Duration,
+) {
+    use std::io::{BufRead, Read};
+    const MAX_LINE: u64 = 1 << 20;
+    let (found, first) = std::sync::mpsc::channel();
+    // Reading stdin blocks; a thread lets the wait end (the thread ends with the process).
+    std::thread::spawn(move || {
+        let mut input = input;
+        let mut line = Vec::new();
+        for _ in 0..16 {
+            line.clear();
+            match (&mut input).take(MAX_LINE).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if !line.ends_with(b"\n") && line.len() as u64 >= MAX_LINE => return,
+                Ok(_) => {}
+            }
+            let peeked = peek::client(&line);
+            if let (Some(id), Some(_)) = (peeked.id, peeked.method) {
+                let _ = found.send(id);
+                return;
+            }
+        }
+    });
+    if let Ok(id) = first.recv_timeout(patience) {
+        let _ = output.write_all(&memory::error_frame(&id, message));
+        let _ = output.flush();
     }
 }
 
@@ -188,6 +234,34 @@ mod tests {
         let a = parse(&["--socket", "/s", "--role=readonly"]).unwrap();
         assert_eq!(a.socket, Some(PathBuf::from("/s")));
         assert_eq!(a.role.as_deref(), Some("readonly"));
+    }
+
+    fn first_answer(input: &str) -> String {
+        let mut out = Vec::new();
+        let input = std::io::Cursor::new(input.as_bytes().to_vec());
+        answer_first_request(
+            input,
+            &mut out,
+            "mcpgw-shim: no daemon",
+            std::time::Duration::from_secs(10),
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_first_request_gets_the_reason_no_daemon_answered() {
+        let answer = first_answer(
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\
+             {\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"method\":\"initialize\",\"params\":{}}\n",
+        );
+        let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(value["id"], "a\"b");
+        assert_eq!(value["error"]["code"], -32000);
+        assert_eq!(value["error"]["message"], "mcpgw-shim: no daemon");
+        assert!(answer.ends_with('\n'));
+        // No request before the input ends: nothing is written.
+        assert_eq!(first_answer("{\"method\":\"notifications/x\"}\n"), "");
+        assert_eq!(first_answer(""), "");
     }
 
     #[test]

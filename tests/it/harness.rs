@@ -232,7 +232,7 @@ impl Env {
             .expect("client initializes")
     }
 
-    async fn try_shim_client(
+    pub async fn try_shim_client(
         &self,
         args: &[&str],
         envs: &[(&str, &str)],

@@ -131,6 +131,34 @@ async fn autostart_reports_a_daemon_that_cannot_start() {
     );
 }
 
+/// An MCP client shows a JSON-RPC error where few show a server's stderr: when the shim can
+/// reach no daemon, or the one it starts exits on an invalid config, the client's
+/// `initialize` is answered with the reason the shim prints.
+#[tokio::test]
+async fn a_client_is_told_why_no_daemon_answered() {
+    let env = Env::new();
+    let refused = env
+        .try_shim_client(&["--no-autostart"], &[], Recorder::default())
+        .await
+        .err()
+        .expect("no daemon, no session");
+    assert!(
+        refused.contains("-32000") && refused.contains("no mcpgw daemon is running"),
+        "{refused}"
+    );
+
+    env.write_user_config("servers:\n  x:\n    comand: nope\n");
+    let broken = env
+        .try_shim_client(&[], &[], Recorder::default())
+        .await
+        .err()
+        .expect("the daemon cannot start");
+    assert!(
+        broken.contains("-32000") && broken.contains(":3:5"),
+        "{broken}"
+    );
+}
+
 /// A cloned repository with a `gateway.yaml` is the working directory an MCP client starts the
 /// shim in; the daemon the shim starts must serve the user's config, never that file (whose
 /// commands would run as the user on the first list).
