@@ -195,7 +195,9 @@ impl Backend {
             }
             Err(e) => {
                 tracing::warn!(server = %self.name, "{e}");
-                phase.failure = Some(e.to_string());
+                // Shown in status and to MCP clients ("unknown tool"): a start error may quote
+                // the server's own answer (up to max_message) or a URL with its keys.
+                phase.failure = Some(bounded_failure(&e.to_string()));
                 phase.failure_note = self.exit_note(mark);
                 phase.failed_at = Some(Instant::now());
                 self.stats.count_error();
@@ -515,5 +517,31 @@ async fn optional<T>(
         }
         Err(error) => Err(ListFailed { method, error }),
         Ok(list) => Ok(list),
+    }
+}
+
+/// A start failure as it is kept: URLs cut to their origin, at most 1 KiB.
+fn bounded_failure(text: &str) -> String {
+    const MAX: usize = 1024;
+    let text = crate::config::redact_urls(text);
+    if text.len() <= MAX {
+        return text.into_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_start_failure_is_kept_redacted_and_bounded() {
+        let kept = super::bounded_failure("cannot connect to https://h/mcp?token=SECRET");
+        assert!(!kept.contains("SECRET"), "{kept}");
+        let long = super::bounded_failure(&"é".repeat(2000));
+        assert!(long.len() <= 1024 + "…".len(), "{}", long.len());
+        assert!(long.ends_with('…'));
     }
 }

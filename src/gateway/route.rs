@@ -52,24 +52,27 @@ fn unknown(table: &Table, kind: &str, name: &str, role: Option<&str>) -> McpErro
 }
 
 /// The failure of a server that never listed because its start failed, and whose prefix
-/// `name` carries (an unprefixed one could own any name).
+/// `name` carries (the longest such prefix). An unprefixed server is never named: it could own
+/// any name, so a role that sees none of it would learn of it.
 fn failed_owner(table: &Table, name: &str) -> Option<String> {
     table
         .backends
         .values()
         .filter(|b| b.spec.enabled && b.schema().is_none())
-        .filter(|b| {
+        .filter_map(|b| {
             let prefix = table
                 .config
                 .servers
                 .get(&b.name)
                 .map_or(b.spec.prefix.as_str(), |s| s.prefix.as_str());
-            prefix.is_empty()
-                || name
+            let owns = !prefix.is_empty()
+                && name
                     .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('_'))
+                    .is_some_and(|rest| rest.starts_with('_'));
+            owns.then_some((prefix.len(), b))
         })
-        .find_map(|b| b.failure())
+        .max_by_key(|(len, _)| *len)
+        .and_then(|(_, b)| b.failure())
 }
 
 /// The same for a resource, as the protocol spells it.

@@ -35,6 +35,10 @@ const HOLD: u64 = 1 << 20;
 
 /// The error message's start for requests the daemon did not answer.
 const GONE: &str = "the mcpgw daemon restarted or stopped";
+/// The longest line taken from the client: the daemon's own limit (`MAX_CLIENT_MESSAGE`,
+/// 64 MiB), which drops anything longer. A longer line is dropped here, up to its end, so
+/// that a client that never ends a line cannot grow the shim.
+const MAX_CLIENT_LINE: usize = 64 << 20;
 
 /// How long the shim tries to reach a daemon again after one went away, unless
 /// `MCPGW_RECONNECT_MS` says otherwise (0: not at all).
@@ -451,8 +455,22 @@ fn pump_stdin(shared: &Shared) {
         batch.clear();
         ends.clear();
         let eof = loop {
-            match input.read_until(b'\n', &mut batch) {
+            let start = batch.len();
+            match (&mut input)
+                .take(MAX_CLIENT_LINE as u64 + 1)
+                .read_until(b'\n', &mut batch)
+            {
                 Ok(0) | Err(_) => break true,
+                Ok(n) if n > MAX_CLIENT_LINE => {
+                    batch.truncate(start);
+                    eprintln!(
+                        "mcpgw-shim: dropped a message over {} MiB from the client",
+                        MAX_CLIENT_LINE >> 20
+                    );
+                    if !skip_line(&mut input) {
+                        break true;
+                    }
+                }
                 Ok(_) => ends.push(batch.len()),
             }
             // Gather what has arrived whole; never wait for more while holding some.
@@ -500,9 +518,36 @@ fn pump_stdin(shared: &Shared) {
     }
 }
 
+/// Reads and forgets the rest of a line, in bounded pieces; false at the input's end.
+fn skip_line(input: &mut impl BufRead) -> bool {
+    loop {
+        let (done, used) = match input.fill_buf() {
+            Ok([]) | Err(_) => return false,
+            Ok(buffer) => match buffer.iter().position(|&b| b == b'\n') {
+                Some(at) => (true, at + 1),
+                None => (false, buffer.len()),
+            },
+        };
+        input.consume(used);
+        if done {
+            return true;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_skipped_line_ends_at_its_newline() {
+        let mut input = io::Cursor::new(b"xxxxxxxx\nnext\n".to_vec());
+        assert!(skip_line(&mut input));
+        let mut rest = String::new();
+        input.read_line(&mut rest).unwrap();
+        assert_eq!(rest, "next\n");
+        assert!(!skip_line(&mut io::Cursor::new(b"no end".to_vec())));
+    }
 
     fn shared() -> Shared {
         Shared {
