@@ -44,9 +44,11 @@ pub trait HttpRegistry: Send + Sync {
     fn remove(&self, mcp_session_id: &str);
 }
 
-/// The most resources one `subscriptions/listen` is acknowledged for; the rest of a longer
-/// list are left out of its acknowledgment (the client sees which).
+/// The most resources one `subscriptions/listen` may name; a listen naming more is
+/// acknowledged for none of them (the client sees that in the acknowledgment).
 const MAX_LISTENED_RESOURCES: usize = 1024;
+/// The longest resource URI a listen is acknowledged for.
+const MAX_LISTENED_URI: usize = 4096;
 
 /// One MCP client of any transport. Registered with the gateway while it exists.
 pub struct Session {
@@ -335,14 +337,21 @@ impl ServerHandler for Session {
         accepted.tools_list_changed = Some(true);
         accepted.prompts_list_changed = Some(true);
         accepted.resources_list_changed = Some(true);
-        // Bounded: each accepted URI is a subscription upstream and a comparison per update.
-        accepted.resource_subscriptions = requested.resource_subscriptions.as_ref().map(|uris| {
-            uris.iter()
-                .filter(|uri| self.gateway.may_see_resource(self.role(), uri))
-                .take(MAX_LISTENED_RESOURCES)
-                .cloned()
-                .collect()
-        });
+        // Bounded: each accepted URI is a subscription upstream and a comparison per update,
+        // and this runs on the daemon's one thread. A longer list gets none: rmcp matches
+        // every requested URI against the accepted ones (duplicates included), so taking a
+        // part of it would still cost its length times ours.
+        accepted.resource_subscriptions = requested
+            .resource_subscriptions
+            .as_ref()
+            .filter(|uris| uris.len() <= MAX_LISTENED_RESOURCES)
+            .map(|uris| {
+                uris.iter()
+                    .filter(|uri| uri.len() <= MAX_LISTENED_URI)
+                    .filter(|uri| self.gateway.may_see_resource(self.role(), uri))
+                    .cloned()
+                    .collect()
+            });
         Some(accepted)
     }
 
@@ -356,6 +365,7 @@ impl ServerHandler for Session {
         let sink = subscription.sink().clone();
         self.gateway.listening(self.handle.id, sink.clone());
         let mut subscribed = Vec::new();
+        let (mut failures, mut first_failure) = (0, None);
         for uri in sink.accepted().resource_subscriptions.iter().flatten() {
             let caller = self.caller(context);
             let ct = context.ct.clone();
@@ -366,9 +376,20 @@ impl ServerHandler for Session {
             {
                 Ok(backend) => subscribed.push((uri, backend)),
                 Err(e) => {
-                    tracing::warn!(%uri, "subscribing a listened resource failed: {}", e.message)
+                    failures += 1;
+                    first_failure.get_or_insert(e.message);
                 }
             }
+        }
+        // One line per listen, however many URIs the client named: the first error only (a
+        // URI it quotes is at most 4 KiB, URLs cut to their origin).
+        if let Some(first) = first_failure {
+            tracing::warn!(
+                session = self.handle.id,
+                "{failures} resource(s) of a subscriptions/listen could not be subscribed; the \
+                 first: {}",
+                crate::config::redact_urls(&first)
+            );
         }
         subscription.cancelled().await;
         let still_held = self.gateway.stopped_listening(self.handle.id, sink.id());

@@ -194,3 +194,37 @@ async fn a_listen_asking_for_nothing_hears_nothing() {
     })
     .await;
 }
+
+/// A client's resource list is looked at only up to its bound: a listen naming more than
+/// 1024 URIs is acknowledged for none of them, and a URI over 4 KiB is never acknowledged.
+#[tokio::test]
+async fn a_listen_is_acknowledged_for_a_bounded_list() {
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("fx", &[])));
+    let _daemon = env.daemon().await;
+    let modern = env.modern_client(None).await;
+    assert!(modern.tool_names().await.contains(&"fx_echo".to_string()));
+    let acknowledged = |uris: Vec<String>| {
+        let peer = modern.service.peer().clone();
+        async move {
+            let mut filter = SubscriptionFilter::new();
+            filter.tools_list_changed = Some(true);
+            filter.resource_subscriptions = Some(uris);
+            let subscription = peer.listen(filter).await.expect("listen acknowledged");
+            let acknowledged = subscription.acknowledged().clone();
+            assert_eq!(acknowledged.tools_list_changed, Some(true));
+            acknowledged.resource_subscriptions.unwrap_or_default()
+        }
+    };
+    let long = format!("{STATIC_URI}?{}", "x".repeat(5000));
+    let mut within = vec![long.clone()];
+    within.extend(std::iter::repeat_n(STATIC_URI.to_string(), 1023));
+    let kept = acknowledged(within).await;
+    assert_eq!(kept.len(), 1023, "the long URI is left out");
+    assert!(kept.iter().all(|uri| uri == STATIC_URI));
+    let beyond = vec![STATIC_URI.to_string(); 5000];
+    assert!(
+        acknowledged(beyond).await.is_empty(),
+        "over the bound: none"
+    );
+}
