@@ -527,11 +527,7 @@ fn bounded_failure(text: &str) -> String {
     if text.len() <= MAX {
         return text.into_owned();
     }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", crate::config::cut_at(&text, MAX))
 }
 
 #[cfg(test)]

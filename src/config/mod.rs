@@ -236,6 +236,16 @@ impl ServerConfig {
     }
 }
 
+/// The longest start of `text` of at most `max` bytes that ends at a character boundary
+/// (`str::floor_char_boundary`, which needs a newer Rust than the crate's minimum).
+pub fn cut_at(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// `text` with every `http://` or `https://` URL in it cut to its origin as [`redact_url`]
 /// does: for messages that may quote a URL in any spelling (a library's normalised form, one
 /// with escapes), where replacing the configured string would miss it.

@@ -22,16 +22,16 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use crate::backend::Backend;
 use crate::backend::Caller;
-use crate::table::{RoleView, Table, Target};
+use crate::table::{RoleView, Table, Target, prefix_of};
 
 /// How long after a failed start a list does not try to discover that server again.
 const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The one error for a name a session cannot use, whether nothing has it or its role may not
-/// see it: telling the two apart would tell a restricted client what exists.
-/// What a name that is not in `table` is answered with. When a server whose start failed
-/// before it ever listed could own the name (by its prefix), and the role could see the name,
-/// the error says so: "unknown tool" alone would hide why a tool the user configured is gone.
+/// see it: telling the two apart would tell a restricted client what exists. When a server
+/// whose start failed before it ever listed owns the name by its prefix, and the role could
+/// see the name, the error carries that failure: "unknown tool" alone would hide why a tool
+/// the user configured is gone.
 fn unknown(table: &Table, kind: &str, name: &str, role: Option<&str>) -> McpError {
     let role_note = role
         .map(|role| format!(" (role `{role}`)"))
@@ -55,16 +55,9 @@ fn unknown(table: &Table, kind: &str, name: &str, role: Option<&str>) -> McpErro
 /// `name` carries (the longest such prefix). An unprefixed server is never named: it could own
 /// any name, so a role that sees none of it would learn of it.
 fn failed_owner(table: &Table, name: &str) -> Option<String> {
-    table
-        .backends
-        .values()
-        .filter(|b| b.spec.enabled && b.schema().is_none())
+    never_listed(table)
         .filter_map(|b| {
-            let prefix = table
-                .config
-                .servers
-                .get(&b.name)
-                .map_or(b.spec.prefix.as_str(), |s| s.prefix.as_str());
+            let prefix = prefix_of(&table.config, b);
             let owns = !prefix.is_empty()
                 && name
                     .strip_prefix(prefix)
@@ -93,12 +86,17 @@ fn default_discovery_wait() -> Duration {
     Duration::from_millis(*WAIT.get_or_init(|| super::env_limit("MCPGW_DISCOVERY_WAIT_MS", 2000)))
 }
 
-/// Enabled servers whose lists are unknown and due for discovery.
-fn undiscovered(table: &Table) -> impl Iterator<Item = &Arc<Backend>> {
+/// Enabled servers whose lists are unknown (no cache, never listed).
+fn never_listed(table: &Table) -> impl Iterator<Item = &Arc<Backend>> {
     table
         .backends
         .values()
-        .filter(|b| b.spec.enabled && b.schema().is_none() && b.discovery_due(DISCOVERY_BACKOFF))
+        .filter(|b| b.spec.enabled && b.schema().is_none())
+}
+
+/// Enabled servers whose lists are unknown and due for discovery.
+fn undiscovered(table: &Table) -> impl Iterator<Item = &Arc<Backend>> {
+    never_listed(table).filter(|b| b.discovery_due(DISCOVERY_BACKOFF))
 }
 
 fn unexpected(backend: &Backend, what: &str, result: ServerResult) -> McpError {
@@ -154,10 +152,7 @@ impl Gateway {
 
     /// Servers missing from the lists because their start failed before they ever listed.
     pub fn unlisted_failures(&self) -> Vec<crate::protocol::ServerFailure> {
-        self.table()
-            .backends
-            .values()
-            .filter(|b| b.spec.enabled && b.schema().is_none())
+        never_listed(&self.table())
             .filter_map(|b| {
                 Some(crate::protocol::ServerFailure {
                     server: b.name.clone(),

@@ -177,26 +177,22 @@ impl StreamRef {
     /// stops writing.
     pub fn shutdown_write(&self) {
         #[cfg(unix)]
-        {
-            use std::os::fd::{AsFd, AsRawFd};
-            let Stream::UdSocket(socket) = &*self.0;
-            // SAFETY: the fd is owned by the stream and stays open for this call.
-            unsafe { libc::shutdown(socket.as_fd().as_raw_fd(), libc::SHUT_WR) };
-        }
+        self.shut(libc::SHUT_WR);
     }
-}
 
-impl StreamRef {
     /// Ends the connection both ways, waking a reader blocked on it (the shim's, after a
     /// write to the daemon failed).
     pub fn shutdown(&self) {
         #[cfg(unix)]
-        {
-            use std::os::fd::{AsFd, AsRawFd};
-            let Stream::UdSocket(socket) = &*self.0;
-            // SAFETY: the fd is owned by the stream and stays open for this call.
-            unsafe { libc::shutdown(socket.as_fd().as_raw_fd(), libc::SHUT_RDWR) };
-        }
+        self.shut(libc::SHUT_RDWR);
+    }
+
+    #[cfg(unix)]
+    fn shut(&self, how: libc::c_int) {
+        use std::os::fd::{AsFd, AsRawFd};
+        let Stream::UdSocket(socket) = &*self.0;
+        // SAFETY: the fd is owned by the stream and stays open for this call.
+        unsafe { libc::shutdown(socket.as_fd().as_raw_fd(), how) };
     }
 }
 

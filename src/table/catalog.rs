@@ -108,8 +108,16 @@ impl<T> NameSpace<T> {
     }
 }
 
-/// Every enabled server's prefix, from the config (not the backend: a kept backend carries its
-/// first spec, and a reload may have changed only the prefix).
+/// `backend`'s prefix, from the config (not the backend: a kept backend carries its first
+/// spec, and a reload may have changed only the prefix).
+pub fn prefix_of<'a>(config: &'a crate::config::Config, backend: &'a Backend) -> &'a str {
+    config
+        .servers
+        .get(&backend.name)
+        .map_or(backend.spec.prefix.as_str(), |s| s.prefix.as_str())
+}
+
+/// Every enabled server's prefix ([`prefix_of`]).
 struct Prefixes(BTreeMap<String, String>);
 
 impl Prefixes {
@@ -120,13 +128,7 @@ impl Prefixes {
         let prefixes = backends
             .values()
             .filter(|b| b.spec.enabled)
-            .map(|b| {
-                let prefix = config
-                    .servers
-                    .get(&b.name)
-                    .map_or(b.spec.prefix.as_str(), |s| s.prefix.as_str());
-                (b.name.clone(), prefix.to_string())
-            })
+            .map(|b| (b.name.clone(), prefix_of(config, b).to_string()))
             .collect();
         Self(prefixes)
     }
@@ -280,13 +282,8 @@ pub fn exposed_name(prefix: &str, name: &str) -> String {
 }
 
 fn shorten(name: &str, hash_input: &str) -> String {
-    let keep = MAX_NAME - 9;
-    let mut end = keep.min(name.len());
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
     let hash = crate::config::fnv1a64(hash_input.as_bytes()) as u32;
-    format!("{}_{hash:08x}", &name[..end])
+    format!("{}_{hash:08x}", crate::config::cut_at(name, MAX_NAME - 9))
 }
 
 /// Whether `uri` fits an RFC 6570 template, treating every `{…}` expression as "one or more

@@ -30,11 +30,7 @@ pub fn compose(table: &Table, role: Option<&str>) -> String {
         if own.is_empty() || !table.sees_server(role, name) {
             continue;
         }
-        let prefix = table
-            .config
-            .servers
-            .get(name)
-            .map_or(backend.spec.prefix.as_str(), |s| s.prefix.as_str());
+        let prefix = super::prefix_of(&table.config, backend);
         let naming = if prefix.is_empty() {
             "its tools keep their own names".to_string()
         } else {
@@ -65,11 +61,8 @@ fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         return text.into();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n[… cut by mcpgw at {} KiB]", &text[..end], max / 1024).into()
+    let kept = crate::config::cut_at(text, max);
+    format!("{kept}\n[… cut by mcpgw at {} KiB]", max / 1024).into()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::backend::Backend;
 use crate::config::Config;
 
 pub use builtin::Builtin;
-pub use catalog::{Catalog, Named, Target, resource_role_name};
+pub use catalog::{Catalog, Named, Target, prefix_of, resource_role_name};
 pub use roles::Roles;
 
 pub struct Table {
