@@ -106,6 +106,17 @@ fn every_binary_answers_version() {
     }
 }
 
+/// The error a call of `name` (a tool the client cannot call) is answered with.
+async fn unknown_tool_error(client: &Client, name: &'static str) -> String {
+    client
+        .service
+        .peer()
+        .call_tool(rmcp::model::CallToolRequestParams::new(name))
+        .await
+        .expect_err("no such tool")
+        .to_string()
+}
+
 /// A call to a tool of a server that failed to start says which server failed and why, not
 /// just "unknown tool"; a role that could not see the tool anyway learns nothing of it; and
 /// `mcpgwctl list` names the server its list is missing.
@@ -120,25 +131,13 @@ async fn a_tool_of_a_server_that_failed_to_start_names_the_failure() {
     let _daemon = env.daemon().await;
     let client = env.client(Some("all")).await;
     assert!(client.tool_names().await.contains(&"fx_echo".to_string()));
-    let error = client
-        .service
-        .peer()
-        .call_tool(rmcp::model::CallToolRequestParams::new("broken_query"))
-        .await
-        .expect_err("no such tool")
-        .to_string();
+    let error = unknown_tool_error(&client, "broken_query").await;
     assert!(
         error.contains("server `broken` failed to start") && error.contains("exit code 3"),
         "{error}"
     );
     let other = env.client(Some("fx_only")).await;
-    let error = other
-        .service
-        .peer()
-        .call_tool(rmcp::model::CallToolRequestParams::new("broken_query"))
-        .await
-        .expect_err("no such tool")
-        .to_string();
+    let error = unknown_tool_error(&other, "broken_query").await;
     assert!(!error.contains("broken`"), "{error}");
     assert!(error.contains("unknown tool `broken_query`"), "{error}");
 
