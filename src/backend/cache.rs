@@ -15,19 +15,22 @@ use std::path::{Path, PathBuf};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
 use serde::{Deserialize, Serialize};
 
-/// Everything a backend lists, as it last listed it.
+use super::listed::Listed;
+
+/// Everything a backend lists, as it last listed it (each item with the members rmcp's type
+/// does not know).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CachedSchema {
     #[serde(default)]
     pub capabilities: Option<ServerCapabilities>,
     #[serde(default)]
-    pub tools: Vec<Tool>,
+    pub tools: Vec<Listed<Tool>>,
     #[serde(default)]
-    pub prompts: Vec<Prompt>,
+    pub prompts: Vec<Listed<Prompt>>,
     #[serde(default)]
-    pub resources: Vec<Resource>,
+    pub resources: Vec<Listed<Resource>>,
     #[serde(default)]
-    pub resource_templates: Vec<ResourceTemplate>,
+    pub resource_templates: Vec<Listed<ResourceTemplate>>,
     /// What the server's `initialize` answer told clients to know about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inflight::{self, Caller, InFlight, Sent};
 use super::lifecycle::Running;
+use super::listed::{ResultMembers, known_result_members, unknown_result_members};
 use super::{Backend, BackendError};
 
 impl Backend {
@@ -33,9 +34,15 @@ impl Backend {
         let tool_call = matches!(request, ClientRequest::CallToolRequest(_));
         let mut options = PeerRequestOptions::no_options();
         options.meta = caller.meta.clone();
+        let members = caller
+            .result_members
+            .clone()
+            .zip(known_result_members(request.method()));
         // Dropped with this future however it ends: a client that disconnects withdraws it.
         let mut inflight = InFlight::begin(self, caller, tool_call);
-        let result = self.forward(request, options, &mut inflight, ct).await;
+        let result = self
+            .forward(request, options, &mut inflight, members, ct)
+            .await;
         let failed = tool_call
             && match &result {
                 Ok(ServerResult::CallToolResult(r)) => r.is_error == Some(true),
@@ -51,12 +58,19 @@ impl Backend {
         request: ClientRequest,
         options: PeerRequestOptions,
         inflight: &mut InFlight,
+        members: Option<(ResultMembers, &'static [&'static str])>,
         ct: CancellationToken,
     ) -> Result<ServerResult, McpError> {
         let running = tokio::select! {
             r = self.ensure_running() => r?,
             () = ct.cancelled() => return Err(cancelled()),
         };
+        // The result as written, for what rmcp's types do not know (stdio only: rmcp's HTTP
+        // client parses before a byte is ours).
+        let mut watch = members
+            .as_ref()
+            .and_then(|_| running.link.as_ref())
+            .map(|link| link.watch());
         let handle = match running
             .peer
             .send_request_with_option(request, options)
@@ -65,6 +79,9 @@ impl Backend {
             Ok(handle) => handle,
             Err(e) => return Err(self.service_error(&running, e).await),
         };
+        if let Some(watch) = &mut watch {
+            watch.sent(&handle.id);
+        }
         let sent = Sent::Rmcp(handle.id.clone(), running.peer.clone());
         inflight.sent(sent, Some(handle.progress_token.clone()));
         let limit = self.call_timeout();
@@ -95,6 +112,12 @@ impl Backend {
         // reach the client before the response does.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
+        if let (Some((slot, known)), Some(line)) = (&members, watch.and_then(|w| w.take()))
+            && let Some(result) = crate::wire::Envelope::parse(&line).and_then(|e| e.result)
+            && let Some(unknown) = unknown_result_members(result, known)
+        {
+            slot.set(unknown);
+        }
         match response {
             Ok(result) => Ok(result),
             Err(e) => Err(self.service_error(&running, e).await),

@@ -5,7 +5,7 @@
 // protocol, but every earlier protocol version has them and the gateway relays them faithfully.
 #![allow(deprecated)]
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use rmcp::ClientHandler;
 use rmcp::ErrorData as McpError;
@@ -20,14 +20,21 @@ use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, Rol
 use super::Backend;
 use super::Caller;
 use super::call::cancelled;
+use super::upstream::stdio::Link;
 
 pub(super) struct Handler {
     backend: Weak<Backend>,
+    /// The stdio link of this connection: re-listing reads the server's lists as written
+    /// through it (the backend's live instance may not be this one yet while it starts).
+    link: Option<Weak<Link>>,
 }
 
 impl Handler {
-    pub(super) fn new(backend: Weak<Backend>) -> Self {
-        Self { backend }
+    pub(super) fn new(backend: Weak<Backend>, link: Option<&Arc<Link>>) -> Self {
+        Self {
+            backend,
+            link: link.map(Arc::downgrade),
+        }
     }
 
     /// Sends a server→client request to the session whose call raised it, and its answer back.
@@ -216,7 +223,8 @@ impl ClientHandler for Handler {
 impl Handler {
     async fn refresh(&self, context: NotificationContext<RoleClient>) {
         if let Some(backend) = self.backend.upgrade() {
-            backend.refresh_schema(&context.peer).await;
+            let link = self.link.as_ref().and_then(Weak::upgrade);
+            backend.refresh_schema(&context.peer, link.as_deref()).await;
         }
     }
 }

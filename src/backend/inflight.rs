@@ -18,6 +18,7 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::{CancelledNotificationParam, ProgressToken, RequestId, RequestMetaObject};
 use rmcp::service::{Peer, RoleClient, RoleServer};
 
+use super::listed::ResultMembers;
 use super::upstream::Fault;
 use super::upstream::stdio::Link;
 use super::{Backend, BackendError};
@@ -37,6 +38,9 @@ pub struct Caller {
     /// For a client without a session of its own (a stateless HTTP client): the identity its
     /// per-client instances belong to, instead of `session`.
     pub stateless_client: Option<ClientIdentity>,
+    /// Where the members of the request's result that rmcp's types do not know go (read from
+    /// the response as written, where the transport allows it).
+    pub result_members: Option<ResultMembers>,
 }
 
 /// Who a client without a session is, for its per-client instances: a fingerprint of its
@@ -70,6 +74,7 @@ impl Caller {
             last_progress: None,
             meta,
             stateless_client: None,
+            result_members: None,
         }
     }
 
@@ -77,6 +82,13 @@ impl Caller {
     pub fn of_stateless_client(self, identity: Option<ClientIdentity>) -> Self {
         Self {
             stateless_client: identity,
+            ..self
+        }
+    }
+
+    pub fn keeping_result_members(self, slot: Option<ResultMembers>) -> Self {
+        Self {
+            result_members: slot,
             ..self
         }
     }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::cache::CachedSchema;
 use super::child::ChildHandle;
 use super::exit_note;
+use super::listing::fetch_schema;
 use super::upstream::{self, stdio::Link};
 use super::{Backend, BackendError, inflight};
 
@@ -224,7 +225,7 @@ impl Backend {
             let _ = service.waiting().await;
             on_end.cancel();
         });
-        let schema = match fetch_schema(&self.name, &peer).await {
+        let schema = match fetch_schema(&self.name, &peer, link.as_deref()).await {
             Ok(schema) => schema,
             Err(e) => {
                 close.cancel();
@@ -403,8 +404,8 @@ impl Backend {
     }
 
     /// Re-lists what the server offers (after it said its lists changed).
-    pub(super) async fn refresh_schema(&self, peer: &Peer<RoleClient>) {
-        match fetch_schema(&self.name, peer).await {
+    pub(super) async fn refresh_schema(&self, peer: &Peer<RoleClient>, link: Option<&Link>) {
+        match fetch_schema(&self.name, peer, link).await {
             Ok(schema) => self.set_schema(schema),
             Err(e) => tracing::warn!(server = %self.name, "refreshing lists failed: {e}"),
         }
@@ -435,88 +436,6 @@ impl Backend {
             ));
             let _ = running.peer.send_request(request).await;
         }
-    }
-}
-
-/// What listing a server's capabilities failed on: the method, and why.
-pub(super) struct ListFailed {
-    method: &'static str,
-    error: rmcp::service::ServiceError,
-}
-
-impl std::fmt::Display for ListFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.method, self.error)
-    }
-}
-
-/// The server's lists, each asked only if the server declared its capability. A list the
-/// server declared but does not implement (−32601, as Python SDK servers with resources but no
-/// template handler answer `resources/templates/list`) is empty, with a warning: the rest of
-/// what it offers stays usable.
-async fn fetch_schema(server: &str, peer: &Peer<RoleClient>) -> Result<CachedSchema, ListFailed> {
-    let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
-    let has =
-        |f: fn(&rmcp::model::ServerCapabilities) -> bool| capabilities.as_ref().is_some_and(f);
-    let (tools, prompts, resources, templates) = tokio::join!(
-        optional(
-            server,
-            "tools/list",
-            has(|c| c.tools.is_some()),
-            peer.list_all_tools()
-        ),
-        optional(
-            server,
-            "prompts/list",
-            has(|c| c.prompts.is_some()),
-            peer.list_all_prompts()
-        ),
-        optional(
-            server,
-            "resources/list",
-            has(|c| c.resources.is_some()),
-            peer.list_all_resources()
-        ),
-        optional(
-            server,
-            "resources/templates/list",
-            has(|c| c.resources.is_some()),
-            peer.list_all_resource_templates()
-        ),
-    );
-    Ok(CachedSchema {
-        capabilities,
-        instructions: peer.peer_info().and_then(|info| info.instructions.clone()),
-        tools: tools?,
-        prompts: prompts?,
-        resources: resources?,
-        resource_templates: templates?,
-    })
-}
-
-/// One list of [`fetch_schema`]: not asked unless `declared`; "method not found" is empty.
-async fn optional<T>(
-    server: &str,
-    method: &'static str,
-    declared: bool,
-    list: impl Future<Output = Result<Vec<T>, rmcp::service::ServiceError>>,
-) -> Result<Vec<T>, ListFailed> {
-    if !declared {
-        return Ok(Vec::new());
-    }
-    match list.await {
-        Err(rmcp::service::ServiceError::McpError(e))
-            if e.code == rmcp::model::ErrorCode::METHOD_NOT_FOUND =>
-        {
-            tracing::warn!(
-                server,
-                "{method} is not implemented by the server (-32601), although it declared the \
-                 capability: taken as an empty list"
-            );
-            Ok(Vec::new())
-        }
-        Err(error) => Err(ListFailed { method, error }),
-        Ok(list) => Ok(list),
     }
 }
 

@@ -6,13 +6,15 @@
 //! concurrent first calls share one start, a crash turns into an error for the calls that needed
 //! it (the next call starts it again), and the idle watcher stops it after `idle_timeout`.
 //! It never blocks the daemon: a backend that fails only fails its own calls. The files:
-//! - [`lifecycle`]: start, watch, idle stop, stop, retire, drain, re-listing;
+//! - [`lifecycle`]: start, watch, idle stop, stop, retire, drain, re-listing; [`listing`]:
+//!   asking a server for its lists;
 //! - [`inflight`]: the one record of a request in flight, whichever path forwards it;
 //! - [`call`]: forwarding a request through rmcp's client (the byte path's side is
 //!   [`upstream::stdio`]);
 //! - [`handler`]: what the server sends us (progress, logs, server→client requests);
 //! - [`upstream`]: one file per transport; [`child`]: the process; [`stderr`]: its stderr's
-//!   newest lines; [`cache`]: the schema cache; [`status`]: counters and the status record,
+//!   newest lines; [`cache`]: the schema cache, of [`listed`] items (what rmcp's types do
+//!   not know kept aside); [`status`]: counters and the status record,
 //!   with [`groups`] (the memory of each backend's process group, one scan for all) and
 //!   [`exit_note`] (the stderr line that says why a process ended).
 //!
@@ -31,6 +33,8 @@ pub mod groups;
 mod handler;
 mod inflight;
 mod lifecycle;
+pub mod listed;
+mod listing;
 mod status;
 mod stderr;
 pub(crate) mod upstream;

@@ -163,7 +163,11 @@ impl Gateway {
     }
 
     pub async fn list_tools(&self, role: Option<&str>) -> Vec<Tool> {
-        self.view(role).await.tools.clone()
+        let view = self.view(role).await;
+        view.tools
+            .iter()
+            .map(|listed| listed.item.clone())
+            .collect()
     }
 
     /// Looks `name` up in the table, discovering unknown servers once if it is not there (a

@@ -350,7 +350,12 @@ pub(super) async fn handle(
         Ok(response) => return response,
         Err(request) => request,
     };
-    let response = service.handle(request).await.map(Body::new);
+    let (request, put_back) =
+        super::members::prepare(request, &shared.gateway, caller.role.as_deref()).await;
+    let mut response = service.handle(request).await.map(Body::new);
+    if let Some(put_back) = put_back {
+        response = put_back.apply(response).await;
+    }
     if !asked_for_session
         && let Some(id) = response.headers().get("mcp-session-id")
         && let Ok(id) = id.to_str()

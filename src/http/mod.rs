@@ -21,6 +21,7 @@ mod body;
 mod byte_path;
 mod guard;
 mod mcp;
+mod members;
 mod serve;
 mod sse;
 

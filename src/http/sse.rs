@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::guard::Admitted;
 use crate::protocol::SessionTransport;
-use crate::session::Session;
+use crate::session::{Session, SessionService};
 
 /// Room in each direction of a session's pipe; a full pipe makes the writer wait.
 const PIPE_BUFFER: usize = 256 * 1024;
@@ -68,7 +68,13 @@ pub(super) async fn open(
     let serve_stop = stop.clone();
     let log_id = id.clone();
     tokio::spawn(async move {
-        match rmcp::service::serve_server_with_ct(session, transport, serve_stop).await {
+        match rmcp::service::serve_server_with_ct(
+            SessionService::new(session),
+            transport,
+            serve_stop,
+        )
+        .await
+        {
             Ok(running) => {
                 let _ = running.waiting().await;
             }

@@ -16,7 +16,10 @@
 #![allow(deprecated)]
 
 pub mod byte_path;
+mod service;
 pub mod socket;
+
+pub use service::{Missing, PutBack, SessionService};
 
 use std::sync::{Arc, OnceLock};
 
@@ -32,6 +35,7 @@ use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 use crate::backend::Caller;
+use crate::backend::listed::ResultMembers;
 use crate::gateway::{Gateway, ListKind, SessionHandle};
 use crate::protocol::SessionTransport;
 use crate::table::pages::page;
@@ -49,6 +53,21 @@ pub trait HttpRegistry: Send + Sync {
 const MAX_LISTENED_RESOURCES: usize = 1024;
 /// The longest resource URI a listen is acknowledged for.
 const MAX_LISTENED_URI: usize = 4096;
+
+/// Where the request's result's unknown members are wanted: put in the request's extensions
+/// by [`SessionService`], or over HTTP in the HTTP request's (which rmcp puts in the request's):
+/// moved up to the request's own, where the gateway (the bridge) and [`Session::caller`]
+/// look.
+fn hoist_result_members(context: &mut RequestContext<RoleServer>) {
+    let extensions = &context.extensions;
+    if extensions.get::<ResultMembers>().is_some() {
+        return;
+    }
+    let http = extensions.get::<axum::http::request::Parts>();
+    if let Some(slot) = http.and_then(|http| http.extensions.get::<ResultMembers>().cloned()) {
+        context.extensions.insert(slot);
+    }
+}
 
 /// One MCP client of any transport. Registered with the gateway while it exists.
 pub struct Session {
@@ -107,6 +126,7 @@ impl Session {
             crate::backend::forwarded_meta(&context.meta),
         )
         .of_stateless_client(self.stateless_client(context))
+        .keeping_result_members(context.extensions.get::<ResultMembers>().cloned())
     }
 
     /// For a request of an HTTP client without a session (each of its requests is a session
@@ -182,6 +202,7 @@ impl ServerHandler for Session {
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Tools);
         let (tools, next) = page(&view.tools, request, "tools")?;
+        let tools = tools.into_iter().map(|listed| listed.item).collect();
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
@@ -190,9 +211,10 @@ impl ServerHandler for Session {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let _busy = self.handle.busy()?;
+        hoist_result_members(&mut context);
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_call_tool(
                 self.role(),
@@ -221,6 +243,7 @@ impl ServerHandler for Session {
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Prompts);
         let (prompts, next) = page(&view.prompts, request, "prompts")?;
+        let prompts = prompts.into_iter().map(|listed| listed.item).collect();
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next;
         Ok(result)
@@ -229,9 +252,10 @@ impl ServerHandler for Session {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let _busy = self.handle.busy()?;
+        hoist_result_members(&mut context);
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_get_prompt(
                 self.role(),
@@ -258,6 +282,7 @@ impl ServerHandler for Session {
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Resources);
         let (resources, next) = page(&view.resources, request, "resources")?;
+        let resources = resources.into_iter().map(|listed| listed.item).collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
         Ok(result)
@@ -272,6 +297,7 @@ impl ServerHandler for Session {
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Resources);
         let (templates, next) = page(&view.templates, request, "templates")?;
+        let templates = templates.into_iter().map(|listed| listed.item).collect();
         let mut result = ListResourceTemplatesResult::with_all_items(templates);
         result.next_cursor = next;
         Ok(result)
@@ -280,9 +306,10 @@ impl ServerHandler for Session {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let _busy = self.handle.busy()?;
+        hoist_result_members(&mut context);
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_read_resource(
                 self.role(),
@@ -430,9 +457,10 @@ impl ServerHandler for Session {
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let _busy = self.handle.busy()?;
+        hoist_result_members(&mut context);
         let caller = self.caller(&context);
         Box::pin(
             self.gateway

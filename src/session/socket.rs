@@ -73,7 +73,13 @@ pub async fn serve(
         done.clone(),
     );
     let rmcp = async move {
-        match rmcp::service::serve_server_with_ct(session, transport, stop).await {
+        match rmcp::service::serve_server_with_ct(
+            super::SessionService::new(session),
+            transport,
+            stop,
+        )
+        .await
+        {
             Ok(running) => {
                 let _ = running.waiting().await;
             }

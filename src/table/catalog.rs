@@ -12,6 +12,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use super::builtin::Builtin;
 use crate::backend::Backend;
+use crate::backend::listed::Listed;
 
 /// MCP clients commonly reject tool names longer than this.
 pub const MAX_NAME: usize = 64;
@@ -30,14 +31,14 @@ pub enum Target {
 /// A tool or prompt as clients see it: the backend's item with `name` replaced.
 #[derive(Clone)]
 pub struct Named<T> {
-    pub item: T,
+    pub item: Listed<T>,
     pub target: Target,
 }
 
 /// A resource or template with the backend that serves it.
 #[derive(Clone)]
 pub struct Owned<T> {
-    pub item: T,
+    pub item: Listed<T>,
     pub backend: Arc<Backend>,
 }
 
@@ -102,7 +103,7 @@ impl<T> NameSpace<T> {
         renamed
     }
 
-    fn insert(&mut self, exposed: String, item: T, target: Target) {
+    fn insert(&mut self, exposed: String, item: Listed<T>, target: Target) {
         self.index.insert(exposed, self.items.len());
         self.items.push(Named { item, target });
     }
@@ -167,9 +168,11 @@ impl Catalog {
         let mut catalog = Catalog::default();
         for builtin in Builtin::ALL {
             let tool = builtin.tool();
-            catalog
-                .tools
-                .insert(tool.name.to_string(), tool, Target::Builtin(builtin));
+            catalog.tools.insert(
+                tool.name.to_string(),
+                Listed::known(tool),
+                Target::Builtin(builtin),
+            );
         }
         let names = Prefixes::of_config(config, backends);
         // Prefixed servers first: their names are theirs (see `name_for`).

@@ -11,12 +11,13 @@ mod instructions;
 pub mod pages;
 mod roles;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::backend::Backend;
+use crate::backend::listed::{Listed, Members};
 use crate::config::Config;
 
 pub use builtin::Builtin;
@@ -34,10 +35,14 @@ pub struct Table {
 
 /// Everything one role sees in one table, ready to page, with fingerprints for list_changed.
 pub struct RoleView {
-    pub tools: Vec<Tool>,
-    pub prompts: Vec<Prompt>,
-    pub resources: Vec<Resource>,
-    pub templates: Vec<ResourceTemplate>,
+    pub tools: Vec<Listed<Tool>>,
+    pub prompts: Vec<Listed<Prompt>>,
+    pub resources: Vec<Listed<Resource>>,
+    pub templates: Vec<Listed<ResourceTemplate>>,
+    /// The members rmcp's types do not know of the listed items that have some, by list and
+    /// by the name (URI, URI template) the client sees: what rmcp's answers to lists are given
+    /// back (the byte path's pages carry them already).
+    pub unknown: UnknownMembers,
     /// Hashes of the tools, the prompts, and the resources with templates, as listed.
     pub fingerprints: [u64; 3],
     /// The gateway's instructions: what it is, and each visible server's own.
@@ -113,16 +118,17 @@ impl Table {
     }
 
     fn build_view(&self, role: Option<&str>) -> RoleView {
-        let tools: Vec<Tool> = self.visible_tools(role).map(|t| t.item.clone()).collect();
-        let prompts: Vec<Prompt> = self.visible_prompts(role).map(|p| p.item.clone()).collect();
-        let resources: Vec<Resource> = self
+        let tools: Vec<Listed<Tool>> = self.visible_tools(role).map(|t| t.item.clone()).collect();
+        let prompts: Vec<Listed<Prompt>> =
+            self.visible_prompts(role).map(|p| p.item.clone()).collect();
+        let resources: Vec<Listed<Resource>> = self
             .catalog
             .resources
             .iter()
             .filter(|r| self.allows_resource(role, &r.backend.name, &r.item.uri))
             .map(|r| r.item.clone())
             .collect();
-        let templates: Vec<ResourceTemplate> = self
+        let templates: Vec<Listed<ResourceTemplate>> = self
             .catalog
             .templates
             .iter()
@@ -137,7 +143,14 @@ impl Table {
             hash(serde_json::to_vec(&prompts)),
             hash(serde_json::to_vec(&(&resources, &templates))),
         ];
+        let unknown = UnknownMembers {
+            tools: unknown_by(&tools, |t| &t.name),
+            prompts: unknown_by(&prompts, |p| &p.name),
+            resources: unknown_by(&resources, |r| &r.uri),
+            templates: unknown_by(&templates, |t| &t.uri_template),
+        };
         RoleView {
+            unknown,
             tools,
             prompts,
             resources,
@@ -189,6 +202,22 @@ impl Table {
                 t.backend.name == server && self.allows_resource(role, server, &t.item.uri_template)
             })
     }
+}
+
+/// See [`RoleView::unknown`].
+#[derive(Default)]
+pub struct UnknownMembers {
+    pub tools: HashMap<String, Members>,
+    pub prompts: HashMap<String, Members>,
+    pub resources: HashMap<String, Members>,
+    pub templates: HashMap<String, Members>,
+}
+
+fn unknown_by<T>(items: &[Listed<T>], key: impl Fn(&T) -> &str) -> HashMap<String, Members> {
+    items
+        .iter()
+        .filter_map(|i| Some((key(&i.item).to_string(), i.unknown.clone()?)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -71,13 +71,16 @@ impl RoleView {
             let mut offset: usize = 0;
             loop {
                 let end = offset.saturating_add(size).min(self.tools.len());
-                let mut result = ListToolsResult::with_all_items(self.tools[offset..end].to_vec());
+                let mut result = ListToolsResult::with_all_items(Vec::new());
                 result.next_cursor = (end < self.tools.len()).then(|| encode_cursor("tools", end));
-                // Initialize-era results have no `resultType` (rmcp drops it when it writes
-                // them to such a session): these pages are only served to those.
                 let mut result = serde_json::to_value(&result).expect("a tool list serializes");
                 if let Some(result) = result.as_object_mut() {
+                    // Initialize-era results have no `resultType` (rmcp drops it when it
+                    // writes them to such a session): these pages are only served to those.
                     result.remove("resultType");
+                    // The tools as their servers wrote them, members rmcp does not know too.
+                    let tools = serde_json::to_value(&self.tools[offset..end]);
+                    result.insert("tools".into(), tools.expect("a tool list serializes"));
                 }
                 let mut body = b",\"result\":".to_vec();
                 serde_json::to_writer(&mut body, &result).expect("a value serializes");

@@ -506,3 +506,98 @@ async fn everything_instructions_reach_clients_of_roles_that_see_it() {
         .unwrap();
     assert!(!theirs.contains("everything"), "{theirs}");
 }
+
+/// The server spawned directly and spoken to as raw JSON lines (a client that keeps every
+/// member, known to an SDK or not): its `tools/list` answer, with `capabilities` declared.
+async fn raw_direct_tools(env: &Env, capabilities: Value) -> Vec<Value> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut cmd = tokio::process::Command::from(env.command(Path::new("node")));
+    cmd.args(args(env))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn node directly");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let messages = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": capabilities,
+            "clientInfo": {"name": "raw", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
+    ];
+    for message in messages {
+        let mut line = serde_json::to_vec(&message).unwrap();
+        line.push(b'\n');
+        stdin.write_all(&line).await.unwrap();
+    }
+    loop {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the server answers before the deadline")
+            .unwrap()
+            .expect("the server answers");
+        let message: Value = serde_json::from_str(&line).unwrap();
+        if message["id"] == 2 {
+            return message["result"]["tools"].as_array().unwrap().clone();
+        }
+    }
+}
+
+/// Issue 11, item 3: every tool of server-everything reaches a client as the server wrote it —
+/// `execution.taskSupport` of `simulate-research-query` too, which no SDK type here knows —
+/// whichever path answers the list (the byte path, or rmcp's for 2026-07-28 per-request
+/// metadata): the gateway's item is the server's with only the name prefixed.
+#[tokio::test]
+async fn everything_tools_reach_the_client_as_the_server_wrote_them() {
+    let env = Env::new();
+    let _daemon = gateway(&env).await;
+    let direct = raw_direct_tools(&env, json!({})).await;
+    let research = direct
+        .iter()
+        .find(|t| t["name"] == "simulate-research-query")
+        .expect("the server lists simulate-research-query");
+    assert_eq!(
+        research["execution"]["taskSupport"], "required",
+        "{research}"
+    );
+    let mut raw = RawClient::connect(&env, None).await;
+    let modern = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    });
+    for (id, meta) in [(1, json!({})), (2, modern)] {
+        raw.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list",
+            "params": {"_meta": meta}}))
+            .await;
+        let (answer, _) = raw.until_response(&json!(id)).await;
+        let through: HashMap<String, Value> = answer["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| {
+                let name = t["name"].as_str()?.strip_prefix("everything_")?;
+                Some((name.to_string(), t.clone()))
+            })
+            .collect();
+        let mut compared = 0;
+        for tool in &direct {
+            let name = tool["name"].as_str().unwrap();
+            let Some(seen) = through.get(name) else {
+                continue;
+            };
+            let mut expected = tool.clone();
+            expected["name"] = json!(format!("everything_{name}"));
+            assert_eq!(seen, &expected, "meta {meta}: {name}");
+            compared += 1;
+        }
+        assert!(
+            through.contains_key("simulate-research-query") && compared >= direct.len() - 3,
+            "meta {meta}: compared {compared} of {} tools: {:?}",
+            direct.len(),
+            through.keys().collect::<Vec<_>>()
+        );
+    }
+}

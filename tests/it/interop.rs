@@ -192,3 +192,199 @@ async fn a_hanging_server_does_not_hold_the_first_list() {
         "here"
     );
 }
+
+/// Issue 11, item 3: the members of tools, prompts, resources, templates and results that no
+/// SDK knows (a newer spec's `execution.taskSupport`, `x-future`) reach the client as the
+/// server wrote them — on the byte path and on rmcp's (`MCPGW_FAST_PATH=0`, and 2026-07-28
+/// per-request metadata), over both of the server's tool pages, and from the schema cache
+/// when a new daemon lists without starting the server.
+#[tokio::test]
+async fn members_no_sdk_knows_pass_through_lists_results_and_the_cache() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/future_server.py");
+    let future = serde_json::json!({"nested": [1, "two", null], "since": "2027-01-01"});
+    let modern = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    });
+    for fast in ["1", "0"] {
+        let env = Env::new();
+        env.write_config(&format!(
+            "servers:\n  future:\n    command: python3\n    args: [{:?}]\n",
+            script.display().to_string()
+        ));
+        for daemon_run in ["discovers", "reads its cache"] {
+            let mut daemon = env.start_daemon_with(&[("MCPGW_FAST_PATH", fast)]);
+            daemon.wait_ready(&env).await;
+            let mut raw = RawClient::connect(&env, None).await;
+            let what = format!("fast path {fast}, a daemon that {daemon_run}");
+            for meta in [serde_json::json!({}), modern.clone()] {
+                let mut list = async |method: &str, id: u64| {
+                    raw.send(
+                        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method,
+                        "params": {"_meta": meta}}),
+                    )
+                    .await;
+                    let (answer, _) = raw.until_response(&serde_json::json!(id)).await;
+                    answer["result"].clone()
+                };
+                let tools = list("tools/list", 1).await;
+                let research = tools["tools"]
+                    .as_array()
+                    .and_then(|tools| tools.iter().find(|t| t["name"] == "future_research"))
+                    .unwrap_or_else(|| panic!("{what}: no future_research in {tools}"));
+                assert_eq!(
+                    research["execution"]["taskSupport"], "optional",
+                    "{what}: {research}"
+                );
+                assert_eq!(research["x-future"], future, "{what}: {research}");
+                let names: Vec<&str> = tools["tools"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|t| t["name"].as_str())
+                    .collect();
+                assert!(
+                    names.contains(&"future_plain"),
+                    "{what}: the second page: {names:?}"
+                );
+                let prompts = list("prompts/list", 2).await;
+                assert_eq!(
+                    prompts["prompts"][0]["x-future"], future,
+                    "{what}: {prompts}"
+                );
+                let resources = list("resources/list", 3).await;
+                assert_eq!(
+                    resources["resources"][0]["x-future"], future,
+                    "{what}: {resources}"
+                );
+                let templates = list("resources/templates/list", 4).await;
+                assert_eq!(
+                    templates["resourceTemplates"][0]["x-future"], future,
+                    "{what}: {templates}"
+                );
+            }
+            if daemon_run == "reads its cache" {
+                let status = env.status_json();
+                assert_eq!(
+                    status["backends"][0]["state"], "stopped",
+                    "{what}: listing started the server: {status}"
+                );
+            }
+            // Initialize-era, then 2026-07-28 (the multi round-trip bridge's path).
+            for (id, meta) in [(9, serde_json::json!({})), (10, modern.clone())] {
+                raw.send(
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "future_research", "arguments": {"q": "?"}, "_meta": meta}}),
+                )
+                .await;
+                let (called, _) = raw.until_response(&serde_json::json!(id)).await;
+                assert_eq!(called["result"]["x-future"], future, "{what}: {called}");
+            }
+            raw.close().await;
+            assert!(daemon.stop().await.success());
+        }
+    }
+}
+
+/// Issue 11, item 3 over Streamable HTTP: rmcp's HTTP service answers with typed results, and
+/// the listener puts back what they leave out — in a session (lists the byte path does not
+/// answer, a call on rmcp's path with the byte path off) and for a stateless 2026-07-28
+/// request.
+#[tokio::test]
+async fn members_no_sdk_knows_pass_through_http() {
+    use crate::http::{ADMIN, HttpDaemon, in_session, open_session, post_mcp, sse_messages};
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/future_server.py");
+    let future = serde_json::json!({"nested": [1, "two", null], "since": "2027-01-01"});
+    let env = Env::new();
+    let http = HttpDaemon::start_with_vars(
+        &env,
+        |port| {
+            format!(
+                "servers:\n  future:\n    command: python3\n    args: [{:?}]\nroles:\n  admin: null\n\
+                 http:\n  listen: \"127.0.0.1:{port}\"\n  tokens:\n    - token: {ADMIN}\n      role: admin\n",
+                script.display().to_string()
+            )
+        },
+        &[("MCPGW_FAST_PATH", "0")],
+    )
+    .await;
+    let answer_of = |body: String, id: u64| {
+        let message = match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(message) => message,
+            Err(_) => sse_messages(&body)
+                .into_iter()
+                .find(|m| m["id"] == id)
+                .unwrap_or_else(|| panic!("no answer {id} in {body}")),
+        };
+        message["result"].clone()
+    };
+    let session = open_session(http.port).await;
+    let asks = [
+        ("tools/list", "tools", ("name", "future_research")),
+        ("prompts/list", "prompts", ("name", "future_brief")),
+        ("resources/list", "resources", ("uri", "future://notes")),
+        (
+            "resources/templates/list",
+            "resourceTemplates",
+            ("uriTemplate", "future://notes/{id}"),
+        ),
+    ];
+    for (id, (method, items, (key, name))) in (10..).zip(asks) {
+        let request =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {}});
+        let response = in_session(http.port, &session, &request)
+            .send()
+            .await
+            .unwrap();
+        let result = answer_of(response.text().await.unwrap(), id);
+        let item = result[items]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i[key] == name))
+            .unwrap_or_else(|| panic!("{method}: no {name} in {result}"));
+        assert_eq!(item["x-future"], future, "{method}: {result}");
+    }
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 20, "method": "tools/call",
+        "params": {"name": "future_research", "arguments": {}, "_meta": {"progressToken": 5}}});
+    let response = in_session(http.port, &session, &call).send().await.unwrap();
+    let result = answer_of(response.text().await.unwrap(), 20);
+    assert_eq!(result["x-future"], future, "{result}");
+
+    // A stateless 2026-07-28 request: no session, its protocol in its own metadata.
+    let modern = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    });
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 30, "method": "tools/list",
+        "params": {"_meta": modern}});
+    let response = post_mcp(http.port, &list)
+        .bearer_auth(ADMIN)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let result = answer_of(body, 30);
+    let research = result["tools"]
+        .as_array()
+        .and_then(|tools| tools.iter().find(|t| t["name"] == "future_research"))
+        .unwrap_or_else(|| panic!("no future_research in {result}"));
+    assert_eq!(research["execution"]["taskSupport"], "optional", "{result}");
+    assert_eq!(research["x-future"], future, "{result}");
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 31, "method": "tools/call",
+        "params": {"name": "future_research", "arguments": {}, "_meta": modern}});
+    let response = post_mcp(http.port, &call)
+        .bearer_auth(ADMIN)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "future_research")
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    assert_eq!(answer_of(body, 31)["x-future"], future);
+}

@@ -85,7 +85,7 @@ impl Limits {
 }
 
 pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, BackendError> {
-    let handler = Handler::new(Arc::downgrade(backend));
+    let handler = |link: Option<&Arc<Link>>| Handler::new(Arc::downgrade(backend), link);
     let spec = &backend.spec;
     let fault = Fault::default();
     let limits = |stop| Limits {
@@ -104,7 +104,7 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
                 .map_err(|e| start_error(format!("cannot run `{}`: {e}", spec.command)))?;
             let limits = limits(Some(child.stopper()));
             let (transport, link) = stdio::connect(stdout, stdin, child.exit(), limits);
-            match handler.serve(transport).await {
+            match handler(Some(&link)).serve(transport).await {
                 Ok(service) => Ok(Connected {
                     service,
                     child: Some(child),
@@ -136,11 +136,11 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
                     .map_err(fail)?;
                 let transport =
                     AsyncRwTransport::new_client(read, write).with_max_line_length(MAX_LINE);
-                handler.serve(transport).await
+                handler(None).serve(transport).await
             } else {
                 let transport =
                     streamable_http::transport(&url, &spec.headers).map_err(start_error)?;
-                handler.serve(transport).await
+                handler(None).serve(transport).await
             };
             Ok(Connected {
                 service: service.map_err(|e| fail(e.to_string()))?,

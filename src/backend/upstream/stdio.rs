@@ -55,7 +55,65 @@ pub struct Link {
     /// queue closes and the writer closes the child's stdin.
     to_server: WeakFrameTx,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// Requests of the gateway's own ([`Link::ask`]), by number: where each response line goes.
+    asked: Mutex<Asked>,
+    /// Responses to rmcp's requests, kept as written while a request wants its result's
+    /// members rmcp does not know ([`Link::watch`]).
+    watched: Mutex<Watched>,
     next: AtomicU64,
+}
+
+/// At most this many responses are kept for watchers: responses to rmcp's requests nobody
+/// watches (pings, subscriptions) must not pile up while watchers come and go. (A watched
+/// request's own line goes when its watch does.)
+const MAX_WATCHED: usize = 1024;
+
+#[derive(Default)]
+struct Watched {
+    watchers: usize,
+    /// By rmcp's (numeric) request id.
+    lines: HashMap<i64, Bytes>,
+}
+
+/// A request's interest in its response line as written; see [`Link::watch`].
+pub struct Watch {
+    link: Arc<Link>,
+    /// rmcp's id of the request, once sent.
+    id: Option<i64>,
+}
+
+impl Watch {
+    /// The request was sent as rmcp's request `id` (its line is dropped with the watch).
+    pub fn sent(&mut self, id: &rmcp::model::RequestId) {
+        if let rmcp::model::NumberOrString::Number(id) = id {
+            self.id = Some(*id);
+        }
+    }
+
+    /// The response line to the request, if it came while watching.
+    pub fn take(&self) -> Option<Bytes> {
+        self.link.watched.lock().unwrap().lines.remove(&self.id?)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watched = self.link.watched.lock().unwrap();
+        if let Some(id) = self.id {
+            watched.lines.remove(&id);
+        }
+        watched.watchers -= 1;
+        if watched.watchers == 0 {
+            watched.lines.clear();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Asked {
+    waiting: HashMap<u64, tokio::sync::oneshot::Sender<Bytes>>,
+    /// The server is gone: nothing asked now would be answered.
+    closed: bool,
 }
 
 /// A `tools/call` to forward.
@@ -99,6 +157,8 @@ pub(in crate::backend) fn connect(
         name: limits.server.clone(),
         to_server: to_server.downgrade(),
         pending: Mutex::default(),
+        asked: Mutex::default(),
+        watched: Mutex::default(),
         next: AtomicU64::new(1),
     });
     let (rmcp_read, feed) = tokio::io::duplex(64 * 1024);
@@ -186,6 +246,67 @@ impl Link {
         true
     }
 
+    /// Sends request `method` of the gateway's own and waits for the server's response line,
+    /// as written (so that nothing rmcp's types do not know is lost); `None` if the server
+    /// went away first. Dropping the future forgets the request (a late answer is dropped).
+    pub async fn ask(&self, method: &str, params: serde_json::Value) -> Option<Bytes> {
+        let n = self.reserve();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut asked = self.asked.lock().unwrap();
+            if asked.closed {
+                return None;
+            }
+            asked.waiting.insert(n, tx);
+        }
+        let forget = Forget(self, n);
+        let request = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": format!("{ID_PREFIX}{n}"),
+            "method": method,
+            "params": params,
+        });
+        let to_server = self.to_server.upgrade()?;
+        to_server.send(Frame::json(&request)).ok()?;
+        drop(to_server);
+        let line = rx.await.ok();
+        drop(forget);
+        line
+    }
+
+    /// Keeps the responses to rmcp's requests as written until the returned [`Watch`] is
+    /// dropped: taken before the request is sent, so that its response cannot pass unseen.
+    /// While anything watches, each response line rmcp gets is parsed once more (for its id).
+    pub fn watch(self: &Arc<Self>) -> Watch {
+        self.watched.lock().unwrap().watchers += 1;
+        Watch {
+            link: self.clone(),
+            id: None,
+        }
+    }
+
+    /// Keeps `line` for a watcher if it is a response to one of rmcp's requests.
+    fn keep_if_watched(&self, line: &Bytes) {
+        if self.watched.lock().unwrap().watchers == 0 {
+            return;
+        }
+        let Some(envelope) = Envelope::parse(line) else {
+            return;
+        };
+        let id = envelope.id.and_then(|id| id.get().parse::<i64>().ok());
+        let (Some(id), None, Some(_)) = (id, envelope.method, envelope.result) else {
+            return;
+        };
+        let mut watched = self.watched.lock().unwrap();
+        if watched.watchers == 0 {
+            return;
+        }
+        if watched.lines.len() >= MAX_WATCHED {
+            watched.lines.clear();
+        }
+        watched.lines.insert(id, line.clone());
+    }
+
     /// The client withdrew call `n` (cancelled, disconnected): so does the server. The client
     /// gets no response, as the protocol asks.
     pub fn cancel(&self, n: u64, reason: &str) {
@@ -213,6 +334,11 @@ impl Link {
 
     /// Fails every call in flight (the backend is gone).
     pub fn fail_all(&self, error: &McpError) {
+        {
+            let mut asked = self.asked.lock().unwrap();
+            asked.closed = true;
+            asked.waiting.clear();
+        }
         let pending: Vec<Pending> = self
             .pending
             .lock()
@@ -267,6 +393,7 @@ impl Link {
             if self.route_line(&line) {
                 continue;
             }
+            self.keep_if_watched(&line);
             if rmcp_open && feed.write_all(&line).await.is_err() {
                 rmcp_open = false;
             }
@@ -290,7 +417,7 @@ impl Link {
                     true => response_says_error(line),
                     false => tail_says_error(line),
                 };
-            self.respond(n, body, failed);
+            self.respond(n, body, failed, line);
             return true;
         }
         if memchr::memmem::find(line, b"\"mcpgw:").is_none() {
@@ -314,7 +441,7 @@ impl Link {
             body.extend_from_slice(b"\":");
             body.extend_from_slice(value.get().as_bytes());
             body.extend_from_slice(b"}\n");
-            self.respond(n, Bytes::from(body), failed);
+            self.respond(n, Bytes::from(body), failed, line);
             return true;
         }
         match (envelope.method.as_deref(), envelope.params) {
@@ -323,9 +450,14 @@ impl Link {
         }
     }
 
-    fn respond(&self, n: u64, body: Bytes, failed: bool) {
-        // A response to a call already cancelled or timed out is dropped.
+    /// Passes the response to call `n` on (`body`: what follows its id), or the whole `line`
+    /// to what asked request `n`.
+    fn respond(&self, n: u64, body: Bytes, failed: bool, line: &Bytes) {
         let Some(mut pending) = self.pending.lock().unwrap().remove(&n) else {
+            // A response to a call already cancelled or timed out is dropped.
+            if let Some(asker) = self.asked.lock().unwrap().waiting.remove(&n) {
+                let _ = asker.send(line.clone());
+            }
             return;
         };
         let head = wire::response_head(&pending.reply.key);
@@ -375,6 +507,15 @@ impl Link {
             .out
             .send(Frame::Notification(wire::json_line(&notification)));
         true
+    }
+}
+
+/// Forgets asked request `n` when its asker stops waiting, however it stops.
+struct Forget<'a>(&'a Link, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.asked.lock().unwrap().waiting.remove(&self.1);
     }
 }
 

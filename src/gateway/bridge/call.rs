@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::loopback::{self, Loopback};
 use super::parking::{Continues, Resume};
 use super::{abandoned, input_timeout};
+use crate::backend::listed::ResultMembers;
 use crate::backend::{Caller, ClientIdentity};
 use crate::gateway::Gateway;
 
@@ -40,6 +41,8 @@ pub(super) struct Round {
     pub(super) peer: Peer<RoleServer>,
     pub(super) progress_token: Option<ProgressToken>,
     pub(super) ct: CancellationToken,
+    /// Where the round's client request wants the result's unknown members, if it does.
+    pub(super) members: Option<ResultMembers>,
 }
 
 /// Where a call's progress goes: the client request of the current round, if it asked for it.
@@ -77,6 +80,9 @@ pub(super) struct BridgedCall {
     next_key: u64,
     /// Where progress goes: the client request of the current round, if it asked for progress.
     progress: ProgressTarget,
+    /// Where the upstream request's result's unknown members go, until a round's request
+    /// takes them with the result.
+    members: ResultMembers,
     _loopback: Loopback,
 }
 
@@ -94,6 +100,7 @@ impl BridgedCall {
         let (ask, asks) = mpsc::unbounded_channel();
         let progress = Arc::new(Mutex::new(None));
         let (server, client) = loopback::connect(context, ask, progress.clone());
+        let members = ResultMembers::default();
 
         // Always a progress token: whether progress reaches the client is decided per round.
         let caller = Caller::new(
@@ -102,7 +109,8 @@ impl BridgedCall {
             Some(ProgressToken(NumberOrString::Number(0))),
             crate::backend::forwarded_meta(&context.meta),
         )
-        .of_stateless_client(stateless_client);
+        .of_stateless_client(stateless_client)
+        .keeping_result_members(Some(members.clone()));
         let role_owned = role.map(str::to_owned);
         let upstream: UpstreamFuture = {
             let gateway = gateway.clone();
@@ -137,6 +145,7 @@ impl BridgedCall {
             outstanding: BTreeMap::new(),
             next_key: 1,
             progress,
+            members,
             _loopback: (server, client),
         }
     }
@@ -151,6 +160,12 @@ impl BridgedCall {
             .map(|token| (round.peer.clone(), token));
         let step = self.wait(&round.ct).await;
         *self.progress.lock().unwrap() = None;
+        // The result goes to this round's request: so do its members rmcp does not know.
+        if let (Step::Done(Ok(_)), Some(wanted)) = (&step, &round.members)
+            && let Some(members) = self.members.take()
+        {
+            wanted.set(members);
+        }
         step
     }
 

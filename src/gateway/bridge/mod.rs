@@ -44,6 +44,7 @@ use rmcp::service::{RequestContext, RoleServer};
 use tokio::sync::oneshot;
 
 use super::{ClientIdentity, Gateway};
+use crate::backend::listed::ResultMembers;
 use call::{BridgedCall, Round, Upstream};
 use parking::Continues;
 
@@ -178,6 +179,7 @@ impl Gateway {
             peer: context.peer.clone(),
             progress_token: context.meta.get_progress_token(),
             ct: context.ct.clone(),
+            members: context.extensions.get::<ResultMembers>().cloned(),
         };
         if let Some(state) = state {
             let resume = self.bridges.take(&state, who.0, &continues)?;
