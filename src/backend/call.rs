@@ -65,6 +65,11 @@ impl Backend {
             r = self.ensure_running() => r?,
             () = ct.cancelled() => return Err(cancelled()),
         };
+        if let ClientRequest::CallToolRequest(call) = &request
+            && let Some(refused) = self.not_offered(&call.params.name)
+        {
+            return Err(refused);
+        }
         // The result as written, for what rmcp's types do not know (stdio only: rmcp's HTTP
         // client parses before a byte is ours).
         let mut watch = members
@@ -122,6 +127,42 @@ impl Backend {
             Ok(result) => Ok(result),
             Err(e) => Err(self.service_error(&running, e).await),
         }
+    }
+
+    /// A call to a tool a per-client instance does not list: its server offers it only to
+    /// clients with capabilities this one lacks (the lists clients see are discovered with all
+    /// of them). Answered here with why, rather than with the server's "unknown tool".
+    /// Shared servers: never (their errors are their own); costs nothing then.
+    pub fn not_offered(&self, name: &str) -> Option<McpError> {
+        self.owner.as_ref()?;
+        let schema = self.schema()?;
+        if schema.tools.iter().any(|tool| tool.name == name) {
+            return None;
+        }
+        let declared = super::handler::capabilities_for(self);
+        let lacks: Vec<&str> = [
+            ("sampling", declared.sampling.is_none()),
+            ("elicitation", declared.elicitation.is_none()),
+            ("roots", declared.roots.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(what, lacking)| lacking.then_some(what))
+        .collect();
+        let why = match lacks.is_empty() {
+            true => "it does not list it for this client".to_string(),
+            false => format!(
+                "it lists it only to clients with capabilities this client did not declare \
+                 (it lacks {})",
+                lacks.join(", ")
+            ),
+        };
+        Some(McpError::invalid_params(
+            format!(
+                "tool `{name}` of server `{}` is not offered to this client: {why}",
+                self.name
+            ),
+            None,
+        ))
     }
 
     async fn service_error(&self, running: &Running, e: ServiceError) -> McpError {

@@ -60,9 +60,22 @@ impl Handler {
             .peer_info()
             .is_some_and(|info| capable(&info.capabilities));
         if !supported {
+            // A shared server offers its tools for the gateway's capabilities, not this
+            // client's: say what the client lacks, and how to give the server the client's own.
+            let shared = match backend.owner {
+                None => format!(
+                    "; `{}` is shared, so it offers its tools to every client alike (`scope: \
+                     per-client` gives it each client's own capabilities)",
+                    backend.name
+                ),
+                Some(_) => String::new(),
+            };
             return Err(McpError::new(
                 ErrorCode::INVALID_REQUEST,
-                format!("mcpgw: the client does not support {what}"),
+                format!(
+                    "mcpgw: server `{}` asked for {what}, which this client did not declare{shared}",
+                    backend.name
+                ),
                 None,
             ));
         }
@@ -88,22 +101,11 @@ impl Handler {
 
 impl ClientHandler for Handler {
     fn get_info(&self) -> ClientConfig {
-        // Sampling and elicitation can be delivered: to the client whose call is in flight.
-        // Roots are a client's own: advertised only by a per-client instance whose client has
-        // them, never by a shared backend serving many clients.
-        let mut capabilities = ClientCapabilities::default();
-        capabilities.sampling = Some(Default::default());
-        capabilities.elicitation = Some(Default::default());
-        let owner_roots = self
+        let capabilities = self
             .backend
             .upgrade()
-            .and_then(|b| b.owner.as_ref().and_then(|owner| owner.peer.peer_info()))
-            .and_then(|info| info.capabilities.roots.clone());
-        if owner_roots.is_some() {
-            let mut roots = rmcp::model::RootsCapabilities::default();
-            roots.list_changed = Some(true);
-            capabilities.roots = Some(roots);
-        }
+            .map(|backend| capabilities_for(&backend))
+            .unwrap_or_default();
         ClientConfig::new(
             capabilities,
             Implementation::new("mcpgw", env!("CARGO_PKG_VERSION")),
@@ -227,6 +229,42 @@ impl Handler {
             backend.refresh_schema(&context.peer, link.as_deref()).await;
         }
     }
+}
+
+/// What the gateway declares to a server, which decides what it offers (servers list tools
+/// that need sampling, elicitation or roots only to clients that have them):
+/// - a per-client instance: exactly its client's own sampling, elicitation and roots;
+/// - a shared server: sampling and elicitation (delivered to the client whose call is in
+///   flight; a client without them gets an error saying so), never roots (a client's own);
+/// - the table's backend of a per-client server, which only discovers its lists: all three, so
+///   that the lists hold everything any client may be offered (a call to what a client's own
+///   instance does not offer is answered with why).
+pub(super) fn capabilities_for(backend: &Backend) -> ClientCapabilities {
+    let mut capabilities = ClientCapabilities::default();
+    let roots = || {
+        let mut roots = rmcp::model::RootsCapabilities::default();
+        roots.list_changed = Some(true);
+        roots
+    };
+    match &backend.owner {
+        Some(owner) => {
+            let Some(client) = owner.peer.peer_info() else {
+                return capabilities;
+            };
+            let client = &client.capabilities;
+            capabilities.sampling = client.sampling.clone();
+            capabilities.elicitation = client.elicitation.clone();
+            capabilities.roots = client.roots.as_ref().map(|_| roots());
+        }
+        None => {
+            capabilities.sampling = Some(Default::default());
+            capabilities.elicitation = Some(Default::default());
+            if backend.spec.scope == crate::config::Scope::PerClient {
+                capabilities.roots = Some(roots());
+            }
+        }
+    }
+    capabilities
 }
 
 fn unexpected(result: ClientResult) -> McpError {

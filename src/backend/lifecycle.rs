@@ -396,7 +396,11 @@ impl Backend {
         if unchanged {
             return;
         }
-        self.cache.store(&self.name, self.spec_hash, &schema);
+        // The cache holds what the table's backend discovers (with every capability a client
+        // may have); a per-client instance's lists follow its one client's.
+        if self.owner.is_none() {
+            self.cache.store(&self.name, self.spec_hash, &schema);
+        }
         self.schema.store(Some(Arc::new(schema)));
         if let Some(events) = self.events.upgrade() {
             events.schema_changed();

@@ -173,6 +173,10 @@ impl SessionHandle {
         let caller = Caller::new(self.id, peer.clone(), progress_token, None);
         let instance = gateway.instance_for(backend, &caller);
         let link = instance.stdio_link()?;
+        if instance.not_offered(original).is_some() {
+            // rmcp's path answers it, with why.
+            return None;
+        }
         let n = link.reserve();
         {
             let mut calls = self.calls.lock().unwrap();

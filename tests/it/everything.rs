@@ -601,3 +601,57 @@ async fn everything_tools_reach_the_client_as_the_server_wrote_them() {
         );
     }
 }
+
+/// Issue 11, item 5: a per-client instance of server-everything is initialised with its
+/// client's own capabilities. A client with roots (as the Inspector) is offered
+/// `get-roots-list`, which reads its own roots; a client without sampling, elicitation and
+/// roots, calling a tool its instance does not offer, is told what it lacks rather than
+/// "unknown tool"; what it can use works.
+#[tokio::test]
+async fn everything_per_client_instances_are_offered_what_their_client_can_do() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n  everything:\n    command: node\n    args: {}\n    scope: per-client\n",
+        serde_json::to_string(&args(&env)).unwrap()
+    ));
+    let _daemon = env.daemon().await;
+    let capable = env.client(None).await;
+    let names = capable.tool_names().await;
+    for tool in [
+        "everything_get-roots-list",
+        "everything_trigger-sampling-request",
+    ] {
+        assert!(names.iter().any(|n| n == tool), "{tool} missing: {names:?}");
+    }
+    let roots = capable
+        .call_text("everything_get-roots-list", json!({}))
+        .await;
+    assert!(roots.contains("file:///mcpgw-it-root"), "{roots}");
+
+    let incapable = env
+        .try_client_with(None, Recorder::incapable())
+        .await
+        .unwrap();
+    assert_eq!(
+        incapable
+            .call_text("everything_echo", json!({"message": "hi"}))
+            .await,
+        "Echo: hi"
+    );
+    let refused = match incapable
+        .call(
+            "everything_trigger-sampling-request",
+            json!({"prompt": "x"}),
+        )
+        .await
+    {
+        Ok(result) => text_of(&result),
+        Err(e) => e,
+    };
+    assert!(
+        refused.contains(
+            "`trigger-sampling-request` of server `everything` is not offered to this client"
+        ) && refused.contains("lacks sampling, elicitation, roots"),
+        "{refused}"
+    );
+}

@@ -249,7 +249,7 @@ async fn a_modern_clients_per_client_instance_asks_it_for_roots_and_is_its_token
         .expect_err("no sampling capability");
     assert!(
         err.to_string()
-            .contains("the client does not support sampling"),
+            .contains("asked for sampling, which this client did not declare"),
         "{err}"
     );
     let _ = incapable.cancel().await;

@@ -236,7 +236,12 @@ async fn sampling_and_elicitation_reach_the_calling_client() {
         Ok(result) => text_of(&result),
         Err(e) => e,
     };
-    assert!(text.contains("does not support sampling"), "{text}");
+    // The error says what the client lacks, and that a shared server cannot know it.
+    assert!(
+        text.contains("server `fx` asked for sampling, which this client did not declare")
+            && text.contains("`scope: per-client`"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
