@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inflight::{self, Caller, InFlight, Sent};
 use super::lifecycle::Running;
-use super::listed::{ResultMembers, known_result_members, unknown_result_members};
+use super::listed::{ResultMembers, known_result_members};
 use super::{Backend, BackendError};
 
 impl Backend {
@@ -74,8 +74,8 @@ impl Backend {
         // client parses before a byte is ours).
         let mut watch = members
             .as_ref()
-            .and_then(|_| running.link.as_ref())
-            .map(|link| link.watch());
+            .zip(running.link.as_ref())
+            .map(|((_, known), link)| link.watch(known));
         let handle = match running
             .peer
             .send_request_with_option(request, options)
@@ -117,10 +117,7 @@ impl Backend {
         // reach the client before the response does.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
-        if let (Some((slot, known)), Some(line)) = (&members, watch.and_then(|w| w.take()))
-            && let Some(result) = crate::wire::Envelope::parse(&line).and_then(|e| e.result)
-            && let Some(unknown) = unknown_result_members(result, known)
-        {
+        if let (Some((slot, _)), Some(unknown)) = (&members, watch.and_then(|w| w.take())) {
             slot.set(unknown);
         }
         match response {

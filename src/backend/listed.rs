@@ -62,9 +62,12 @@ impl<T: Serialize + DeserializeOwned> Listed<T> {
         let Value::Object(known) = serde_json::to_value(&item)? else {
             return Err(serde_json::Error::custom("an item must be an object"));
         };
+        // A member rmcp knows but leaves out when null (`"description": null`) is not unknown:
+        // nulls are not kept, as rmcp did not (strict clients reject them where a value is
+        // optional).
         let unknown: Map<String, Value> = object
             .into_iter()
-            .filter(|(key, _)| !known.contains_key(key))
+            .filter(|(key, value)| !known.contains_key(key) && !value.is_null())
             .collect();
         Ok(Self {
             item,
@@ -119,7 +122,7 @@ pub fn known_result_members(method: &str) -> Option<&'static [&'static str]> {
             "resultType",
         ],
         "prompts/get" => &["description", "messages", "_meta", "resultType"],
-        "resources/read" => &["contents", "_meta", "resultType"],
+        "resources/read" => &["contents", "_meta", "resultType", "ttlMs", "cacheScope"],
         "completion/complete" => &["completion", "_meta", "resultType"],
         _ => return None,
     })
@@ -183,6 +186,15 @@ mod tests {
             ["execution", "x-vendor"]
         );
         assert_eq!(serde_json::to_value(&listed).unwrap(), written);
+    }
+
+    #[test]
+    fn a_known_member_written_null_does_not_come_back_as_null() {
+        let written = json!({"name": "t", "inputSchema": {}, "description": null, "x": null});
+        let listed: Listed<Tool> = serde_json::from_value(written).unwrap();
+        assert!(listed.unknown.is_none(), "{:?}", listed.unknown);
+        let object = listed.to_object().unwrap();
+        assert!(!object.contains_key("description"), "{object:?}");
     }
 
     #[test]

@@ -17,9 +17,14 @@ use super::cache::CachedSchema;
 use super::listed::Listed;
 use super::upstream::stdio::Link;
 
-/// A server whose list has more pages than this is taken to be looping on its cursor: listing
-/// it fails rather than asking forever.
+/// A server whose list has more pages than this, or more bytes in all, or gives a cursor twice,
+/// is taken to be looping on its cursor: listing it fails rather than asking forever.
 const MAX_PAGES: usize = 1024;
+const MAX_LIST_BYTES: usize = 64 * 1024 * 1024;
+
+/// The longest a server may take to answer one page (a start is bounded by `startup_timeout`
+/// as a whole too; a re-listing after `list_changed` only by this).
+const PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What listing a server's capabilities failed on: the method, and why.
 pub(super) struct ListFailed {
@@ -131,15 +136,27 @@ impl Lister<'_> {
     ) -> Result<Vec<Listed<T>>, ServiceError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut cursors = std::collections::HashSet::new();
+        let mut bytes = 0;
         for _ in 0..MAX_PAGES {
             let params = match &cursor {
                 Some(cursor) => serde_json::json!({ "cursor": cursor }),
                 None => serde_json::json!({}),
             };
-            let line = link
-                .ask(method, params)
+            let line = tokio::time::timeout(PAGE_TIMEOUT, link.ask(method, params))
                 .await
+                .map_err(|_| ServiceError::Timeout {
+                    timeout: PAGE_TIMEOUT,
+                })?
                 .ok_or(ServiceError::TransportClosed)?;
+            bytes += line.len();
+            if bytes > MAX_LIST_BYTES {
+                tracing::warn!(
+                    server = self.server,
+                    "{method}: the server's list is over {MAX_LIST_BYTES} bytes"
+                );
+                return Err(ServiceError::UnexpectedResponse);
+            }
             let mut page = page_of(&line)?;
             let written = match page.remove(key) {
                 Some(Value::Array(written)) => written,
@@ -159,7 +176,11 @@ impl Lister<'_> {
                 }
             }
             cursor = match page.remove("nextCursor") {
-                Some(Value::String(next)) => Some(next),
+                Some(Value::String(next)) if cursors.insert(next.clone()) => Some(next),
+                Some(Value::String(_)) => {
+                    tracing::warn!(server = self.server, "{method}: a cursor came twice");
+                    return Err(ServiceError::UnexpectedResponse);
+                }
                 _ => return Ok(items),
             };
         }

@@ -350,8 +350,7 @@ pub(super) async fn handle(
         Ok(response) => return response,
         Err(request) => request,
     };
-    let (request, put_back) =
-        super::members::prepare(request, &shared.gateway, caller.role.as_deref()).await;
+    let (request, put_back) = super::members::prepare(request).await;
     let mut response = service.handle(request).await.map(Body::new);
     if let Some(put_back) = put_back {
         response = put_back.apply(response).await;

@@ -5,8 +5,6 @@
 //! on as they come, so a call's progress is not held back; only the answer's event is
 //! rewritten).
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{Method, header};
@@ -14,7 +12,6 @@ use axum::response::Response;
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::gateway::Gateway;
 use crate::session::{Missing, PutBack};
 
 /// A request whose answer may need members put back.
@@ -22,17 +19,11 @@ pub(super) struct Pending {
     put_back: PutBack,
     /// The request's id, to find its answer among the stream's messages.
     id: Value,
-    gateway: Arc<Gateway>,
-    role: Option<String>,
 }
 
 /// Looks at a POST's JSON-RPC request (its body is in memory already); when its answer may need
 /// members put back, the request goes on with the backend's slot in its extensions.
-pub(super) async fn prepare(
-    request: Request,
-    gateway: &Arc<Gateway>,
-    role: Option<&str>,
-) -> (Request, Option<Pending>) {
+pub(super) async fn prepare(request: Request) -> (Request, Option<Pending>) {
     if request.method() != Method::POST {
         return (request, None);
     }
@@ -45,15 +36,8 @@ pub(super) async fn prepare(
         Some((PutBack::for_method(envelope.method.as_deref()?)?, id))
     });
     let pending = wanted.map(|(put_back, id)| {
-        if let Some(slot) = put_back.slot() {
-            parts.extensions.insert(slot.clone());
-        }
-        Pending {
-            put_back,
-            id,
-            gateway: gateway.clone(),
-            role: role.map(str::to_string),
-        }
+        put_back.insert_into_http(&mut parts.extensions);
+        Pending { put_back, id }
     });
     (Request::from_parts(parts, Body::from(body)), pending)
 }
@@ -62,8 +46,7 @@ impl Pending {
     /// What is missing from the answer, once known: a list's items' members at once, a
     /// result's once the backend's response came (before rmcp's answer can be sent).
     fn missing(&self) -> Option<Missing> {
-        self.put_back
-            .what(|| self.gateway.table().view(self.role.as_deref()))
+        self.put_back.what()
     }
 
     /// The answer `message` with `missing` put back, if it is this request's answer.

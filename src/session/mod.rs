@@ -59,13 +59,28 @@ const MAX_LISTENED_URI: usize = 4096;
 /// moved up to the request's own, where the gateway (the bridge) and [`Session::caller`]
 /// look.
 fn hoist_result_members(context: &mut RequestContext<RoleServer>) {
-    let extensions = &context.extensions;
-    if extensions.get::<ResultMembers>().is_some() {
+    if context.extensions.get::<ResultMembers>().is_some() {
         return;
     }
-    let http = extensions.get::<axum::http::request::Parts>();
-    if let Some(slot) = http.and_then(|http| http.extensions.get::<ResultMembers>().cloned()) {
+    if let Some(slot) = extension::<ResultMembers>(context) {
         context.extensions.insert(slot);
+    }
+}
+
+/// A request's extension of type `T`: in its own extensions, or over HTTP in the HTTP
+/// request's (which rmcp puts in the request's).
+fn extension<T: Clone + Send + Sync + 'static>(context: &RequestContext<RoleServer>) -> Option<T> {
+    let extensions = &context.extensions;
+    extensions.get::<T>().cloned().or_else(|| {
+        let http = extensions.get::<axum::http::request::Parts>()?;
+        http.extensions.get::<T>().cloned()
+    })
+}
+
+/// Notes the view a list is answered from, for what is put back into the answer.
+fn used_view(context: &RequestContext<RoleServer>, view: &Arc<crate::table::RoleView>) {
+    if let Some(used) = extension::<service::UsedView>(context) {
+        used.set(view);
     }
 }
 
@@ -196,9 +211,10 @@ impl ServerHandler for Session {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let view = self.gateway.view(self.role()).await;
+        used_view(&context, &view);
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Tools);
         let (tools, next) = page(&view.tools, request, "tools")?;
@@ -237,9 +253,10 @@ impl ServerHandler for Session {
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let view = self.gateway.view(self.role()).await;
+        used_view(&context, &view);
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Prompts);
         let (prompts, next) = page(&view.prompts, request, "prompts")?;
@@ -276,9 +293,10 @@ impl ServerHandler for Session {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let view = self.gateway.view(self.role()).await;
+        used_view(&context, &view);
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Resources);
         let (resources, next) = page(&view.resources, request, "resources")?;
@@ -291,9 +309,10 @@ impl ServerHandler for Session {
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let view = self.gateway.view(self.role()).await;
+        used_view(&context, &view);
         self.gateway
             .mark_seen(self.handle.id, &view, ListKind::Resources);
         let (templates, next) = page(&view.templates, request, "templates")?;

@@ -12,6 +12,7 @@
 //! made it, unserialized.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::ErrorData as McpError;
 use rmcp::model::{ClientNotification, ClientRequest, CustomResult, ServerInfo, ServerResult};
@@ -31,11 +32,23 @@ impl SessionService {
     }
 }
 
-/// What the answer to one request may need put back: the unknown members of a list's items,
-/// or of a forwarded request's result (then `slot` goes into the request's extensions first).
+/// What the answer to one request may need put back: the unknown members of a list's items
+/// (from the view the session answered from), or of a forwarded request's result. Its slots
+/// go into the request's extensions first ([`PutBack::insert_into`]).
 pub struct PutBack {
-    list: Option<List>,
+    list: Option<(List, UsedView)>,
     slot: Option<ResultMembers>,
+}
+
+/// The role view a list was answered from (set by the session's list handler), so that the
+/// members put back come from the same table snapshot as the items.
+#[derive(Clone, Default)]
+pub struct UsedView(Arc<OnceLock<Arc<RoleView>>>);
+
+impl UsedView {
+    pub fn set(&self, view: &Arc<RoleView>) {
+        let _ = self.0.set(view.clone());
+    }
 }
 
 impl PutBack {
@@ -43,7 +56,7 @@ impl PutBack {
     pub fn for_method(method: &str) -> Option<Self> {
         if let Some(list) = List::of(method) {
             return Some(Self {
-                list: Some(list),
+                list: Some((list, UsedView::default())),
                 slot: None,
             });
         }
@@ -54,18 +67,32 @@ impl PutBack {
         })
     }
 
-    /// Where the backend puts the result's unknown members (to be put in the request's
-    /// extensions, where the session finds it).
-    pub fn slot(&self) -> Option<&ResultMembers> {
-        self.slot.as_ref()
+    /// Puts the slots where the session finds them: the view a list is answered from, or
+    /// where the backend puts the result's unknown members.
+    pub fn insert_into(&self, extensions: &mut rmcp::model::Extensions) {
+        if let Some((_, used)) = &self.list {
+            extensions.insert(used.clone());
+        }
+        if let Some(slot) = &self.slot {
+            extensions.insert(slot.clone());
+        }
+    }
+
+    /// The same, in an HTTP request's extensions (rmcp hands them to the session).
+    pub fn insert_into_http(&self, extensions: &mut axum::http::Extensions) {
+        if let Some((_, used)) = &self.list {
+            extensions.insert(used.clone());
+        }
+        if let Some(slot) = &self.slot {
+            extensions.insert(slot.clone());
+        }
     }
 
     /// What is to be put back, once the answer is made; `None` if nothing (the usual case).
-    /// `view` is the current view of the client's role, asked for only for a list.
-    pub fn what(&self, view: impl FnOnce() -> std::sync::Arc<RoleView>) -> Option<Missing> {
-        if let Some(list) = self.list {
-            let view = view();
-            return (!list.kept(&view.unknown).is_empty()).then_some(Missing::Items(list, view));
+    pub fn what(&self) -> Option<Missing> {
+        if let Some((list, used)) = &self.list {
+            let view = used.0.get()?.clone();
+            return (!list.kept(&view.unknown).is_empty()).then_some(Missing::Items(*list, view));
         }
         self.slot.as_ref()?.take().map(Missing::Result)
     }
@@ -73,7 +100,7 @@ impl PutBack {
 
 /// What [`PutBack::what`] found to put back.
 pub enum Missing {
-    Items(List, std::sync::Arc<RoleView>),
+    Items(List, Arc<RoleView>),
     Result(Members),
 }
 
@@ -150,12 +177,11 @@ impl Service<RoleServer> for SessionService {
         mut context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
         let put_back = PutBack::for_method(request.method());
-        if let Some(slot) = put_back.as_ref().and_then(PutBack::slot) {
-            context.extensions.insert(slot.clone());
+        if let Some(put_back) = &put_back {
+            put_back.insert_into(&mut context.extensions);
         }
         let result = Service::handle_request(&self.0, request, context).await?;
-        let view = || self.0.gateway.table().view(self.0.role());
-        let Some(missing) = put_back.and_then(|p| p.what(view)) else {
+        let Some(missing) = put_back.and_then(|p| p.what()) else {
             return Ok(result);
         };
         match serde_json::to_value(&result) {

@@ -214,10 +214,16 @@ pub struct UnknownMembers {
 }
 
 fn unknown_by<T>(items: &[Listed<T>], key: impl Fn(&T) -> &str) -> HashMap<String, Members> {
-    items
-        .iter()
-        .filter_map(|i| Some((key(&i.item).to_string(), i.unknown.clone()?)))
-        .collect()
+    // Two servers' templates may share a URI template: the first is the one routed to, so its
+    // members are the ones kept.
+    let mut kept = HashMap::new();
+    for item in items {
+        if let Some(unknown) = &item.unknown {
+            kept.entry(key(&item.item).to_string())
+                .or_insert_with(|| unknown.clone());
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub(crate) mod sse;
 pub(crate) mod stdio;
 mod streamable_http;
+mod watches;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 
 use super::Limits;
+use super::watches::{Watch, Watches};
 use crate::backend::Backend;
 use crate::backend::inflight::{self, Caller, InFlight, Sent};
 use crate::wire::{self, Envelope, Frame, FrameTx, Line, LineSink, RawMembers, WeakFrameTx};
@@ -57,56 +58,9 @@ pub struct Link {
     pending: Mutex<HashMap<u64, Pending>>,
     /// Requests of the gateway's own ([`Link::ask`]), by number: where each response line goes.
     asked: Mutex<Asked>,
-    /// Responses to rmcp's requests, kept as written while a request wants its result's
-    /// members rmcp does not know ([`Link::watch`]).
-    watched: Mutex<Watched>,
+    /// rmcp's requests that want their result's members rmcp does not know.
+    watches: Arc<Watches>,
     next: AtomicU64,
-}
-
-/// At most this many responses are kept for watchers: responses to rmcp's requests nobody
-/// watches (pings, subscriptions) must not pile up while watchers come and go. (A watched
-/// request's own line goes when its watch does.)
-const MAX_WATCHED: usize = 1024;
-
-#[derive(Default)]
-struct Watched {
-    watchers: usize,
-    /// By rmcp's (numeric) request id.
-    lines: HashMap<i64, Bytes>,
-}
-
-/// A request's interest in its response line as written; see [`Link::watch`].
-pub struct Watch {
-    link: Arc<Link>,
-    /// rmcp's id of the request, once sent.
-    id: Option<i64>,
-}
-
-impl Watch {
-    /// The request was sent as rmcp's request `id` (its line is dropped with the watch).
-    pub fn sent(&mut self, id: &rmcp::model::RequestId) {
-        if let rmcp::model::NumberOrString::Number(id) = id {
-            self.id = Some(*id);
-        }
-    }
-
-    /// The response line to the request, if it came while watching.
-    pub fn take(&self) -> Option<Bytes> {
-        self.link.watched.lock().unwrap().lines.remove(&self.id?)
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let mut watched = self.link.watched.lock().unwrap();
-        if let Some(id) = self.id {
-            watched.lines.remove(&id);
-        }
-        watched.watchers -= 1;
-        if watched.watchers == 0 {
-            watched.lines.clear();
-        }
-    }
 }
 
 #[derive(Default)]
@@ -158,7 +112,7 @@ pub(in crate::backend) fn connect(
         to_server: to_server.downgrade(),
         pending: Mutex::default(),
         asked: Mutex::default(),
-        watched: Mutex::default(),
+        watches: Arc::default(),
         next: AtomicU64::new(1),
     });
     let (rmcp_read, feed) = tokio::io::duplex(64 * 1024);
@@ -274,37 +228,10 @@ impl Link {
         line
     }
 
-    /// Keeps the responses to rmcp's requests as written until the returned [`Watch`] is
-    /// dropped: taken before the request is sent, so that its response cannot pass unseen.
-    /// While anything watches, each response line rmcp gets is parsed once more (for its id).
-    pub fn watch(self: &Arc<Self>) -> Watch {
-        self.watched.lock().unwrap().watchers += 1;
-        Watch {
-            link: self.clone(),
-            id: None,
-        }
-    }
-
-    /// Keeps `line` for a watcher if it is a response to one of rmcp's requests.
-    fn keep_if_watched(&self, line: &Bytes) {
-        if self.watched.lock().unwrap().watchers == 0 {
-            return;
-        }
-        let Some(envelope) = Envelope::parse(line) else {
-            return;
-        };
-        let id = envelope.id.and_then(|id| id.get().parse::<i64>().ok());
-        let (Some(id), None, Some(_)) = (id, envelope.method, envelope.result) else {
-            return;
-        };
-        let mut watched = self.watched.lock().unwrap();
-        if watched.watchers == 0 {
-            return;
-        }
-        if watched.lines.len() >= MAX_WATCHED {
-            watched.lines.clear();
-        }
-        watched.lines.insert(id, line.clone());
+    /// Reads the result of the rmcp request about to be sent, whose type knows `known`, for
+    /// the rest (see [`watches`](super::watches)); taken before the request is sent.
+    pub fn watch(&self, known: &'static [&'static str]) -> Watch {
+        self.watches.watch(known)
     }
 
     /// The client withdrew call `n` (cancelled, disconnected): so does the server. The client
@@ -393,7 +320,7 @@ impl Link {
             if self.route_line(&line) {
                 continue;
             }
-            self.keep_if_watched(&line);
+            self.watches.offer(&line);
             if rmcp_open && feed.write_all(&line).await.is_err() {
                 rmcp_open = false;
             }
@@ -515,7 +442,18 @@ struct Forget<'a>(&'a Link, u64);
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.0.asked.lock().unwrap().waiting.remove(&self.1);
+        // Still waiting: the asker gave up (a timeout), so the server may stop working on it.
+        if self
+            .0
+            .asked
+            .lock()
+            .unwrap()
+            .waiting
+            .remove(&self.1)
+            .is_some()
+        {
+            self.0.withdraw(self.1, "no longer wanted");
+        }
     }
 }
 
