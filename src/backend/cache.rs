@@ -34,6 +34,10 @@ pub struct CachedSchema {
     /// What the server's `initialize` answer told clients to know about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
+    /// The server asks its client for roots (so a starting per-client instance waits to give
+    /// them before its first call).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asks_roots: bool,
 }
 
 #[derive(Debug, Clone)]

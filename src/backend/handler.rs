@@ -152,6 +152,14 @@ impl ClientHandler for Handler {
         &self,
         context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, McpError> {
+        let backend = self.backend.upgrade().ok_or_else(cancelled)?;
+        backend.asked_for_roots();
+        if backend.has_client_roots() {
+            // A per-client instance's: its client's, asked as it started (see `roots`).
+            let roots = backend.client_roots().await.unwrap_or_default();
+            backend.roots_answered();
+            return Ok(roots);
+        }
         let request = ServerRequest::ListRootsRequest(Default::default());
         match self
             .relay(request, |c| c.roots.is_some(), "roots", &context)

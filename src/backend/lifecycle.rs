@@ -211,6 +211,8 @@ impl Backend {
         self: &Arc<Self>,
         stderr_mark: u64,
     ) -> Result<Arc<Running>, BackendError> {
+        let roots_before = self.roots_answers();
+        self.prefetch_roots();
         let upstream::Connected {
             service,
             child,
@@ -244,6 +246,7 @@ impl Backend {
                 });
             }
         };
+        self.wait_for_roots(roots_before).await;
         let running = Arc::new(Running {
             peer,
             close: Mutex::new(Some(close)),
@@ -387,7 +390,9 @@ impl Backend {
         }
     }
 
-    fn set_schema(&self, schema: CachedSchema) {
+    pub(super) fn set_schema(&self, mut schema: CachedSchema) {
+        schema.asks_roots |= self.roots.asked.load(Ordering::Relaxed)
+            || self.schema().is_some_and(|old| old.asks_roots);
         let unchanged = self
             .schema
             .load()
@@ -420,6 +425,7 @@ impl Backend {
         if self.owner.is_none() {
             return;
         }
+        self.forget_client_roots().await;
         if let Some(running) = self.live_instance() {
             let _ = running.peer.notify_roots_list_changed().await;
         }

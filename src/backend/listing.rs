@@ -83,6 +83,7 @@ pub(super) async fn fetch_schema(
         prompts: prompts?,
         resources: resources?,
         resource_templates: templates?,
+        asks_roots: false,
     })
 }
 

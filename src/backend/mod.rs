@@ -35,6 +35,7 @@ mod inflight;
 mod lifecycle;
 pub mod listed;
 mod listing;
+mod roots;
 mod status;
 mod stderr;
 pub(crate) mod upstream;
@@ -129,6 +130,8 @@ pub struct Backend {
     /// For an instance of a `scope: per-client` server: the one client it serves. Its roots
     /// are that client's, and server→client requests go to it.
     owner: Option<Owner>,
+    /// A per-client instance's roots, see [`roots`].
+    roots: roots::Roots,
 }
 
 struct Limits {
@@ -182,6 +185,7 @@ impl Backend {
             subscriptions: Mutex::default(),
             events,
             owner,
+            roots: roots::Roots::default(),
         })
         .with_timeouts(idle_timeout, call_timeout)
     }

@@ -452,6 +452,8 @@ pub struct Recorder {
     pub sampled: Arc<Mutex<Vec<String>>>,
     /// Declare no sampling/elicitation support (a client that cannot be asked).
     pub incapable: bool,
+    /// The one root it gives (a `file://` URI); `file:///mcpgw-it-root` if none.
+    pub root: Option<String>,
 }
 
 impl Recorder {
@@ -530,12 +532,13 @@ impl ClientHandler for Recorder {
         .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
     }
 
-    /// One root: `file:///mcpgw-it-root`.
+    /// One root: `file:///mcpgw-it-root`, or the one it was given.
     async fn list_roots(
         &self,
         _context: rmcp::service::RequestContext<RoleClient>,
     ) -> Result<rmcp::model::ListRootsResult, rmcp::ErrorData> {
-        serde_json::from_value(serde_json::json!({"roots": [{"uri": "file:///mcpgw-it-root"}]}))
+        let root = self.root.as_deref().unwrap_or("file:///mcpgw-it-root");
+        serde_json::from_value(serde_json::json!({"roots": [{"uri": root}]}))
             .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
     }
 

@@ -477,3 +477,36 @@ async fn a_readonly_role_sees_and_calls_only_the_reading_tools_of_a_real_server(
     readonly.close().await;
     everyone.close().await;
 }
+
+/// Issue 11, item 6: a per-client instance of server-filesystem, started by its client's first
+/// call, has that client's roots before the call runs — not the wider directory on its command
+/// line — each time a client starts one (the first after discovery, and later ones).
+#[tokio::test]
+async fn a_per_client_instance_has_its_clients_roots_before_its_first_call() {
+    let env = Env::new();
+    let wide = allowed_dir(&env);
+    let narrow = wide.join("sub").canonicalize().unwrap();
+    let args = vec![filesystem_js(), wide.display().to_string()];
+    env.write_config(&format!(
+        "servers:\n{}    scope: per-client\n",
+        node_server("filesystem", &args)
+    ));
+    let _daemon = env.daemon().await;
+    for client_number in 1..=3 {
+        let recorder = Recorder {
+            root: Some(format!("file://{}", narrow.display())),
+            ..Recorder::default()
+        };
+        let client = env.try_shim_client(&[], &[], recorder).await.unwrap();
+        let allowed = client
+            .call_text("filesystem_list_allowed_directories", json!({}))
+            .await;
+        let dirs: Vec<&str> = allowed.lines().skip(1).filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            dirs,
+            [narrow.display().to_string()],
+            "client {client_number}'s first call ran without its roots: {allowed}"
+        );
+        client.close().await;
+    }
+}
