@@ -183,8 +183,15 @@ mod tests {
             prop_oneof![Just(HelloKind::Session), Just(HelloKind::Control)],
             proptest::option::of(".{0,40}"),
             proptest::option::of(any::<u32>()),
+            proptest::collection::btree_map("[A-Z_]{1,8}", ".{0,20}", 0..4),
         )
-            .prop_map(|(v, kind, role, pid)| Hello { v, kind, role, pid })
+            .prop_map(|(v, kind, role, pid, env)| Hello {
+                v,
+                kind,
+                role,
+                pid,
+                env: crate::protocol::ClientEnv(env),
+            })
     }
 
     /// A byte that often means something in a hello.

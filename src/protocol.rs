@@ -26,6 +26,52 @@ pub struct Hello {
     /// Process id of the client (the shim), for `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// A session's environment (the shim's), of which the daemon keeps only what the
+    /// session's `scope: per-client` instances take (`pass_env`). Optional both ways: an older
+    /// daemon ignores it, an older shim sends none.
+    #[serde(default, skip_serializing_if = "ClientEnv::is_empty")]
+    pub env: ClientEnv,
+}
+
+/// The variables of a client's environment, by name. Its `Debug` shows names only: values
+/// are often secrets.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct ClientEnv(pub std::collections::BTreeMap<String, String>);
+
+impl ClientEnv {
+    /// Largest environment a shim sends (in bytes of names and values); variables past it are
+    /// left out, so that the hello stays well under the daemon's 64 KiB bound.
+    pub const MAX_BYTES: usize = 32 * 1024;
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The variables of `vars` that are UTF-8 and fit in [`Self::MAX_BYTES`] (smallest first,
+    /// so that one huge variable does not crowd out the rest).
+    pub fn bounded(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> Self {
+        let mut vars: Vec<(String, String)> = vars
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        vars.sort_by_key(|(k, v)| k.len() + v.len());
+        let mut kept = std::collections::BTreeMap::new();
+        let mut bytes = 0;
+        for (name, value) in vars {
+            bytes += name.len() + value.len() + 6;
+            if bytes > Self::MAX_BYTES {
+                break;
+            }
+            kept.insert(name, value);
+        }
+        Self(kept)
+    }
+}
+
+impl std::fmt::Debug for ClientEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -298,13 +344,40 @@ mod tests {
             kind: HelloKind::Session,
             role: Some("readonly".into()),
             pid: Some(42),
+            env: ClientEnv::default(),
         };
         assert_eq!(
             String::from_utf8(to_line(&hello)).unwrap(),
             "{\"v\":1,\"kind\":\"session\",\"role\":\"readonly\",\"pid\":42}\n"
         );
+        // A shim's environment: optional both ways, and never shown by `Debug`.
+        let with_env = Hello {
+            env: ClientEnv([("TOKEN".to_string(), "s3cret".to_string())].into()),
+            ..hello.clone()
+        };
+        let line = String::from_utf8(to_line(&with_env)).unwrap();
+        assert!(
+            line.ends_with(",\"env\":{\"TOKEN\":\"s3cret\"}}\n"),
+            "{line}"
+        );
+        let old: Hello = serde_json::from_str(r#"{"v":1,"kind":"session"}"#).unwrap();
+        assert!(old.env.is_empty());
+        let shown = format!("{with_env:?}");
+        assert!(
+            shown.contains("TOKEN") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         let reply: HelloReply = serde_json::from_str(r#"{"v":7,"ok":false,"error":"x"}"#).unwrap();
         assert_eq!(reply.error.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_shims_environment_is_bounded_smallest_first() {
+        let huge = "x".repeat(ClientEnv::MAX_BYTES);
+        let vars = [("HUGE", huge.as_str()), ("A", "1"), ("PATH", "/bin")]
+            .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v)));
+        let env = ClientEnv::bounded(vars.into_iter());
+        assert_eq!(env.0.keys().collect::<Vec<_>>(), ["A", "PATH"]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ impl Client {
             kind: HelloKind::Control,
             role: None,
             pid: Some(std::process::id()),
+            env: Default::default(),
         };
         match ipc::connect(socket, &hello) {
             Ok(conn) => Ok(Self { conn }),

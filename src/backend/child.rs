@@ -80,13 +80,17 @@ impl ChildHandle {
 }
 
 /// Spawns `spec` with piped stdio; the returned pipes carry MCP.
+/// Starts `spec`'s process; `client_env` (a per-client instance's: its client's values of the
+/// server's `pass_env`) goes over `env` and the daemon's own.
 pub fn spawn(
     spec: &ServerConfig,
+    client_env: &[(String, String)],
     stderr: Arc<StderrLog>,
 ) -> std::io::Result<(ChildStdout, ChildStdin, ChildHandle)> {
     let mut cmd = Command::new(&spec.command);
     cmd.args(&spec.args)
         .envs(&spec.env)
+        .envs(client_env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

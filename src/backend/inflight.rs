@@ -58,6 +58,8 @@ pub struct Owner {
     /// A stateless client's instance: each of its requests has a peer of its own, so a
     /// server→client request goes to the one in flight (as on a shared backend), not `peer`.
     pub follows_calls: bool,
+    /// The client's values of the server's `pass_env` variables, for the process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Caller {

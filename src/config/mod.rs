@@ -97,6 +97,9 @@ pub struct ServerConfig {
     pub args: Vec<String>,
     /// After `${VAR}` expansion.
     pub env: BTreeMap<String, String>,
+    /// Variables a `scope: per-client` instance takes from its client's environment (sent by
+    /// the shim in its hello), over `env` and the daemon's own.
+    pub pass_env: Vec<String>,
     /// After `${VAR}` expansion, absolute (relative paths resolve against the config's directory).
     pub cwd: Option<PathBuf>,
     /// How to reach the server: [`Transport::Stdio`] with `command`, the others with `url`.
@@ -187,6 +190,14 @@ impl ServerConfig {
         for (key, value) in &self.env {
             hasher.field(key.as_bytes());
             hasher.field(value.as_bytes());
+        }
+        // Left out when empty, so that the hash of every spec without it stays what it was.
+        if !self.pass_env.is_empty() {
+            hasher.field(b"pass_env");
+            hasher.count(self.pass_env.len());
+            for name in &self.pass_env {
+                hasher.field(name.as_bytes());
+            }
         }
         match &self.cwd {
             None => hasher.write(&[0]),
@@ -310,6 +321,7 @@ impl fmt::Debug for ServerConfig {
             .field("command", &self.command)
             .field("args", &self.args)
             .field("env", &env)
+            .field("pass_env", &self.pass_env)
             .field("cwd", &self.cwd)
             .field("transport", &self.transport)
             .field("url", &self.redacted_url())

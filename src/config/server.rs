@@ -16,6 +16,7 @@ const SERVER_KEYS: &[&str] = &[
     "command",
     "args",
     "env",
+    "pass_env",
     "cwd",
     "url",
     "headers",
@@ -29,7 +30,7 @@ const SERVER_KEYS: &[&str] = &[
 ];
 
 /// The keys that only a server with `command` takes.
-const LOCAL_KEYS: &[&str] = &["args", "env", "cwd"];
+const LOCAL_KEYS: &[&str] = &["args", "env", "pass_env", "cwd"];
 
 const SCOPES: &[(&str, Scope)] = &[("shared", Scope::Shared), ("per-client", Scope::PerClient)];
 
@@ -131,6 +132,9 @@ impl Checker<'_> {
         let env = optional(&fields, "env")
             .filter(|_| local)
             .map(|e| self.env_vars(e, &mut check));
+        let pass_env = optional(&fields, "pass_env")
+            .filter(|_| local)
+            .map(|e| self.pass_env(e, &check));
         let cwd = optional(&fields, "cwd")
             .filter(|_| local)
             .and_then(|e| self.cwd(e, &mut check));
@@ -155,6 +159,16 @@ impl Checker<'_> {
             .and_then(|e| self.duration(e, &subject("call_timeout")));
         let max_message =
             optional(&fields, "max_message").and_then(|e| self.size(e, &subject("max_message")));
+        if let Some(entry) = optional(&fields, "pass_env").filter(|_| local)
+            && scope != Scope::PerClient
+        {
+            let message = format!(
+                "`pass_env` {} needs `scope: per-client`: a shared server has one environment \
+                 for every client, so no client's variables can be passed to it",
+                check.context
+            );
+            self.error(&entry.key_at, message);
+        }
         let (enabled, disabled_reason) = self.availability(enabled, &check);
         let (command, url) = match kind {
             Kind::Local => (command.flatten()?, None),
@@ -166,6 +180,7 @@ impl Checker<'_> {
             command,
             args: args.unwrap_or_default(),
             env: env.unwrap_or_default(),
+            pass_env: pass_env.unwrap_or_default(),
             cwd,
             transport,
             url,
@@ -317,6 +332,41 @@ impl Checker<'_> {
             }
         }
         env
+    }
+
+    /// Names of variables a per-client instance takes from its client's environment (the
+    /// shim's, sent in its hello).
+    fn pass_env(&mut self, entry: &Entry<'_>, check: &ServerCheck<'_>) -> Vec<String> {
+        let subject = format!("`pass_env` {}", check.context);
+        let Node::Seq(items) = entry.value else {
+            self.mismatch(entry, &subject, "a list of environment variable names");
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = entry.value_at.then(Step::Item(i));
+            match item {
+                Node::Str(name)
+                    if !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    names.push(name.clone());
+                }
+                other => {
+                    let message = format!(
+                        "{subject} must be a list of environment variable names (letters, digits \
+                         and `_`); item {} is {}",
+                        i + 1,
+                        match other {
+                            Node::Str(name) => format!("`{name}`"),
+                            other => other.describe(),
+                        }
+                    );
+                    self.error(&at, message);
+                }
+            }
+        }
+        names
     }
 
     /// The directory to start the server in, made absolute against the config file's directory.

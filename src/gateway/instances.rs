@@ -52,6 +52,7 @@ impl Gateway {
                 session: owner,
                 peer: caller.peer.clone(),
                 follows_calls: caller.stateless_client.is_some(),
+                env: self.client_env(owner, &backend.spec.pass_env),
             }),
         );
         if let Some(outdated) = instances.insert(key, instance.clone()) {

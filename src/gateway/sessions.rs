@@ -10,6 +10,7 @@
 // sessions on them keep their own log level.
 #![allow(deprecated)]
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
@@ -102,6 +103,9 @@ pub(super) struct Entry {
     seen: Seen,
     /// The `subscriptions/listen` requests it holds open (2026-07-28 clients).
     pub listeners: Vec<SubscriptionSink>,
+    /// The client's values of the variables per-client servers take (`pass_env`), as its hello
+    /// gave them; nothing else of its environment is kept.
+    env: BTreeMap<String, String>,
 }
 
 impl Entry {
@@ -162,9 +166,44 @@ impl Gateway {
             log_level: None,
             seen: Seen::default(),
             listeners: Vec::new(),
+            env: BTreeMap::new(),
         };
         self.sessions.lock().insert(handle.id, entry);
         handle
+    }
+
+    /// Keeps of a session's environment (its shim's) the variables some per-client server of
+    /// the current config takes (`pass_env`); a server that takes more after a reload gets
+    /// them from sessions that join after it.
+    pub fn keep_client_env(&self, session: u64, env: crate::protocol::ClientEnv) {
+        let table = self.table();
+        let wanted: std::collections::BTreeSet<&str> = table
+            .config
+            .servers
+            .values()
+            .flat_map(|s| s.pass_env.iter().map(String::as_str))
+            .collect();
+        let kept: BTreeMap<String, String> = env
+            .0
+            .into_iter()
+            // A value no process can be given (a NUL byte) is left out, not a failed start.
+            .filter(|(name, value)| wanted.contains(name.as_str()) && !value.contains('\0'))
+            .collect();
+        if let Some(entry) = self.sessions.lock().get_mut(&session) {
+            entry.env = kept;
+        }
+    }
+
+    /// The values of `names` in a session's kept environment.
+    pub(super) fn client_env(&self, session: u64, names: &[String]) -> Vec<(String, String)> {
+        let sessions = self.sessions.lock();
+        let Some(entry) = sessions.get(&session) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|name| Some((name.clone(), entry.env.get(name)?.clone())))
+            .collect()
     }
 
     /// Records the session's MCP peer once it has initialized, so it can be notified and its

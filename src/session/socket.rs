@@ -51,6 +51,7 @@ pub async fn serve(
         SessionTransport::Socket,
     );
     let handle = session.handle().clone();
+    gateway.keep_client_env(handle.id, hello.env);
     let id = handle.id;
     let (out, frames) = wire::frame_queue(CLIENT_QUEUE);
     tokio::spawn(crate::wire::write_frames(writer, frames));

@@ -31,6 +31,10 @@ pub fn start(socket: &Path, config: Option<&Path>) -> Result<(), String> {
     let mut cmd = Command::new(&daemon);
     cmd.arg("--socket").arg(socket).arg("--config").arg(&config);
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    // The daemon outlives this client: it gets a documented part of its environment, not
+    // all of it (see `daemon_env`).
+    cmd.env_clear()
+        .envs(super::daemon_env::for_daemon(std::env::vars_os(), &config));
     let logged = match open_log(&log) {
         Some(file) => {
             cmd.stderr(file);
@@ -116,6 +120,7 @@ fn listening(socket: &Path) -> bool {
             kind: crate::protocol::HelloKind::Control,
             role: None,
             pid: None,
+            env: Default::default(),
         };
         crate::ipc::connect(socket, &hello).is_ok()
     }

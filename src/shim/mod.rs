@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 mod autostart;
+mod daemon_env;
 mod memory;
 mod peek;
 mod relay;
@@ -90,6 +91,8 @@ pub fn run(args: Args) -> i32 {
             kind: HelloKind::Session,
             role: args.role,
             pid: Some(std::process::id()),
+            // The daemon keeps only what per-client servers take (`pass_env`).
+            env: crate::protocol::ClientEnv::bounded(std::env::vars_os()),
         },
         autostart: !args.no_autostart,
         config: args.config,

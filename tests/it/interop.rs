@@ -388,3 +388,56 @@ async fn members_no_sdk_knows_pass_through_http() {
     let body = response.text().await.unwrap();
     assert_eq!(answer_of(body, 31)["x-future"], future);
 }
+
+/// Issue 11, item 10: a daemon a shim starts does not take on that client's environment or
+/// working directory. It runs in its config's directory with a documented part of the
+/// environment (and the variables its config names); a per-client server's `pass_env`
+/// variables come from each client's own environment, sent in the shim's hello.
+#[tokio::test]
+async fn an_autostarted_daemon_is_independent_of_the_client_that_started_it() {
+    let env = Env::new();
+    let per_client = env.fixture_server("px", &[]);
+    env.write_user_config(&format!(
+        "servers:\n{}    env: {{T: \"${{MY_TOKEN}}\"}}\n{per_client}    scope: per-client\n    pass_env: [PROJECT_DIR]\n",
+        env.fixture_server("fx", &[])
+    ));
+    let client = |project: &'static str| {
+        let envs = vec![
+            ("PROJECT_ONLY", project),
+            ("MY_TOKEN", "tok"),
+            ("PROJECT_DIR", project),
+        ];
+        let env = &env;
+        async move { env.shim_client(&[], &envs).await }
+    };
+    // The first client starts the daemon.
+    let first = client("/first").await;
+    let read = async |client: &Client, tool: &str, name: &str| {
+        client
+            .call_text(tool, serde_json::json!({"name": name}))
+            .await
+    };
+    assert_eq!(read(&first, "fx_env", "PROJECT_ONLY").await, "<unset>");
+    assert_eq!(
+        read(&first, "fx_env", "T").await,
+        "tok",
+        "a variable the config names"
+    );
+    assert_eq!(read(&first, "fx_env", "PROJECT_DIR").await, "<unset>");
+    let cwd = first.call_text("fx_cwd", serde_json::json!({})).await;
+    assert_eq!(
+        std::path::Path::new(&cwd),
+        env.user_config_path()
+            .parent()
+            .unwrap()
+            .canonicalize()
+            .unwrap(),
+        "the daemon runs in its config's directory"
+    );
+    assert_eq!(read(&first, "px_env", "PROJECT_DIR").await, "/first");
+    // A later client's own variables reach its own instance, not the shared server.
+    let second = client("/second").await;
+    assert_eq!(read(&second, "px_env", "PROJECT_DIR").await, "/second");
+    assert_eq!(read(&second, "px_env", "PROJECT_ONLY").await, "<unset>");
+    assert_eq!(read(&first, "px_env", "PROJECT_DIR").await, "/first");
+}

@@ -101,7 +101,8 @@ pub(super) async fn connect(backend: &Arc<Backend>) -> Result<Connected, Backend
     };
     match spec.transport {
         Transport::Stdio => {
-            let (stdout, stdin, child) = child::spawn(spec, backend.stderr.clone())
+            let client_env = backend.owner.as_ref().map_or(&[][..], |o| &o.env[..]);
+            let (stdout, stdin, child) = child::spawn(spec, client_env, backend.stderr.clone())
                 .map_err(|e| start_error(format!("cannot run `{}`: {e}", spec.command)))?;
             let limits = limits(Some(child.stopper()));
             let (transport, link) = stdio::connect(stdout, stdin, child.exit(), limits);

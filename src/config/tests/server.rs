@@ -126,3 +126,34 @@ fn scope_is_shared_or_per_client() {
         ]
     );
 }
+
+#[test]
+fn pass_env_names_variables_of_a_per_client_server() {
+    let config = ok(
+        "servers:\n  a: {command: x, scope: per-client, pass_env: [GITHUB_TOKEN, PROJECT_DIR]}\n",
+    );
+    assert_eq!(
+        config.servers["a"].pass_env,
+        ["GITHUB_TOKEN", "PROJECT_DIR"]
+    );
+    assert_ne!(
+        config.servers["a"].spec_hash(),
+        ok("servers:\n  a: {command: x, scope: per-client}\n").servers["a"].spec_hash(),
+        "the variables a process gets are part of its spec"
+    );
+    let text = "servers:\n  a: {command: x, pass_env: [HOME]}\n  b: {command: x, scope: per-client, pass_env: [A=B, 3]}\n  c: {command: x, scope: per-client, pass_env: HOME}\n";
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:2:19: `pass_env` in server `a` needs `scope: per-client`: a shared \
+             server has one environment for every client, so no client's variables can be \
+             passed to it",
+            "gateway.yaml:3:49: `pass_env` in server `b` must be a list of environment variable \
+             names (letters, digits and `_`); item 1 is `A=B`",
+            "gateway.yaml:3:54: `pass_env` in server `b` must be a list of environment variable \
+             names (letters, digits and `_`); item 2 is an integer",
+            "gateway.yaml:4:48: `pass_env` in server `c` must be a list of environment variable \
+             names, found a string",
+        ]
+    );
+}
