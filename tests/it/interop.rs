@@ -440,4 +440,8 @@ async fn an_autostarted_daemon_is_independent_of_the_client_that_started_it() {
     assert_eq!(read(&second, "px_env", "PROJECT_DIR").await, "/second");
     assert_eq!(read(&second, "px_env", "PROJECT_ONLY").await, "<unset>");
     assert_eq!(read(&first, "px_env", "PROJECT_DIR").await, "/first");
+    // Gone before the daemon stops: a shim still running would start a new one.
+    first.close().await;
+    second.close().await;
+    assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
 }
