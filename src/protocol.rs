@@ -51,14 +51,19 @@ impl ClientEnv {
     /// The variables of `vars` that are UTF-8 and fit in [`Self::MAX_BYTES`] (smallest first,
     /// so that one huge variable does not crowd out the rest).
     pub fn bounded(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> Self {
-        let mut vars: Vec<(String, String)> = vars
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        // Sized as written in the hello: JSON escapes can make a value six times its length.
+        let written = |text: &str| serde_json::to_string(text).map_or(usize::MAX, |s| s.len());
+        let mut vars: Vec<(usize, String, String)> = vars
+            .filter_map(|(k, v)| {
+                let (k, v) = (k.into_string().ok()?, v.into_string().ok()?);
+                Some((written(&k).saturating_add(written(&v)) + 2, k, v))
+            })
             .collect();
-        vars.sort_by_key(|(k, v)| k.len() + v.len());
+        vars.sort_by_key(|(size, _, _)| *size);
         let mut kept = std::collections::BTreeMap::new();
-        let mut bytes = 0;
-        for (name, value) in vars {
-            bytes += name.len() + value.len() + 6;
+        let mut bytes: usize = 0;
+        for (size, name, value) in vars {
+            bytes = bytes.saturating_add(size);
             if bytes > Self::MAX_BYTES {
                 break;
             }
@@ -378,6 +383,13 @@ mod tests {
             .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v)));
         let env = ClientEnv::bounded(vars.into_iter());
         assert_eq!(env.0.keys().collect::<Vec<_>>(), ["A", "PATH"]);
+        // Counted as written: control characters take six bytes each in JSON.
+        let escaped = "\u{1}".repeat(ClientEnv::MAX_BYTES / 4);
+        let vars = [("ESC", escaped.as_str()), ("B", "2")]
+            .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v)));
+        let env = ClientEnv::bounded(vars.into_iter());
+        assert_eq!(env.0.keys().collect::<Vec<_>>(), ["B"]);
+        assert!(serde_json::to_string(&env).unwrap().len() <= ClientEnv::MAX_BYTES);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct CachedSchema {
     pub asks_roots: bool,
 }
 
+/// The cache's format, in its file names: a new one discovers every server again once.
+const FORMAT: &[u8] = b"format-2";
+
 #[derive(Debug, Clone)]
 pub struct SchemaCache {
     dir: PathBuf,
@@ -76,6 +79,9 @@ impl SchemaCache {
     fn path(&self, server: &str, spec_hash: u64) -> Option<PathBuf> {
         let mut keyed = Vec::from(self.key?);
         keyed.extend_from_slice(&spec_hash.to_le_bytes());
+        // Caches before this format were also written by per-client instances, with one
+        // client's capabilities, and without what rmcp's types do not know: not used again.
+        keyed.extend_from_slice(FORMAT);
         let name = crate::config::fnv1a64(&keyed);
         Some(self.dir.join(format!("{server}-{name:016x}.json")))
     }

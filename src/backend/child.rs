@@ -80,18 +80,29 @@ impl ChildHandle {
 }
 
 /// Spawns `spec` with piped stdio; the returned pipes carry MCP.
-/// Starts `spec`'s process; `client_env` (a per-client instance's: its client's values of the
-/// server's `pass_env`) goes over `env` and the daemon's own.
+/// Starts `spec`'s process. `client_env` (a per-client instance's: its client's values of the
+/// server's `pass_env`) goes over `env` and the daemon's own; a variable the client lacks is
+/// the server's `env` value if it has one, else not set at all (the daemon's would be the value
+/// of the client that started it).
 pub fn spawn(
     spec: &ServerConfig,
-    client_env: &[(String, String)],
+    client_env: &[(String, Option<String>)],
     stderr: Arc<StderrLog>,
 ) -> std::io::Result<(ChildStdout, ChildStdin, ChildHandle)> {
     let mut cmd = Command::new(&spec.command);
-    cmd.args(&spec.args)
-        .envs(&spec.env)
-        .envs(client_env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
+    cmd.args(&spec.args).envs(&spec.env);
+    for (name, value) in client_env {
+        match value {
+            Some(value) => {
+                cmd.env(name, value);
+            }
+            None if !spec.env.contains_key(name) => {
+                cmd.env_remove(name);
+            }
+            None => {}
+        }
+    }
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A safety net for paths that forget to stop it; the supervisor stops it properly.

@@ -156,7 +156,10 @@ impl ClientHandler for Handler {
         backend.asked_for_roots();
         if backend.has_client_roots() {
             // A per-client instance's: its client's, asked as it started (see `roots`).
-            let roots = backend.client_roots().await.unwrap_or_default();
+            let roots = tokio::select! {
+                roots = backend.client_roots() => roots?,
+                () = context.ct.cancelled() => return Err(cancelled()),
+            };
             backend.roots_answered();
             return Ok(roots);
         }
@@ -198,9 +201,17 @@ impl ClientHandler for Handler {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some(backend) = self.backend.upgrade()
-            && let Some(events) = backend.events.upgrade()
-        {
+        let Some(backend) = self.backend.upgrade() else {
+            return;
+        };
+        // The table's backend of a per-client server only discovers its lists: it serves no
+        // client, so what it logs (server-everything's "Roots updated: 0 root(s)") is no
+        // client's to see.
+        if backend.spec.scope == crate::config::Scope::PerClient && backend.owner.is_none() {
+            tracing::debug!(server = %backend.name, "a discovery instance's log message dropped");
+            return;
+        }
+        if let Some(events) = backend.events.upgrade() {
             events.log_message(&backend.name, backend.owner_session(), params);
         }
     }

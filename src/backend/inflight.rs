@@ -41,7 +41,14 @@ pub struct Caller {
     /// Where the members of the request's result that rmcp's types do not know go (read from
     /// the response as written, where the transport allows it).
     pub result_members: Option<ResultMembers>,
+    /// The session whose environment its per-client instances take (`pass_env`), when it is
+    /// not `session`: a bridged call is a session of its own, its client's is this one.
+    pub env_of: Option<u64>,
 }
+
+/// A request's extension naming the client's session (see [`Caller::env_of`]).
+#[derive(Clone, Copy)]
+pub struct EnvOf(pub u64);
 
 /// Who a client without a session is, for its per-client instances: a fingerprint of its
 /// credentials (one instance per token, not one per request). Put in the request by the
@@ -58,8 +65,11 @@ pub struct Owner {
     /// A stateless client's instance: each of its requests has a peer of its own, so a
     /// server→client request goes to the one in flight (as on a shared backend), not `peer`.
     pub follows_calls: bool,
-    /// The client's values of the server's `pass_env` variables, for the process.
-    pub env: Vec<(String, String)>,
+    /// The client's values of the server's `pass_env` variables, for the process; `None` for
+    /// one the client lacks (removed, unless the server's `env` sets it).
+    pub env: Vec<(String, Option<String>)>,
+    /// The table's backend it is an instance of, which holds the lists clients see.
+    pub template: std::sync::Weak<Backend>,
 }
 
 impl Caller {
@@ -77,6 +87,7 @@ impl Caller {
             meta,
             stateless_client: None,
             result_members: None,
+            env_of: None,
         }
     }
 
@@ -84,6 +95,13 @@ impl Caller {
     pub fn of_stateless_client(self, identity: Option<ClientIdentity>) -> Self {
         Self {
             stateless_client: identity,
+            ..self
+        }
+    }
+
+    pub fn taking_env_of(self, session: Option<u64>) -> Self {
+        Self {
+            env_of: session,
             ..self
         }
     }

@@ -212,6 +212,7 @@ impl Backend {
         stderr_mark: u64,
     ) -> Result<Arc<Running>, BackendError> {
         let roots_before = self.roots_answers();
+        self.roots.starting.store(true, Ordering::Relaxed);
         self.prefetch_roots();
         let upstream::Connected {
             service,
@@ -402,9 +403,28 @@ impl Backend {
             return;
         }
         // The cache holds what the table's backend discovers (with every capability a client
-        // may have); a per-client instance's lists follow its one client's.
-        if self.owner.is_none() {
-            self.cache.store(&self.name, self.spec_hash, &schema);
+        // may have); a per-client instance's lists follow its one client's. An instance that
+        // lists a tool its table's backend does not know (the server was upgraded) has that
+        // backend discover again, so that clients see it.
+        match &self.owner {
+            None => self.cache.store(&self.name, self.spec_hash, &schema),
+            Some(owner) => {
+                if let Some(template) = owner.template.upgrade()
+                    && let Some(known) = template.schema()
+                    && schema
+                        .tools
+                        .iter()
+                        .any(|t| !known.tools.iter().any(|k| k.name == t.name))
+                {
+                    tracing::info!(
+                        server = %self.name,
+                        "an instance lists tools the lists clients see lack: discovering again"
+                    );
+                    tokio::spawn(async move {
+                        let _ = template.start_now().await;
+                    });
+                }
+            }
         }
         self.schema.store(Some(Arc::new(schema)));
         if let Some(events) = self.events.upgrade() {
@@ -425,7 +445,7 @@ impl Backend {
         if self.owner.is_none() {
             return;
         }
-        self.forget_client_roots().await;
+        self.forget_client_roots();
         if let Some(running) = self.live_instance() {
             let _ = running.peer.notify_roots_list_changed().await;
         }

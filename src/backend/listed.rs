@@ -128,12 +128,19 @@ pub fn known_result_members(method: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-/// The members of a result (raw, as written) that are not in `known`, if any.
-pub fn unknown_result_members(
-    result: &serde_json::value::RawValue,
-    known: &[&str],
-) -> Option<Members> {
-    let members = crate::wire::RawMembers::parse(result)?;
+/// The members of the result in a whole response line that are not in `known`, if any: the
+/// line is read once (its result's members found, their values not parsed unless unknown).
+pub fn unknown_members_of_response(line: &[u8], known: &[&str]) -> Option<Members> {
+    #[derive(Deserialize)]
+    struct Response<'a> {
+        #[serde(borrow)]
+        result: Option<crate::wire::RawMembers<'a>>,
+    }
+    let response: Response = serde_json::from_slice(line).ok()?;
+    unknown_among(response.result?, known)
+}
+
+fn unknown_among(members: crate::wire::RawMembers<'_>, known: &[&str]) -> Option<Members> {
     let unknown: Map<String, Value> = members
         .0
         .into_iter()

@@ -40,7 +40,7 @@ mod status;
 mod stderr;
 pub(crate) mod upstream;
 
-pub use inflight::{Caller, ClientIdentity, Owner, forwarded_meta};
+pub use inflight::{Caller, ClientIdentity, EnvOf, Owner, forwarded_meta};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

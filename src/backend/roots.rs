@@ -24,8 +24,8 @@ use super::Backend;
 /// client to give them.
 pub(super) const ROOTS_WAIT: Duration = Duration::from_secs(5);
 
-/// An ask for roots within this time of the server's start counts as asking at start.
-const START_WINDOW: Duration = Duration::from_secs(2);
+/// An ask for roots within this time of a discovery start counts as an ask at start.
+const DISCOVERY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The longest an instance's start waits, after answering its server's roots, for the server to
 /// say (on stderr) that it applied them.
@@ -33,10 +33,13 @@ const ROOTS_SETTLE: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 pub(super) struct Roots {
-    /// The client's roots as last asked; cleared when the client says they changed.
-    known: tokio::sync::Mutex<Option<ListRootsResult>>,
+    /// The client's roots as last asked, and the generation they were asked in (a change of
+    /// the client's roots starts a new one, so that an answer asked before it is not kept).
+    known: std::sync::Mutex<(u64, Option<ListRootsResult>)>,
     /// The server has asked for roots as it started (learned into its cached schema).
     pub asked: AtomicBool,
+    /// The instance is starting: an ask for roots now is an ask at its start.
+    pub starting: AtomicBool,
     /// Answers given to the server, and a wake-up for a start waiting for the first.
     answered: AtomicU64,
     answer: tokio::sync::Notify,
@@ -58,25 +61,35 @@ impl Backend {
         })
     }
 
-    /// The client's roots, asked once and kept until they change.
+    /// The client's roots, asked at most [`ROOTS_WAIT`] and kept until they change. No lock is
+    /// held while the client is asked (a prefetch and the server's own ask may both ask).
     pub(super) async fn client_roots(&self) -> Result<ListRootsResult, McpError> {
         let owner = self.owner.as_ref().ok_or_else(super::call::cancelled)?;
-        let mut known = self.roots.known.lock().await;
-        if let Some(roots) = known.as_ref() {
-            return Ok(roots.clone());
-        }
-        let roots = owner
-            .peer
-            .list_roots()
+        let generation = {
+            let known = self.roots.known.lock().unwrap();
+            if let Some(roots) = &known.1 {
+                return Ok(roots.clone());
+            }
+            known.0
+        };
+        let roots = tokio::time::timeout(ROOTS_WAIT, owner.peer.list_roots())
             .await
+            .map_err(|_| {
+                McpError::internal_error("mcpgw: the client did not give its roots in time", None)
+            })?
             .map_err(|e| McpError::internal_error(format!("mcpgw: {e}"), None))?;
-        *known = Some(roots.clone());
+        let mut known = self.roots.known.lock().unwrap();
+        if known.0 == generation {
+            known.1 = Some(roots.clone());
+        }
         Ok(roots)
     }
 
-    /// Asks the client for its roots now, so that the server's question is answered at once.
+    /// Asks the client for its roots now, so that the server's question is answered at once
+    /// (only for a server known to ask as it starts: asking a 2026-07-28 client costs it a
+    /// round of its call).
     pub(super) fn prefetch_roots(self: &Arc<Self>) {
-        if !self.has_client_roots() {
+        if !self.has_client_roots() || !self.schema().is_some_and(|s| s.asks_roots) {
             return;
         }
         let backend = self.clone();
@@ -89,10 +102,18 @@ impl Backend {
     /// the cache), once. (One that asks only while it serves a call gets its answer then; a
     /// start need not wait for it.)
     pub(super) fn asked_for_roots(&self) {
-        let at_start = match self.life.live.load().as_ref() {
-            None => true,
-            Some(running) => running.started.elapsed() < START_WINDOW,
-        };
+        // The table's backend of a per-client server takes no calls: any ask soon after its
+        // start (servers ask once initialized, maybe after its lists were taken) is one at
+        // start. An instance's counts only before it takes its first call.
+        let discovering = self.owner.is_none()
+            && self.spec.scope == crate::config::Scope::PerClient
+            && self
+                .life
+                .live
+                .load()
+                .as_ref()
+                .is_none_or(|running| running.started.elapsed() < DISCOVERY_WINDOW);
+        let at_start = discovering || self.roots.starting.load(Ordering::Relaxed);
         if !at_start || self.roots.asked.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -111,13 +132,16 @@ impl Backend {
     }
 
     /// The client's roots changed: the next answer asks it again.
-    pub(super) async fn forget_client_roots(&self) {
-        *self.roots.known.lock().await = None;
+    pub(super) fn forget_client_roots(&self) {
+        let mut known = self.roots.known.lock().unwrap();
+        known.0 += 1;
+        known.1 = None;
     }
 
     /// Before a starting instance takes calls: if its server is known to ask for roots, waits
     /// (at most [`ROOTS_WAIT`]) until it has been answered since `answered_before`.
     pub(super) async fn wait_for_roots(&self, answered_before: u64) {
+        let _started = Started(self);
         if !self.has_client_roots() {
             return;
         }
@@ -154,5 +178,14 @@ impl Backend {
     /// How many times the server was answered roots so far (see [`Self::wait_for_roots`]).
     pub(super) fn roots_answers(&self) -> u64 {
         self.roots.answered.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks the end of an instance's start (asks for roots after it are not asks at start).
+struct Started<'a>(&'a Backend);
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        self.0.roots.starting.store(false, Ordering::Relaxed);
     }
 }

@@ -52,7 +52,8 @@ impl Gateway {
                 session: owner,
                 peer: caller.peer.clone(),
                 follows_calls: caller.stateless_client.is_some(),
-                env: self.client_env(owner, &backend.spec.pass_env),
+                env: self.client_env(caller.env_of.unwrap_or(owner), &backend.spec.pass_env),
+                template: Arc::downgrade(backend),
             }),
         );
         if let Some(outdated) = instances.insert(key, instance.clone()) {

@@ -194,15 +194,18 @@ impl Gateway {
         }
     }
 
-    /// The values of `names` in a session's kept environment.
-    pub(super) fn client_env(&self, session: u64, names: &[String]) -> Vec<(String, String)> {
+    /// A session's values of `names` (a per-client server's `pass_env`), `None` for each it
+    /// lacks (the instance must then not get the daemon's value: that is another client's).
+    pub(super) fn client_env(
+        &self,
+        session: u64,
+        names: &[String],
+    ) -> Vec<(String, Option<String>)> {
         let sessions = self.sessions.lock();
-        let Some(entry) = sessions.get(&session) else {
-            return Vec::new();
-        };
+        let env = sessions.get(&session).map(|entry| &entry.env);
         names
             .iter()
-            .filter_map(|name| Some((name.clone(), entry.env.get(name)?.clone())))
+            .map(|name| (name.clone(), env.and_then(|env| env.get(name)).cloned()))
             .collect()
     }
 

@@ -34,8 +34,8 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
-use crate::backend::Caller;
 use crate::backend::listed::ResultMembers;
+use crate::backend::{Caller, EnvOf};
 use crate::gateway::{Gateway, ListKind, SessionHandle};
 use crate::protocol::SessionTransport;
 use crate::table::pages::page;
@@ -231,6 +231,7 @@ impl ServerHandler for Session {
     ) -> Result<CallToolResponse, McpError> {
         let _busy = self.handle.busy()?;
         hoist_result_members(&mut context);
+        context.extensions.insert(EnvOf(self.handle.id));
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_call_tool(
                 self.role(),
@@ -273,6 +274,7 @@ impl ServerHandler for Session {
     ) -> Result<GetPromptResponse, McpError> {
         let _busy = self.handle.busy()?;
         hoist_result_members(&mut context);
+        context.extensions.insert(EnvOf(self.handle.id));
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_get_prompt(
                 self.role(),
@@ -329,6 +331,7 @@ impl ServerHandler for Session {
     ) -> Result<ReadResourceResponse, McpError> {
         let _busy = self.handle.busy()?;
         hoist_result_members(&mut context);
+        context.extensions.insert(EnvOf(self.handle.id));
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_read_resource(
                 self.role(),
@@ -480,6 +483,7 @@ impl ServerHandler for Session {
     ) -> Result<CompleteResult, McpError> {
         let _busy = self.handle.busy()?;
         hoist_result_members(&mut context);
+        context.extensions.insert(EnvOf(self.handle.id));
         let caller = self.caller(&context);
         Box::pin(
             self.gateway

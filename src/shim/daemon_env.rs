@@ -3,9 +3,9 @@
 //! which every later client's servers would then inherit, but a documented part of it:
 //!
 //! - the login basics and locale ([`KEPT`], and `LC_*`), the user's directories (`XDG_*`),
-//!   desktop session and SSH agent, proxies and CA bundles (what `npx`, `uvx` and HTTP clients
-//!   need), npm's settings (`npm_config_*`), mcpgw's own settings (`MCPGW_*`,
-//!   `MCP_GATEWAY_*`);
+//!   desktop session and SSH agent, proxies and CA bundles, package indexes and tool homes
+//!   (what `npx`, `uvx`, `docker` and HTTP clients need: `NPM_CONFIG_*`, `UV_*`, `PIP_*`,
+//!   `DOCKER_*`, `NVM_DIR`, …), mcpgw's own settings (`MCPGW_*`, `MCP_GATEWAY_*`);
 //! - every variable the config file names as `${NAME}`, so that its expansions work.
 //!
 //! A per-client server that needs one client's variable names it in `pass_env`: the shim sends
@@ -44,10 +44,32 @@ const KEPT: &[&str] = &[
     "NODE_EXTRA_CA_CERTS",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
+    "NIX_SSL_CERT_FILE",
+    "GIT_SSL_CAINFO",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_CERT",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "NVM_DIR",
+    "VOLTA_HOME",
+    "PYENV_ROOT",
+    "ASDF_DATA_DIR",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
 ];
 
-/// Variables kept by prefix.
-const KEPT_PREFIXES: &[&str] = &["LC_", "XDG_", "MCPGW_", "MCP_GATEWAY_", "npm_config_"];
+/// Variables kept by prefix. (Not npm's lower-case `npm_config_*`: npm sets those for what it
+/// runs, from the project's `.npmrc`, and one project's registry is not every server's.)
+const KEPT_PREFIXES: &[&str] = &[
+    "LC_",
+    "XDG_",
+    "MCPGW_",
+    "MCP_GATEWAY_",
+    "NPM_CONFIG_",
+    "UV_",
+];
 
 /// At most this much of the config file is read for the `${NAME}`s it uses.
 const MAX_CONFIG_READ: u64 = 4 * 1024 * 1024;
@@ -57,14 +79,19 @@ pub fn for_daemon(
     vars: impl Iterator<Item = (OsString, OsString)>,
     config: &Path,
 ) -> Vec<(OsString, OsString)> {
-    let named = std::fs::File::open(config)
+    // A regular file only: opening a FIFO would block the start. The daemon reads the config
+    // itself and reports what is wrong with it; here it is only searched for `${NAME}`s.
+    let named: std::collections::BTreeSet<String> = std::fs::metadata(config)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|_| std::fs::File::open(config).ok())
         .and_then(|file| {
             use std::io::Read;
             let mut text = Vec::new();
-            file.take(MAX_CONFIG_READ).read_to_end(&mut text)?;
-            Ok(text)
+            file.take(MAX_CONFIG_READ).read_to_end(&mut text).ok()?;
+            Some(text)
         })
-        .map(|text| referenced(&text))
+        .map(|text| referenced(&text).into_iter().collect())
         .unwrap_or_default();
     vars.filter(|(name, _)| {
         let Some(name) = name.to_str() else {
@@ -72,7 +99,7 @@ pub fn for_daemon(
         };
         KEPT.contains(&name)
             || KEPT_PREFIXES.iter().any(|p| name.starts_with(p))
-            || named.iter().any(|n| n == name)
+            || named.contains(name)
     })
     .collect()
 }

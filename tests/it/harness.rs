@@ -263,9 +263,15 @@ impl Env {
     /// Connects a 2026-07-28 client (no handshake: `server/discover`, then per-request
     /// `_meta`) through a new shim, as Claude Code does.
     pub async fn modern_client(&self, role: Option<&str>) -> Client {
+        self.modern_client_with(role, &[]).await
+    }
+
+    /// [`Env::modern_client`] whose shim has `envs` in its environment too.
+    pub async fn modern_client_with(&self, role: Option<&str>, envs: &[(&str, &str)]) -> Client {
         let stderr = self.path(&format!("shim-{}.log", unique()));
         let mut cmd = tokio::process::Command::from(self.command(&bin("mcpgw-shim")));
         cmd.arg("--socket").arg(self.socket());
+        cmd.envs(envs.iter().copied());
         if let Some(role) = role {
             cmd.arg("--role").arg(role);
         }

@@ -398,7 +398,7 @@ async fn an_autostarted_daemon_is_independent_of_the_client_that_started_it() {
     let env = Env::new();
     let per_client = env.fixture_server("px", &[]);
     env.write_user_config(&format!(
-        "servers:\n{}    env: {{T: \"${{MY_TOKEN}}\"}}\n{per_client}    scope: per-client\n    pass_env: [PROJECT_DIR]\n",
+        "servers:\n{}    env: {{T: \"${{MY_TOKEN}}\", P: \"${{PROJECT_DIR:-none}}\"}}\n{per_client}    scope: per-client\n    pass_env: [PROJECT_DIR]\n",
         env.fixture_server("fx", &[])
     ));
     let client = |project: &'static str| {
@@ -423,7 +423,6 @@ async fn an_autostarted_daemon_is_independent_of_the_client_that_started_it() {
         "tok",
         "a variable the config names"
     );
-    assert_eq!(read(&first, "fx_env", "PROJECT_DIR").await, "<unset>");
     let cwd = first.call_text("fx_cwd", serde_json::json!({})).await;
     assert_eq!(
         std::path::Path::new(&cwd),
@@ -440,8 +439,20 @@ async fn an_autostarted_daemon_is_independent_of_the_client_that_started_it() {
     assert_eq!(read(&second, "px_env", "PROJECT_DIR").await, "/second");
     assert_eq!(read(&second, "px_env", "PROJECT_ONLY").await, "<unset>");
     assert_eq!(read(&first, "px_env", "PROJECT_DIR").await, "/first");
+    // The daemon has the first client's PROJECT_DIR (the config names it, so its shared
+    // servers see it): a client without one does not get it in its own instance.
+    assert_eq!(read(&first, "fx_env", "P").await, "/first");
+    let third = env.shim_client(&[], &[]).await;
+    assert_eq!(read(&third, "px_env", "PROJECT_DIR").await, "<unset>");
+    // A 2026-07-28 client's calls are bridged, each a session of its own: they still take the
+    // client's environment.
+    let modern = env
+        .modern_client_with(None, &[("PROJECT_DIR", "/modern")])
+        .await;
+    assert_eq!(read(&modern, "px_env", "PROJECT_DIR").await, "/modern");
     // Gone before the daemon stops: a shim still running would start a new one.
-    first.close().await;
-    second.close().await;
+    for client in [first, second, third, modern] {
+        client.close().await;
+    }
     assert_eq!(env.ctl(&["stop"]).status.code(), Some(0));
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use rmcp::model::{NumberOrString, RequestId};
 
-use crate::backend::listed::{Members, unknown_result_members};
+use crate::backend::listed::{Members, unknown_members_of_response};
 use crate::wire::Envelope;
 
 /// Bytes of responses to ids nobody registered kept while a watch is not registered yet.
@@ -141,8 +141,7 @@ impl Drop for Watch {
 
 /// The unknown members of the result in a response line.
 fn members_of(line: &[u8], known: &[&str]) -> Option<Members> {
-    let result = Envelope::parse(line)?.result?;
-    unknown_result_members(result, known)
+    unknown_members_of_response(line, known)
 }
 
 /// The numeric id of a response line (one with a `result`), found at its head

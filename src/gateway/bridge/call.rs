@@ -25,7 +25,7 @@ use super::loopback::{self, Loopback};
 use super::parking::{Continues, Resume};
 use super::{abandoned, input_timeout};
 use crate::backend::listed::ResultMembers;
-use crate::backend::{Caller, ClientIdentity};
+use crate::backend::{Caller, ClientIdentity, EnvOf};
 use crate::gateway::Gateway;
 
 /// The upstream request of a call, in the names the client used.
@@ -110,7 +110,8 @@ impl BridgedCall {
             crate::backend::forwarded_meta(&context.meta),
         )
         .of_stateless_client(stateless_client)
-        .keeping_result_members(Some(members.clone()));
+        .keeping_result_members(Some(members.clone()))
+        .taking_env_of(context.extensions.get::<EnvOf>().map(|of| of.0));
         let role_owned = role.map(str::to_owned);
         let upstream: UpstreamFuture = {
             let gateway = gateway.clone();
