@@ -11,9 +11,10 @@ use rmcp::ClientHandler;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequest,
-    CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
-    ElicitResult, ErrorCode, Implementation, ListRootsResult, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ProtocolVersion, ResourceUpdatedNotificationParam, ServerRequest,
+    CreateMessageRequestParams, CreateMessageResult, CustomRequest, ElicitRequest,
+    ElicitRequestParams, ElicitResult, ErrorCode, Implementation, ListRootsResult,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ProtocolVersion,
+    ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RoleClient};
 
@@ -30,6 +31,21 @@ pub(super) struct Handler {
 }
 
 impl Handler {
+    /// The server's request `method` as the server wrote it, to relay instead of rmcp's typed
+    /// one (see `upstream::asks`); `None` when not kept (not a stdio server, a long line).
+    fn as_written(
+        &self,
+        context: &RequestContext<RoleClient>,
+        method: &str,
+    ) -> Option<ServerRequest> {
+        let link = self.link.as_ref()?.upgrade()?;
+        let params = link.take_ask(&context.id, method)?;
+        Some(ServerRequest::CustomRequest(CustomRequest::new(
+            method,
+            Some(params),
+        )))
+    }
+
     pub(super) fn new(backend: Weak<Backend>, link: Option<&Arc<Link>>) -> Self {
         Self {
             backend,
@@ -118,13 +134,17 @@ impl ClientHandler for Handler {
         params: CreateMessageRequestParams,
         context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        let request = self
+            .as_written(&context, "sampling/createMessage")
+            .unwrap_or_else(|| {
+                ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params))
+            });
         match self
             .relay(request, |c| c.sampling.is_some(), "sampling", &context)
             .await?
         {
             ClientResult::CreateMessageResult(result) => Ok(*result),
-            other => Err(unexpected(other)),
+            other => typed_answer(other),
         }
     }
 
@@ -133,7 +153,9 @@ impl ClientHandler for Handler {
         params: ElicitRequestParams,
         context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        let request = self
+            .as_written(&context, "elicitation/create")
+            .unwrap_or_else(|| ServerRequest::ElicitRequest(ElicitRequest::new(params)));
         match self
             .relay(
                 request,
@@ -144,7 +166,7 @@ impl ClientHandler for Handler {
             .await?
         {
             ClientResult::ElicitResult(result) => Ok(result),
-            other => Err(unexpected(other)),
+            other => typed_answer(other),
         }
     }
 
@@ -284,6 +306,16 @@ pub(super) fn capabilities_for(backend: &Backend) -> ClientCapabilities {
         }
     }
     capabilities
+}
+
+/// A client's answer to a request relayed as written, which rmcp may read as a custom result.
+fn typed_answer<T: serde::de::DeserializeOwned>(result: ClientResult) -> Result<T, McpError> {
+    match result {
+        ClientResult::CustomResult(custom) => serde_json::from_value(custom.0).map_err(|e| {
+            McpError::internal_error(format!("mcpgw: the client's answer: {e}"), None)
+        }),
+        other => Err(unexpected(other)),
+    }
 }
 
 fn unexpected(result: ClientResult) -> McpError {

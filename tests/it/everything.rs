@@ -655,3 +655,33 @@ async fn everything_per_client_instances_are_offered_what_their_client_can_do() 
         "{refused}"
     );
 }
+
+/// A server's sampling request reaches the client as the server wrote it: server-everything's
+/// `temperature: 0.7` stays `0.7` (rmcp's type would make it `0.699999988079071`), and the
+/// client's answer gets back to the tool.
+#[tokio::test]
+async fn everything_sampling_request_reaches_the_client_as_written() {
+    let env = Env::new();
+    let _daemon = gateway(&env).await;
+    let mut raw = RawClient::connect_declaring(&env, json!({"sampling": {}})).await;
+    raw.send(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "everything_trigger-sampling-request",
+        "arguments": {"prompt": "hello", "maxTokens": 7}}}),
+    )
+    .await;
+    let asked = loop {
+        let message = raw.recv().await;
+        if message["method"] == "sampling/createMessage" {
+            break message;
+        }
+    };
+    assert_eq!(asked["params"]["temperature"], json!(0.7), "{asked}");
+    assert_eq!(asked["params"]["maxTokens"], json!(7), "{asked}");
+    raw.send(json!({"jsonrpc": "2.0", "id": asked["id"], "result": {
+        "role": "assistant", "model": "raw",
+        "content": {"type": "text", "text": "sampled by raw"}}}))
+        .await;
+    let (answer, _) = raw.until_response(&json!(5)).await;
+    assert!(answer.to_string().contains("sampled by raw"), "{answer}");
+}

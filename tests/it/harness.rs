@@ -648,6 +648,11 @@ impl RawClient {
         Self::connect_with(env, &role, &[], version, None).await
     }
 
+    /// A client declaring `capabilities` (through a plain shim, 2025-06-18).
+    pub async fn connect_declaring(env: &Env, capabilities: serde_json::Value) -> Self {
+        Self::connect_inner(env, &[], &[], "2025-06-18", None, capabilities).await
+    }
+
     /// Through a shim started with `args` and `envs`, its stderr into `stderr` (else nowhere).
     pub async fn connect_with(
         env: &Env,
@@ -655,6 +660,17 @@ impl RawClient {
         envs: &[(&str, &str)],
         version: &str,
         stderr: Option<&Path>,
+    ) -> Self {
+        Self::connect_inner(env, args, envs, version, stderr, serde_json::json!({})).await
+    }
+
+    async fn connect_inner(
+        env: &Env,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        version: &str,
+        stderr: Option<&Path>,
+        capabilities: serde_json::Value,
     ) -> Self {
         let mut cmd = tokio::process::Command::from(env.command(&bin("mcpgw-shim")));
         cmd.arg("--socket").arg(env.socket());
@@ -678,7 +694,7 @@ impl RawClient {
             lines: tokio::io::BufReader::new(stdout).lines(),
         };
         raw.send(serde_json::json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
-            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
+            "protocolVersion": version, "capabilities": capabilities, "clientInfo": {"name": "raw", "version": "0"}}}))
             .await;
         let init = raw.recv().await;
         assert_eq!(init["id"], "init", "{init}");

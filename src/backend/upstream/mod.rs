@@ -6,6 +6,7 @@
 //! **Architecture invariant:** nothing here knows sessions, the gateway or the table; a
 //! transport is given a backend and hands back a connected rmcp client.
 
+mod asks;
 pub(crate) mod sse;
 pub(crate) mod stdio;
 mod streamable_http;

@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 
 use super::Limits;
+use super::asks::Asks;
 use super::watches::{Watch, Watches};
 use crate::backend::Backend;
 use crate::backend::inflight::{self, Caller, InFlight, Sent};
@@ -60,6 +61,8 @@ pub struct Link {
     asked: Mutex<Asked>,
     /// rmcp's requests that want their result's members rmcp does not know.
     watches: Arc<Watches>,
+    /// The server's own sampling and elicitation requests, as written.
+    asks: Asks,
     next: AtomicU64,
 }
 
@@ -113,6 +116,7 @@ pub(in crate::backend) fn connect(
         pending: Mutex::default(),
         asked: Mutex::default(),
         watches: Arc::default(),
+        asks: Asks::default(),
         next: AtomicU64::new(1),
     });
     let (rmcp_read, feed) = tokio::io::duplex(64 * 1024);
@@ -230,6 +234,12 @@ impl Link {
 
     /// Reads the result of the rmcp request about to be sent, whose type knows `known`, for
     /// the rest (see [`watches`](super::watches)); taken before the request is sent.
+    /// The params of the server's request `id` of `method` as written (see
+    /// [`asks`](super::asks)), if kept.
+    pub fn take_ask(&self, id: &rmcp::model::RequestId, method: &str) -> Option<serde_json::Value> {
+        self.asks.take(id, method)
+    }
+
     pub fn watch(&self, known: &'static [&'static str]) -> Watch {
         self.watches.watch(known)
     }
@@ -321,6 +331,7 @@ impl Link {
                 continue;
             }
             self.watches.offer(&line);
+            self.asks.offer(&line);
             if rmcp_open && feed.write_all(&line).await.is_err() {
                 rmcp_open = false;
             }

@@ -7,8 +7,9 @@
 
 use rmcp::model::{
     ClientResult, CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequest, ElicitRequestParams, ElicitResult, Implementation, InitializeRequestParams,
-    InputRequest, ListRootsResult, ProgressNotificationParam, ProtocolVersion,
+    CustomRequest, CustomResult, ElicitRequest, ElicitRequestParams, ElicitResult, Implementation,
+    InitializeRequestParams, InputRequest, ListRootsResult, ProgressNotificationParam,
+    ProtocolVersion,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleClient, RoleServer, RunningService};
 use rmcp::{ClientHandler, ErrorData as McpError, ServerHandler};
@@ -119,6 +120,37 @@ impl ClientHandler for Asker {
             ClientResult::ListRootsResult(result) => Ok(result),
             other => Err(wrong_answer(other)),
         }
+    }
+
+    /// A backend's request relayed as its server wrote it (see `backend::upstream::asks`):
+    /// an input request is typed, so it is read as the typed request here.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CustomResult, McpError> {
+        let params = request.params.unwrap_or_default();
+        let invalid = |e: serde_json::Error| McpError::invalid_params(e.to_string(), None);
+        let result = match request.method.as_str() {
+            "sampling/createMessage" => {
+                let params = serde_json::from_value(params).map_err(invalid)?;
+                serde_json::to_value(self.create_message(params, context).await?)
+            }
+            "elicitation/create" => {
+                let params = serde_json::from_value(params).map_err(invalid)?;
+                serde_json::to_value(self.create_elicitation(params, context).await?)
+            }
+            other => {
+                return Err(McpError::new(
+                    rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                    format!("mcpgw: `{other}` cannot be asked of a 2026-07-28 client"),
+                    None,
+                ));
+            }
+        };
+        result
+            .map(CustomResult::new)
+            .map_err(|e| McpError::internal_error(e.to_string(), None))
     }
 
     async fn on_progress(
