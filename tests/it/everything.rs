@@ -563,11 +563,7 @@ async fn everything_tools_reach_the_client_as_the_server_wrote_them() {
         "{research}"
     );
     let mut raw = RawClient::connect(&env, None).await;
-    let modern = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
-    });
+    let modern = modern_meta();
     for (id, meta) in [(1, json!({})), (2, modern)] {
         raw.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list",
             "params": {"_meta": meta}}))

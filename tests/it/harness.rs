@@ -760,3 +760,12 @@ impl RawClient {
             .unwrap()
     }
 }
+
+/// The per-request `_meta` of a 2026-07-28 request (no session: every request says who it is).
+pub fn modern_meta() -> serde_json::Value {
+    serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    })
+}

@@ -202,11 +202,7 @@ async fn a_hanging_server_does_not_hold_the_first_list() {
 async fn members_no_sdk_knows_pass_through_lists_results_and_the_cache() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/future_server.py");
     let future = serde_json::json!({"nested": [1, "two", null], "since": "2027-01-01"});
-    let modern = serde_json::json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
-    });
+    let modern = modern_meta();
     for fast in ["1", "0"] {
         let env = Env::new();
         env.write_config(&format!(
@@ -351,11 +347,7 @@ async fn members_no_sdk_knows_pass_through_http() {
     assert_eq!(result["x-future"], future, "{result}");
 
     // A stateless 2026-07-28 request: no session, its protocol in its own metadata.
-    let modern = serde_json::json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
-    });
+    let modern = modern_meta();
     let list = serde_json::json!({"jsonrpc": "2.0", "id": 30, "method": "tools/list",
         "params": {"_meta": modern}});
     let response = post_mcp(http.port, &list)

@@ -423,12 +423,7 @@ async fn a_burst_of_requests_cannot_pass_the_session_bound() {
     env.write_config(&format!("servers:\n{}", env.fixture_server("fx", &[])));
     let mut daemon = env.start_daemon_with(&[("MCPGW_MAX_CALLS_PER_SESSION", "2")]);
     daemon.wait_ready(&env).await;
-    let modern = serde_json::json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "burst", "version": "0"},
-    });
-    for meta in [serde_json::json!({}), modern] {
+    for meta in [serde_json::json!({}), modern_meta()] {
         let mut raw = RawClient::connect(&env, None).await;
         let mut burst = Vec::new();
         for id in 0..12 {
