@@ -82,15 +82,18 @@ async fn a_modern_client_through_the_shim_hears_list_changes_and_resource_update
         "a resource nobody serves is not acknowledged"
     );
 
-    // An update of the resource, caused by another client, reaches the listen.
+    // An update of the resource, caused by another client, reaches the listen (once the
+    // listen's upstream subscription is in place: rmcp acknowledges a listen before the
+    // handler that subscribes runs).
     let bystander = env.client(None).await;
-    assert_eq!(
-        bystander
+    let mut touched = String::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while touched != "notified" && tokio::time::Instant::now() < deadline {
+        touched = bystander
             .call_text("fx_touch", json!({"uri": STATIC_URI}))
-            .await,
-        "notified",
-        "the listen subscribed the backend"
-    );
+            .await;
+    }
+    assert_eq!(touched, "notified", "the listen subscribed the backend");
     next_matching(
         &mut subscription,
         "resource update",
@@ -142,15 +145,21 @@ async fn a_modern_client_over_http_hears_list_changes_and_resource_updates() {
     );
 
     let other = http_client(&http.url("/mcp"), Some(ADMIN)).await.unwrap();
-    let touched = other
-        .peer()
-        .call_tool(
-            rmcp::model::CallToolRequestParams::new("alpha_touch")
-                .with_arguments(json!({"uri": STATIC_URI}).as_object().unwrap().clone()),
-        )
-        .await
-        .expect("alpha_touch");
-    assert_eq!(text_of(&touched), "notified");
+    // Once the listen's upstream subscription is in place (see the socket test).
+    let mut touched = String::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while touched != "notified" && tokio::time::Instant::now() < deadline {
+        let result = other
+            .peer()
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("alpha_touch")
+                    .with_arguments(json!({"uri": STATIC_URI}).as_object().unwrap().clone()),
+            )
+            .await
+            .expect("alpha_touch");
+        touched = text_of(&result);
+    }
+    assert_eq!(touched, "notified");
     next_matching(
         &mut subscription,
         "resource update",
