@@ -28,6 +28,7 @@
 pub mod cache;
 mod call;
 mod child;
+pub mod command;
 mod exit_note;
 pub mod groups;
 mod handler;

@@ -24,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "max_message",
     "roles",
     "plugins",
+    "commands",
     "http",
 ];
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -44,6 +45,7 @@ pub(super) struct Checked {
     pub servers_written: bool,
     pub roles: BTreeMap<String, Role>,
     pub http: Option<HttpConfig>,
+    pub commands: Vec<super::CommandTool>,
     pub warnings: Vec<String>,
 }
 
@@ -130,6 +132,7 @@ impl Checker<'_> {
             servers_written: false,
             roles: BTreeMap::new(),
             http: None,
+            commands: Vec::new(),
             warnings: Vec::new(),
         };
         let top = NodePath::default();
@@ -172,6 +175,10 @@ impl Checker<'_> {
         if let Some(entry) = optional(&fields, "servers") {
             checked.servers_written = matches!(entry.value, Node::Map(_));
             checked.servers = self.servers(entry);
+        }
+        if let Some(entry) = optional(&fields, "commands") {
+            checked.commands = self.commands(entry);
+            self.command_names(&checked.commands, &checked.servers, entry);
         }
         if let Some(entry) = optional(&fields, "roles") {
             checked.roles = self.roles(entry);

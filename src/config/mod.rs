@@ -18,6 +18,7 @@
 //! except through the lookup [`load`] hands to [`parse`].
 
 mod checker;
+mod commands;
 mod duration;
 mod error;
 mod expand;
@@ -40,6 +41,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use commands::{CommandTool, DEFAULT_COMMAND_TIMEOUT, Param, ParamKind, placeholder};
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
 pub use size::display as display_size;
@@ -79,6 +81,8 @@ pub struct Config {
     pub roles: BTreeMap<String, Role>,
     /// The HTTP listener, if the config has an `http` section.
     pub http: Option<HttpConfig>,
+    /// Tools that run a program (`commands`), in the order written.
+    pub commands: Vec<CommandTool>,
     /// Non-fatal problems, each `file:line:col: message`.
     pub warnings: Vec<String>,
 }
@@ -443,6 +447,7 @@ pub fn parse(
         servers_written: checked.servers_written,
         roles: checked.roles,
         http: checked.http,
+        commands: checked.commands,
         warnings: checked.warnings,
     })
 }

@@ -35,6 +35,35 @@ impl Node {
         }
     }
 
+    /// The node as JSON (a command argument's default or bounds); `None` for what JSON has no
+    /// value for (a tag, a map with a key that is not a string, an integer out of range).
+    pub(super) fn to_json(&self) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        Some(match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Int(n) => match i64::try_from(*n) {
+                Ok(n) => Value::from(n),
+                Err(_) => Value::from(u64::try_from(*n).ok()?),
+            },
+            Node::Float(f) => Value::from(serde_json::Number::from_f64(*f)?),
+            Node::Str(s) => Value::String(s.clone()),
+            Node::Seq(items) => {
+                Value::Array(items.iter().map(Node::to_json).collect::<Option<_>>()?)
+            }
+            Node::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| match k {
+                        Node::Str(k) => Some((k.clone(), v.to_json()?)),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            Node::Tagged(_) => return None,
+        })
+    }
+
     /// A scalar YAML would turn into a string if it were quoted.
     pub(super) fn is_unquoted_scalar(&self) -> bool {
         matches!(self, Node::Bool(_) | Node::Int(_) | Node::Float(_))

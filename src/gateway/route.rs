@@ -208,6 +208,14 @@ impl Gateway {
                     self.call_builtin(builtin, role, caller.session).await,
                 ));
             }
+            Target::Command(command) => {
+                let run = crate::backend::command::run(&command, params.arguments.as_ref());
+                // A cancelled call drops the run, which kills the command's process group.
+                return tokio::select! {
+                    result = run => result.map(CallToolResponse::Complete),
+                    () = ct.cancelled() => Err(McpError::internal_error("request cancelled", None)),
+                };
+            }
             Target::Backend { backend, original } => (backend, original),
         };
         params.name = original.into();

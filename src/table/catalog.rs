@@ -21,6 +21,8 @@ pub const MAX_NAME: usize = 64;
 #[derive(Clone)]
 pub enum Target {
     Builtin(Builtin),
+    /// A tool that runs a program (`commands` in the config).
+    Command(Arc<crate::config::CommandTool>),
     Backend {
         backend: Arc<Backend>,
         /// The item's name on its server.
@@ -172,6 +174,20 @@ impl Catalog {
                 tool.name.to_string(),
                 Listed::known(tool),
                 Target::Builtin(builtin),
+            );
+        }
+        // Commands next: their names are checked against every prefix by the config.
+        for command in &config.commands {
+            let schema = crate::backend::command::input_schema(command);
+            let tool = Tool::new(
+                command.name.clone(),
+                command.description.clone(),
+                Arc::new(schema),
+            );
+            catalog.tools.insert(
+                command.name.clone(),
+                Listed::known(tool),
+                Target::Command(Arc::new(command.clone())),
             );
         }
         let names = Prefixes::of_config(config, backends);

@@ -5,6 +5,7 @@ mod harness;
 
 mod architecture;
 mod bounds;
+mod commands;
 mod conformance;
 mod core;
 mod ctl;

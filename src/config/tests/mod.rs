@@ -2,6 +2,7 @@
 //! One file per part of the config module; the helpers they share are here.
 
 mod checker;
+mod commands;
 mod duration;
 mod error;
 mod expand;
