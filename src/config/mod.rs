@@ -5,7 +5,8 @@
 //! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`, remote
 //! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout`,
 //! `discovery_wait`, `call_timeout`,
-//! `max_message` and the `http` listener. How the work is split:
+//! `max_message`, the `http` listener and `commands` (tools that run a program, checked in
+//! `commands`). How the work is split:
 //!
 //! - `tree` reads the YAML into a tree that keeps order and duplicates;
 //! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
