@@ -15,10 +15,25 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::{CommandTool, ParamKind, placeholder};
 
-/// The most of a command's stdout the answer carries.
+/// The most of a command's stdout the answer carries; past it the pipe is closed (a program
+/// that writes forever then ends on SIGPIPE rather than keep the daemon reading).
 const MAX_STDOUT: usize = 1024 * 1024;
-/// How much of the end of a failed command's stderr the answer carries.
+/// How much of the end of a failed command's stderr the answer carries, and how much of it is
+/// read at most.
 const STDERR_TAIL: usize = 4 * 1024;
+const MAX_STDERR_READ: usize = 1024 * 1024;
+
+/// Commands running at once, daemon-wide; more wait for a place.
+const MAX_RUNNING: usize = 16;
+
+/// The longest string argument (an argv element over 128 KiB cannot be passed at all).
+const MAX_STRING_ARGUMENT: usize = 64 * 1024;
+
+/// What a command's process gets of the daemon's environment: the basics a program needs,
+/// never the daemon's other variables (they may hold the config's secrets).
+const ENV_KEPT: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+];
 
 /// The tool's input schema, from its `input`.
 pub fn input_schema(tool: &CommandTool) -> JsonObject {
@@ -85,26 +100,43 @@ pub fn argv(tool: &CommandTool, arguments: Option<&JsonObject>) -> Result<Vec<St
             .admit(value)
             .map_err(|why| invalid(format!("argument `{name}` {why}")))?;
         let text = match (param.kind, value) {
-            (ParamKind::String, Value::String(s)) => s.clone(),
-            (ParamKind::Integer, Value::Number(n)) => match n.as_i64() {
-                Some(i) => i.to_string(),
-                None => number(n.as_f64().unwrap_or_default()).to_string(),
+            (ParamKind::String, Value::String(s)) => {
+                if s.contains('\0') || s.len() > MAX_STRING_ARGUMENT {
+                    return Err(invalid(format!(
+                        "argument `{name}` must be at most {MAX_STRING_ARGUMENT} bytes, without NUL"
+                    )));
+                }
+                s.clone()
+            }
+            (ParamKind::Integer, Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => i.to_string(),
+                (_, Some(u), _) => u.to_string(),
+                (_, _, Some(f)) if f.abs() < 9.0e15 => format!("{f:.0}"),
+                _ => return Err(invalid(format!("argument `{name}` is out of range"))),
             },
             (_, other) => other.to_string(),
         };
         values.insert(name.as_str(), text);
     }
-    Ok(tool
-        .run
-        .iter()
-        .enumerate()
-        .map(
-            |(i, element)| match placeholder(element).filter(|_| i > 0) {
-                Some(name) => values.get(name).cloned().unwrap_or_default(),
-                None => element.clone(),
-            },
-        )
-        .collect())
+    let mut argv = Vec::with_capacity(tool.run.len());
+    for (i, element) in tool.run.iter().enumerate() {
+        let Some(name) = placeholder(element).filter(|_| i > 0) else {
+            argv.push(element.clone());
+            continue;
+        };
+        let value = values.get(name).cloned().unwrap_or_default();
+        // A value the program would read as an option is refused, unless `run` ends the
+        // options first (`"--"` before it).
+        if value.starts_with('-') && !tool.run[..i].iter().any(|e| e == "--") {
+            return Err(invalid(format!(
+                "argument `{name}` must not start with `-` (`{}` would take it as an option; the \
+                 config may put \"--\" before it in `run`)",
+                tool.run[0]
+            )));
+        }
+        argv.push(value);
+    }
+    Ok(argv)
 }
 
 /// Runs the tool with `arguments`. Dropping the future (the call was cancelled) kills the
@@ -114,7 +146,29 @@ pub async fn run(
     arguments: Option<&JsonObject>,
 ) -> Result<CallToolResult, McpError> {
     let argv = argv(tool, arguments)?;
+    if !tool.cwd.is_dir() {
+        return Ok(error_result(format!(
+            "`{}` cannot run: its directory {} does not exist",
+            tool.name,
+            tool.cwd.display()
+        )));
+    }
+    static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RUNNING);
+    let _place = RUNNING
+        .acquire()
+        .await
+        .map_err(|_| McpError::internal_error("mcpgw is stopping", None))?;
+    let started = std::time::Instant::now();
     let mut command = tokio::process::Command::new(&argv[0]);
+    command.env_clear();
+    for (name, value) in std::env::vars_os() {
+        let kept = name
+            .to_str()
+            .is_some_and(|n| ENV_KEPT.contains(&n) || n.starts_with("LC_"));
+        if kept {
+            command.env(name, value);
+        }
+    }
     command
         .args(&argv[1..])
         .current_dir(&tool.cwd)
@@ -128,6 +182,9 @@ pub async fn run(
         // SAFETY: close_inherited_on_exec is async-signal-safe; nothing allocates.
         unsafe {
             command.pre_exec(|| {
+                // If the daemon dies without stopping it, the kernel stops the command.
+                #[cfg(target_os = "linux")]
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 crate::process::close_inherited_on_exec();
                 Ok(())
             });
@@ -144,8 +201,8 @@ pub async fn run(
     let stderr = child.stderr.take();
     let finished = async {
         let (out, err, status) = tokio::join!(
-            read_bounded(stdout, MAX_STDOUT, false),
-            read_bounded(stderr, STDERR_TAIL, true),
+            read_bounded(stdout, MAX_STDOUT, MAX_STDOUT, false),
+            read_bounded(stderr, STDERR_TAIL, MAX_STDERR_READ, true),
             child.wait()
         );
         (out, err, status)
@@ -158,7 +215,13 @@ pub async fn run(
             tool.timeout.as_secs_f64()
         )));
     };
-    std::mem::forget(group);
+    // What it left running in its group (a background job) goes with it.
+    drop(group);
+    tracing::info!(
+        tool = %tool.name,
+        ms = started.elapsed().as_millis() as u64,
+        "command tool ran"
+    );
     let status = status.map_err(|e| McpError::internal_error(e.to_string(), None))?;
     let (stdout, cut) = out;
     let mut text = String::from_utf8_lossy(&stdout).into_owned();
@@ -185,17 +248,20 @@ fn error_result(text: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text)])
 }
 
-/// Reads a pipe to its end, keeping at most `max` bytes (the first, or with `tail` the last),
-/// and whether more came.
+/// Reads a pipe, keeping at most `max` bytes (the first, or with `tail` the last), and whether
+/// more came. At most `read_up_to` bytes are read: then the pipe is closed (the writer gets
+/// SIGPIPE) instead of read forever.
 async fn read_bounded(
     pipe: Option<impl AsyncRead + Unpin>,
     max: usize,
+    read_up_to: usize,
     tail: bool,
 ) -> (Vec<u8>, bool) {
     let Some(mut pipe) = pipe else {
         return (Vec::new(), false);
     };
-    let mut kept = Vec::new();
+    let mut kept = Vec::with_capacity(max.min(64 * 1024));
+    let mut read = 0;
     let mut more = false;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -203,6 +269,7 @@ async fn read_bounded(
             Ok(0) | Err(_) => return (kept, more),
             Ok(n) => n,
         };
+        read += n;
         kept.extend_from_slice(&buf[..n]);
         if kept.len() > max {
             more = true;
@@ -212,6 +279,9 @@ async fn read_bounded(
                 }
                 false => kept.truncate(max),
             }
+        }
+        if read >= read_up_to {
+            return (kept, true);
         }
     }
 }

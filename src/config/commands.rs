@@ -11,7 +11,9 @@
 //! ```
 //!
 //! An argument is substituted only as a whole element of `run` (`"{count}"`), never into a
-//! string and never through a shell, so no argument can add an option or a command.
+//! string and never through a shell, so no argument can add a command or split into several;
+//! one that starts with `-` is refused unless `run` has `"--"` before it (`backend::command`),
+//! so that it cannot become an option either.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -145,10 +147,18 @@ impl Checker<'_> {
             Some(entry) => self.command_cwd(entry, &context)?,
             None => self.config_dir.to_path_buf(),
         };
-        let timeout = optional(&fields, "timeout")
-            .and_then(|e| self.duration(e, &format!("`timeout` {context}")))
-            .filter(|t| !t.is_zero())
-            .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+        let timeout = match optional(&fields, "timeout") {
+            Some(entry) => match self.duration(entry, &format!("`timeout` {context}")) {
+                Some(timeout) if timeout.is_zero() => {
+                    let message = format!("`timeout` {context} must be more than 0");
+                    self.error(entry.value_pos(), message);
+                    DEFAULT_COMMAND_TIMEOUT
+                }
+                Some(timeout) => timeout,
+                None => DEFAULT_COMMAND_TIMEOUT,
+            },
+            None => DEFAULT_COMMAND_TIMEOUT,
+        };
         Some(CommandTool {
             name: name.to_owned(),
             description,
@@ -288,6 +298,14 @@ impl Checker<'_> {
         };
         let minimum = number(self, "minimum");
         let maximum = number(self, "maximum");
+        if let (Some(min), Some(max)) = (minimum, maximum)
+            && min > max
+        {
+            self.error(
+                &param.value_at,
+                format!("{subject}: `minimum` is over `maximum`"),
+            );
+        }
         let allowed = match optional(&fields, "enum") {
             Some(entry) => match entry.value.to_json() {
                 Some(serde_json::Value::Array(values)) if !values.is_empty() => Some(values),
@@ -310,7 +328,15 @@ impl Checker<'_> {
             let value = entry.value.to_json().unwrap_or(serde_json::Value::Null);
             match checked.admit(&value) {
                 Ok(()) => checked.default = Some(value),
-                Err(why) => self.error(&entry.value_at, format!("`default` of {subject}: {why}")),
+                Err(_) => {
+                    let message = format!(
+                        "`default` of {subject} must be {} {} within its bounds, found {}",
+                        article(checked.kind),
+                        checked.kind.as_str(),
+                        entry.value.describe()
+                    );
+                    self.error(&entry.value_at, message);
+                }
             }
         }
         Some(checked)
@@ -369,26 +395,32 @@ impl Param {
             }
             _ => false,
         };
+        // What the client sent is quoted short: it may be anything, of any size.
+        let value_text = value.to_string();
+        let shown = match value_text.len() > 60 {
+            true => format!("{}…", crate::config::cut_at(&value_text, 60)),
+            false => value_text,
+        };
         if !fits {
             return Err(format!(
-                "must be {} {}, not {value}",
+                "must be {} {}, not {shown}",
                 article(self.kind),
                 self.kind.as_str()
             ));
         }
         if let Some(n) = value.as_f64() {
             if let Some(min) = self.minimum.filter(|min| n < *min) {
-                return Err(format!("must be at least {min}, not {value}"));
+                return Err(format!("must be at least {min}, not {shown}"));
             }
             if let Some(max) = self.maximum.filter(|max| n > *max) {
-                return Err(format!("must be at most {max}, not {value}"));
+                return Err(format!("must be at most {max}, not {shown}"));
             }
         }
         if let Some(allowed) = &self.allowed
             && !allowed.contains(value)
         {
             let listed: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-            return Err(format!("must be one of {}, not {value}", listed.join(", ")));
+            return Err(format!("must be one of {}, not {shown}", listed.join(", ")));
         }
         Ok(())
     }

@@ -30,6 +30,9 @@ fn config(env: &Env) -> String {
     timeout: 1s
   fails:
     run: ["sh", "-c", "echo partial; echo broken >&2; exit 3"]
+  look:
+    run: ["ls", "-d", "--", "{{path}}"]
+    input: {{ path: {{ type: string }} }}
 roles:
   readonly: ["shout"]
 "#,
@@ -105,10 +108,22 @@ async fn command_tools_are_listed_validated_and_run_without_a_shell() {
         (json!({"word": "x", "count": 500}), "must be at most 200"),
         (json!({"word": "x", "count": 1.5}), "must be an integer"),
         (json!({"word": "x", "extra": 1}), "unknown argument `extra`"),
+        (
+            json!({"word": "--output=/tmp/x"}),
+            "must not start with `-`",
+        ),
+        (json!({"word": "x", "count": -5}), "must be at least 1"),
     ] {
         let error = error_of(&client, "shout", args.clone()).await;
         assert!(error.contains(why), "{args}: {error}");
     }
+    // After `--` in `run`, a value starting with `-` is an operand: `ls` looks for that file.
+    let looked = client
+        .call("look", json!({"path": "-weird"}))
+        .await
+        .unwrap();
+    assert_eq!(looked.is_error, Some(true));
+    assert!(text_of(&looked).contains("-weird"), "{}", text_of(&looked));
     // The issue's example, in its `~/src/project`.
     let log = client.call_text("git_log", json!({"count": 2})).await;
     assert_eq!(log.lines().count(), 2, "{log}");

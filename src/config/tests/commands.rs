@@ -21,7 +21,7 @@ fn a_command_is_checked_against_its_input_and_the_servers_prefixes() {
             "gateway.yaml:5:21: `run` in command `git_log` uses `{n}`, which `input` does not declare",
             "gateway.yaml:6:3: command name `bad name` must be 1 to 64 letters, digits, `_` or `-` (it is the tool's name)",
             "gateway.yaml:7:11: `run` in command `bad name`: the program must be written, not an argument",
-            "gateway.yaml:8:41: `default` of argument `x` in `input` in command `bad name`: must be an integer, not \"ten\"",
+            "gateway.yaml:8:41: `default` of argument `x` in `input` in command `bad name` must be an integer within its bounds, found a string",
         ]
     );
 }
