@@ -133,12 +133,12 @@ fn unknown_keys_at_every_level() {
     assert_eq!(
         error("severs: {}\n"),
         "gateway.yaml:1:1: unknown key `severs` at the top level: did you mean `servers`? \
-         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, http)"
+         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, commands, http)"
     );
     assert_eq!(
         error("idle_timeout: 3\nIdle_Timeout: 4\n"),
         "gateway.yaml:2:1: unknown key `Idle_Timeout` at the top level: did you mean `idle_timeout`? \
-         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, http)"
+         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, commands, http)"
     );
     assert_eq!(
         error("servers:\n  a:\n    command: x\n    restart: always\n"),
