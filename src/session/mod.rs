@@ -54,19 +54,6 @@ const MAX_LISTENED_RESOURCES: usize = 1024;
 /// The longest resource URI a listen is acknowledged for.
 const MAX_LISTENED_URI: usize = 4096;
 
-/// Where the request's result's unknown members are wanted: put in the request's extensions
-/// by [`SessionService`], or over HTTP in the HTTP request's (which rmcp puts in the request's):
-/// moved up to the request's own, where the gateway (the bridge) and [`Session::caller`]
-/// look.
-fn hoist_result_members(context: &mut RequestContext<RoleServer>) {
-    if context.extensions.get::<ResultMembers>().is_some() {
-        return;
-    }
-    if let Some(slot) = extension::<ResultMembers>(context) {
-        context.extensions.insert(slot);
-    }
-}
-
 /// A request's extension of type `T`: in its own extensions, or over HTTP in the HTTP
 /// request's (which rmcp puts in the request's).
 fn extension<T: Clone + Send + Sync + 'static>(context: &RequestContext<RoleServer>) -> Option<T> {
@@ -127,6 +114,20 @@ impl Session {
 
     pub fn handle(&self) -> &Arc<SessionHandle> {
         &self.handle
+    }
+
+    /// What the gateway reads of a request it forwards (in the request's own extensions, where
+    /// the bridge and [`Session::caller`] look): where its result's unknown members are wanted
+    /// (put there by [`SessionService`], or over HTTP in the HTTP request's extensions, which
+    /// rmcp puts in the request's: moved up), and whose environment its per-client instances
+    /// take.
+    fn forwarding(&self, context: &mut RequestContext<RoleServer>) {
+        if context.extensions.get::<ResultMembers>().is_none()
+            && let Some(slot) = extension::<ResultMembers>(context)
+        {
+            context.extensions.insert(slot);
+        }
+        context.extensions.insert(EnvOf(self.handle.id));
     }
 
     fn role(&self) -> Option<&str> {
@@ -230,8 +231,7 @@ impl ServerHandler for Session {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let _busy = self.handle.busy()?;
-        hoist_result_members(&mut context);
-        context.extensions.insert(EnvOf(self.handle.id));
+        self.forwarding(&mut context);
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_call_tool(
                 self.role(),
@@ -273,8 +273,7 @@ impl ServerHandler for Session {
         mut context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let _busy = self.handle.busy()?;
-        hoist_result_members(&mut context);
-        context.extensions.insert(EnvOf(self.handle.id));
+        self.forwarding(&mut context);
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_get_prompt(
                 self.role(),
@@ -330,8 +329,7 @@ impl ServerHandler for Session {
         mut context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let _busy = self.handle.busy()?;
-        hoist_result_members(&mut context);
-        context.extensions.insert(EnvOf(self.handle.id));
+        self.forwarding(&mut context);
         if crate::gateway::bridge::applies(&context) {
             return Box::pin(self.gateway.bridged_read_resource(
                 self.role(),
@@ -482,8 +480,7 @@ impl ServerHandler for Session {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let _busy = self.handle.busy()?;
-        hoist_result_members(&mut context);
-        context.extensions.insert(EnvOf(self.handle.id));
+        self.forwarding(&mut context);
         let caller = self.caller(&context);
         Box::pin(
             self.gateway

@@ -109,7 +109,7 @@ pub fn for_daemon(
 fn referenced(text: &[u8]) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = text;
-    while let Some(at) = memchr_dollar_brace(rest) {
+    while let Some(at) = find_dollar_brace(rest) {
         let after = &rest[at + 2..];
         let len = after
             .iter()
@@ -123,7 +123,7 @@ fn referenced(text: &[u8]) -> Vec<String> {
     names
 }
 
-fn memchr_dollar_brace(text: &[u8]) -> Option<usize> {
+fn find_dollar_brace(text: &[u8]) -> Option<usize> {
     text.windows(2).position(|w| w == b"${")
 }
 
