@@ -28,7 +28,9 @@ pub struct Asks(Mutex<HashMap<String, (String, Value)>>);
 impl Asks {
     /// A line the reader is about to hand to rmcp: if it is a kept request, its params are kept.
     pub fn offer(&self, line: &[u8]) {
+        // Most lines rmcp gets are responses (found at their head or tail): not searched.
         if line.len() > MAX_LINE
+            || super::watches::written_response_id(line).is_some()
             || !KEPT
                 .iter()
                 .any(|m| memchr::memmem::find(line, m.as_bytes()).is_some())
@@ -79,6 +81,12 @@ mod tests {
         );
         asks.offer(br#"{"jsonrpc":"2.0","id":"s1","method":"elicitation/create","params":{"requestedSchema":{"properties":{"n":{"type":"number","minimum":0}}}}}"#);
         asks.offer(br#"{"jsonrpc":"2.0","id":1,"method":"roots/list"}"#);
+        // A response whose text names the method is not a request (and is not searched).
+        asks.offer(
+            br#"{"jsonrpc":"2.0","id":9,"result":{"content":[{"text":"sampling/createMessage"}]}}"#,
+        );
+        asks.offer(br#"{"result":{"text":"elicitation/create"},"jsonrpc":"2.0","id":10}"#);
+        assert_eq!(asks.0.lock().unwrap().len(), 2);
         let id = rmcp::model::NumberOrString::Number(0);
         let params = asks.take(&id, "sampling/createMessage").unwrap();
         assert_eq!(params.to_string(), r#"{"maxTokens":5,"temperature":0.7}"#);

@@ -148,6 +148,22 @@ fn members_of(line: &[u8], known: &[&str]) -> Option<Members> {
 /// (`{"jsonrpc":"2.0","id":7,"result"…`), at its tail (`{"result":…,"id":7}`), or by parsing a
 /// small one.
 fn response_id(line: &[u8]) -> Option<i64> {
+    if let Some(id) = written_response_id(line) {
+        return Some(id);
+    }
+    if line.len() > PARSE_FOR_ID_UP_TO {
+        return None;
+    }
+    let envelope = Envelope::parse(line)?;
+    if envelope.method.is_some() || envelope.result.is_none() {
+        return None;
+    }
+    envelope.id?.get().parse().ok()
+}
+
+/// The numeric id of a response line found where SDKs write it, at its head or tail, without
+/// parsing (see [`response_id`]); `None` says nothing about other lines.
+pub(super) fn written_response_id(line: &[u8]) -> Option<i64> {
     let digits = |bytes: &[u8]| -> Option<i64> {
         let text = std::str::from_utf8(bytes).ok()?;
         text.parse().ok()
@@ -171,14 +187,7 @@ fn response_id(line: &[u8]) -> Option<i64> {
             return digits(&rest[start..]);
         }
     }
-    if line.len() > PARSE_FOR_ID_UP_TO {
-        return None;
-    }
-    let envelope = Envelope::parse(line)?;
-    if envelope.method.is_some() || envelope.result.is_none() {
-        return None;
-    }
-    envelope.id?.get().parse().ok()
+    None
 }
 
 #[cfg(test)]
