@@ -30,6 +30,8 @@ mod process;
 
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "config")]
+pub mod plugin_host;
 
 #[cfg(feature = "daemon")]
 pub mod daemon;

@@ -169,12 +169,14 @@ impl Checker<'_> {
                 .size(entry, "`max_message`")
                 .unwrap_or(DEFAULT_MAX_MESSAGE);
         }
-        if let Some(entry) = fields.iter().find(|e| e.key == "plugins") {
-            self.plugins(entry);
-        }
         if let Some(entry) = optional(&fields, "servers") {
             checked.servers_written = matches!(entry.value, Node::Map(_));
             checked.servers = self.servers(entry);
+        }
+        if let Some(entry) = optional(&fields, "plugins") {
+            for host in self.plugins(entry, &checked.servers) {
+                checked.servers.insert(host.name.clone(), host);
+            }
         }
         if let Some(entry) = optional(&fields, "commands") {
             checked.commands = self.commands(entry);
@@ -199,21 +201,6 @@ impl Checker<'_> {
             }
             Some(timeout) => timeout,
             None => DEFAULT_STARTUP_TIMEOUT,
-        }
-    }
-
-    /// mcp-unify's Python plugins cannot run here; an empty list is harmless and accepted.
-    fn plugins(&mut self, entry: &Entry<'_>) {
-        let empty = match entry.value {
-            Node::Null => true,
-            Node::Seq(items) => items.is_empty(),
-            Node::Map(entries) => entries.is_empty(),
-            _ => false,
-        };
-        if !empty {
-            let message =
-                "`plugins` (Python in-process tools) are not supported yet; remove the key";
-            self.error(&entry.key_at, message);
         }
     }
 

@@ -2,11 +2,12 @@
 //! [`Config`], with every problem reported at its `file:line:column`, all of them in one pass.
 //!
 //! The format is mcp-unify's, accepted as is (`servers.<name>.command/args/env/enabled`,
-//! `idle_timeout`, `roles`, an empty `plugins`), plus `cwd`, a per-server `idle_timeout`, remote
+//! `idle_timeout`, `roles`, `plugins`), plus `cwd`, a per-server `idle_timeout`, remote
 //! servers (`url`, `headers`, `transport`), `prefix`, `scope`, `startup_timeout`,
 //! `discovery_wait`, `call_timeout`,
 //! `max_message`, the `http` listener and `commands` (tools that run a program, checked in
-//! `commands`). How the work is split:
+//! `commands`); `plugins` become plugin hosts, servers like the others (`plugins`,
+//! `plugin_sources`). How the work is split:
 //!
 //! - `tree` reads the YAML into a tree that keeps order and duplicates;
 //! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
@@ -27,6 +28,8 @@ mod hash;
 mod http;
 mod locate;
 mod names;
+mod plugin_sources;
+mod plugins;
 mod remote;
 mod server;
 mod size;
@@ -45,6 +48,8 @@ use std::time::Duration;
 pub use commands::{CommandTool, DEFAULT_COMMAND_TIMEOUT, Param, ParamKind, placeholder};
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
+pub use plugin_sources::{Sources as PluginSources, Watched as PluginWatched};
+pub use plugins::{DEFAULT_PYTHON, PLUGINS_SERVER, PluginHost, PluginModule};
 pub use size::display as display_size;
 
 /// Finds the config file as a daemon a person starts does ([`crate::paths::discover`], the
@@ -130,6 +135,9 @@ pub struct ServerConfig {
     pub call_timeout: Option<Duration>,
     /// Per-server override of [`Config::max_message`].
     pub max_message: Option<usize>,
+    /// Set for the host of `plugins` ([`crate::plugin_host`]), which is otherwise a stdio
+    /// server like any other.
+    pub plugin: Option<PluginHost>,
 }
 
 /// How the gateway talks to a backend (`transport:` in the config).
@@ -226,6 +234,11 @@ impl ServerConfig {
                 hasher.field(name.as_bytes());
                 hasher.field(value.as_bytes());
             }
+        }
+        // A plugin host changes with its plugins' files, which its command line does not show.
+        if let Some(plugin) = &self.plugin {
+            hasher.field(b"plugin-sources");
+            hasher.field(&plugin.sources.fingerprint.to_le_bytes());
         }
         hasher.finish()
     }
@@ -338,6 +351,7 @@ impl fmt::Debug for ServerConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("call_timeout", &self.call_timeout)
             .field("max_message", &self.max_message)
+            .field("plugin", &self.plugin)
             .finish()
     }
 }
@@ -416,12 +430,19 @@ pub enum Role {
     Patterns(Vec<String>),
 }
 
-/// Reads and checks the config file, looking variables up in the process environment.
+/// Reads and checks the config file, looking variables up in the process environment, and
+/// reads the plugins' sources ([`PluginSources`]).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::whole_file(path, format!("cannot read the config file: {e}")))?;
     // A variable whose value is not UTF-8 cannot be put in a string: it counts as unset.
-    parse(&text, path, &|name| std::env::var(name).ok())
+    let mut config = parse(&text, path, &|name| std::env::var(name).ok())?;
+    for server in config.servers.values_mut() {
+        if let Some(plugin) = &mut server.plugin {
+            plugin.sources = plugin_sources::find(plugin);
+        }
+    }
+    Ok(config)
 }
 
 /// Checks config text. `path` is where it came from: messages cite it as given, relative `cwd`s

@@ -37,6 +37,8 @@ const SCOPES: &[(&str, Scope)] = &[("shared", Scope::Shared), ("per-client", Sco
 /// One server being checked: its name, how messages refer to it, and the variables it lacks.
 pub(super) struct ServerCheck<'s> {
     name: &'s str,
+    /// What it is, in messages: "server" or "plugin".
+    noun: &'static str,
     /// "in server `name`", completing messages such as "`args` in server `name` must be …".
     pub(super) context: String,
     missing: Vec<MissingVar>,
@@ -64,6 +66,19 @@ pub(super) enum Kind {
     Remote,
     /// Both or neither, already reported: no check that depends on the kind is made.
     Unknown,
+}
+
+impl<'s> ServerCheck<'s> {
+    /// A check of a plugin's settings, which are a server's: named "plugin `name`" in
+    /// messages about missing variables, `context` in the others.
+    pub(super) fn plugin(name: &'s str, context: String) -> Self {
+        ServerCheck {
+            name,
+            noun: "plugin",
+            context,
+            missing: Vec::new(),
+        }
+    }
 }
 
 impl Checker<'_> {
@@ -114,6 +129,7 @@ impl Checker<'_> {
         };
         let mut check = ServerCheck {
             name,
+            noun: "server",
             context: format!("in server `{name}`"),
             missing: Vec::new(),
         };
@@ -192,6 +208,7 @@ impl Checker<'_> {
             idle_timeout,
             call_timeout,
             max_message,
+            plugin: None,
         };
         Some((config, prefix_at))
     }
@@ -293,7 +310,7 @@ impl Checker<'_> {
         args
     }
 
-    fn env_vars(
+    pub(super) fn env_vars(
         &mut self,
         entry: &Entry<'_>,
         check: &mut ServerCheck<'_>,
@@ -370,7 +387,7 @@ impl Checker<'_> {
     }
 
     /// The directory to start the server in, made absolute against the config file's directory.
-    fn cwd(&mut self, entry: &Entry<'_>, check: &mut ServerCheck<'_>) -> Option<PathBuf> {
+    pub(super) fn cwd(&mut self, entry: &Entry<'_>, check: &mut ServerCheck<'_>) -> Option<PathBuf> {
         let subject = format!("`cwd` {}", check.context);
         let Node::Str(raw) = entry.value else {
             self.mismatch(entry, &subject, "a string (a directory)");
@@ -459,7 +476,7 @@ impl Checker<'_> {
 
     /// Whether the server may run: `enabled: false` wins; otherwise a missing variable disables
     /// it, with a warning per variable so that the rest of the config still loads.
-    fn availability(&mut self, enabled: bool, check: &ServerCheck<'_>) -> (bool, Option<String>) {
+    pub(super) fn availability(&mut self, enabled: bool, check: &ServerCheck<'_>) -> (bool, Option<String>) {
         if !enabled {
             return (false, Some("disabled in config".to_owned()));
         }
@@ -470,9 +487,9 @@ impl Checker<'_> {
         missing_vars.sort_by_key(|m| m.mark.map(|mark| mark.index));
         let mut cited = Vec::new();
         for missing in missing_vars {
-            let (name, var) = (check.name, &missing.name);
+            let (noun, name, var) = (check.noun, check.name, &missing.name);
             let message =
-                format!("server `{name}` is disabled: environment variable {var} is not set");
+                format!("{noun} `{name}` is disabled: environment variable {var} is not set");
             self.warn_at(missing.mark, message);
             cited.push(format!("{var} ({})", self.cite(missing.mark)));
         }

@@ -49,17 +49,6 @@ fn mcp_unify_readme_example_parses_as_is() {
 }
 
 #[test]
-fn readme_plugins_are_refused_but_an_empty_list_is_fine() {
-    let text = "plugins:\n  - module: my_tools.calculator\n";
-    assert_eq!(
-        error(text),
-        "gateway.yaml:1:1: `plugins` (Python in-process tools) are not supported yet; remove the key"
-    );
-    ok("plugins: []\n");
-    ok("plugins:\n");
-}
-
-#[test]
 fn defaults() {
     let config = ok("servers:\n  a:\n    command: x\n");
     assert_eq!(config.idle_timeout, Duration::from_secs(300));

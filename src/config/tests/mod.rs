@@ -9,6 +9,7 @@ mod expand;
 mod hash;
 mod http;
 mod names;
+mod plugins;
 mod remote;
 mod server;
 mod size;

@@ -1,0 +1,164 @@
+//! The plugin host: a stdlib-only Python program (`plugin_host.py`) shipped inside mcpgw that
+//! runs mcp-unify-style plugin modules and serves their tools over MCP on stdio.
+//!
+//! It is a separate process, supervised like any stdio server, rather than Python embedded in
+//! the daemon: a plugin that crashes, leaks or segfaults in a C extension takes down its host,
+//! not the daemon and every other session; the GIL never serialises the daemon; and the user's
+//! own interpreter (a venv's) runs their plugins with their packages.
+//!
+//! The program travels in the host's environment ([`SOURCE_VAR`]) and runs with `python -c`
+//! ([`BOOTSTRAP`], which pops it first so that nothing the plugins start inherits it): there is
+//! no file to write, keep current or guard against other users, and a new mcpgw never runs an
+//! old host. Being in the spec's `env`, the program is in the spec hash, so an upgraded host
+//! is a changed server.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::ServerConfig;
+
+/// The host program.
+pub const SOURCE: &str = include_str!("plugin_host.py");
+
+/// The variable the program is passed in.
+pub const SOURCE_VAR: &str = "MCPGW_PLUGIN_HOST";
+
+/// What `python -c` runs: take the current directory off the import path (so that no file
+/// where the host was started shadows a module it imports), then run the program.
+pub const BOOTSTRAP: &str = "import sys;sys.path[:]=[p for p in sys.path if p not in('','.')];\
+import os;exec(compile(os.environ.pop('MCPGW_PLUGIN_HOST'),'<mcpgw plugin host>','exec'))";
+
+/// What one host loads: its one argument after [`BOOTSTRAP`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    pub modules: Vec<String>,
+    pub search_path: Vec<PathBuf>,
+    /// Import, report and exit instead of serving.
+    pub check: bool,
+}
+
+impl Launch {
+    /// The interpreter's arguments: `-c`, the bootstrap, then what to load as JSON.
+    pub fn args(&self) -> Vec<String> {
+        let paths: Vec<String> = self
+            .search_path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let mut spec = serde_json::json!({ "modules": self.modules, "paths": paths });
+        if self.check {
+            spec["check"] = true.into();
+        }
+        vec!["-c".to_owned(), BOOTSTRAP.to_owned(), spec.to_string()]
+    }
+}
+
+/// What a host in check mode found.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct Report {
+    /// Tool names, sorted.
+    #[serde(default)]
+    pub tools: Vec<ReportedTool>,
+    /// A module that did not import (`plugin module `x` failed to import: NameError: …`), a
+    /// tool that was skipped.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ReportedTool {
+    pub name: String,
+    pub module: String,
+}
+
+/// How much of a failed host's stderr a message quotes.
+const STDERR_TAIL: usize = 2000;
+
+/// Runs a plugin host in check mode: imports its modules and reports their tools and
+/// problems, without serving. An error when the host itself cannot run (no interpreter, a
+/// Python too old, a timeout).
+pub fn check(server: &ServerConfig, timeout: Duration) -> Result<Report, String> {
+    let Some(plugin) = &server.plugin else {
+        return Err(format!("server `{}` is not a plugin host", server.name));
+    };
+    let launch = Launch {
+        modules: plugin.modules.iter().map(|m| m.name.clone()).collect(),
+        search_path: plugin.search_path.clone(),
+        check: true,
+    };
+    let mut command = Command::new(&server.command);
+    command
+        .args(launch.args())
+        .envs(&server.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = &server.cwd {
+        command.current_dir(dir);
+    }
+    let python = &server.command;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run `{python}` for the plugins: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = (&mut stdout).take(16 << 20).read_to_end(&mut bytes);
+        bytes
+    });
+    let err = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = (&mut stderr).take(1 << 20).read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the plugins did not finish importing within {}s",
+                    timeout.as_secs()
+                ));
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let line = stdout.split(|&b| b == b'\n').next().unwrap_or_default();
+    match serde_json::from_slice::<Report>(line) {
+        Ok(report) if status.success() => Ok(report),
+        _ => {
+            let stderr = String::from_utf8_lossy(&stderr);
+            let tail = stderr.trim_end();
+            let mut start = tail.len().saturating_sub(STDERR_TAIL);
+            while !tail.is_char_boundary(start) {
+                start += 1;
+            }
+            let tail = &tail[start..];
+            Err(format!(
+                "the plugin host did not run with `{python}` ({status}){}",
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", last_line(tail))
+                }
+            ))
+        }
+    }
+}
+
+/// A Python traceback's last line is what went wrong.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+}
