@@ -50,7 +50,7 @@ pub async fn serve(
 async fn handle(gateway: &Gateway, request: ControlRequest) -> ControlResponse {
     let result = match request {
         ControlRequest::Status => Ok(ControlResponse::Status(gateway.status().await)),
-        ControlRequest::Reload => Ok(reload(gateway)),
+        ControlRequest::Reload => Ok(reload(gateway).await),
         ControlRequest::Kill { server } => kill(gateway, &server).await,
         ControlRequest::Start { server } => start(gateway, &server).await,
         ControlRequest::Stop => Ok(ControlResponse::Stopping {
@@ -63,9 +63,38 @@ async fn handle(gateway: &Gateway, request: ControlRequest) -> ControlResponse {
 }
 
 /// Accepted or rejected, the outcome is a [`ControlResponse::Reloaded`]; `ok` tells which.
-fn reload(gateway: &Gateway) -> ControlResponse {
+/// An accepted one also says which plugin modules did not import: a plugin host the reload
+/// changed is started (as discovery would) and waited for, so that whoever reloads after an
+/// edit learns at once that the edit broke a module.
+async fn reload(gateway: &Gateway) -> ControlResponse {
     match gateway.reload() {
-        Ok(status) | Err(status) => ControlResponse::Reloaded(status),
+        Ok(mut status) => {
+            let table = gateway.table();
+            let hosts = table
+                .backends
+                .values()
+                .filter(|b| b.spec.plugin.is_some() && b.spec.enabled && b.schema().is_none());
+            let started = hosts.map(|host| async move { host.start_now().await.err() });
+            for failed in futures::future::join_all(started)
+                .await
+                .into_iter()
+                .flatten()
+            {
+                status.message.push_str(&format!("; {failed}"));
+            }
+            for backend in table.backends.values() {
+                let Some(schema) = backend.schema() else {
+                    continue;
+                };
+                for problem in &schema.problems {
+                    status
+                        .message
+                        .push_str(&format!("; {}: {problem}", backend.name));
+                }
+            }
+            ControlResponse::Reloaded(status)
+        }
+        Err(status) => ControlResponse::Reloaded(status),
     }
 }
 

@@ -329,6 +329,10 @@ pub struct BackendStatus {
     /// Newest lines of its stderr.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
+    /// What the server said is wrong with it when it last listed (a plugin host: the modules
+    /// that did not import, with the Python traceback's last line). For the local user only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// Encodes one protocol message as a JSON line.

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mcpgw::config::{self, ConfigError, ConfigErrors};
+use mcpgw::config::{self, Config, ConfigError, ConfigErrors, ServerConfig};
+use mcpgw::plugin_host::{self, Report};
 use serde_json::json;
 
 use crate::{EXIT_FAILED, Out, render};
@@ -16,6 +17,10 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
     };
     match config::load(&path) {
         Ok(config) => {
+            let plugins = match plugins(&config) {
+                Ok(plugins) => plugins,
+                Err(errors) => return invalid(Some(&path), &errors, out),
+            };
             let document = json!({
                 "ok": true,
                 "path": config.path,
@@ -25,12 +30,68 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
                     "disabled_reason": s.disabled_reason,
                 })).collect::<Vec<_>>(),
                 "roles": config.roles.keys().collect::<Vec<_>>(),
+                "plugins": plugins.iter().map(|(server, report)| json!({
+                    "server": server,
+                    "tools": report.tools.iter().map(|t| json!({
+                        "name": t.name,
+                        "module": t.module,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
                 "warnings": config.warnings,
             });
-            out.print(&document, || render::check(&path, &config))
+            out.print(&document, || render::check(&path, &config, &plugins))
         }
         Err(errors) => invalid(Some(&path), &errors, out),
     }
+}
+
+/// Imports every enabled plugin host's modules (in the host, as the daemon would run it)
+/// and reports each that does not import as an error at its entry: the rest of a config runs,
+/// but a check is for finding what will not.
+fn plugins(config: &Config) -> Result<Vec<(String, Report)>, ConfigErrors> {
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for server in config.servers.values().filter(|s| s.enabled) {
+        let Some(plugin) = &server.plugin else {
+            continue;
+        };
+        let at = |module: Option<&str>, message: String| {
+            let entry = module
+                .and_then(|name| plugin.modules.iter().find(|m| m.name == name))
+                .unwrap_or(&plugin.modules[0]);
+            ConfigError {
+                file: config.path.clone(),
+                line: entry.line,
+                column: entry.column,
+                message,
+            }
+        };
+        match plugin_host::check(server, config.startup_timeout) {
+            Ok(report) => {
+                for problem in &report.problems {
+                    errors.push(at(module_named(problem, server), problem.clone()));
+                }
+                reports.push((server.name.clone(), report));
+            }
+            Err(problem) => errors.push(at(None, problem)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(reports)
+    } else {
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The configured module a problem names (`plugin module `x` failed to import: …`).
+fn module_named<'s>(problem: &str, server: &'s ServerConfig) -> Option<&'s str> {
+    let plugin = server.plugin.as_ref()?;
+    plugin
+        .modules
+        .iter()
+        .map(|m| m.name.as_str())
+        .find(|name| problem.contains(&format!("module `{name}`")))
 }
 
 /// Every error on stderr, one per line as `file:line:col: message`; exit 1.

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use mcpgw::config::Config;
+use mcpgw::plugin_host::Report;
 use mcpgw::protocol::{ReloadStatus, ServerProcess, Status, ToolList};
 
 /// `text` safe for a terminal: control characters other than newline and tab (escape
@@ -134,6 +135,17 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
     if status.backends.is_empty() {
         out.push_str("(no servers configured)\n");
     }
+    let problems: Vec<String> = status
+        .backends
+        .iter()
+        .flat_map(|b| b.problems.iter().map(move |p| format!("{}: {p}", b.name)))
+        .collect();
+    if !problems.is_empty() {
+        out.push_str("problems:\n");
+        for problem in &problems {
+            indented(&mut out, problem);
+        }
+    }
     out
 }
 
@@ -220,7 +232,7 @@ pub fn started(p: &ServerProcess) -> String {
 }
 
 /// `mcpgwctl check` on a valid config: what it defines, then its warnings.
-pub fn check(path: &Path, config: &Config) -> String {
+pub fn check(path: &Path, config: &Config, plugins: &[(String, Report)]) -> String {
     let servers: Vec<String> = config
         .servers
         .values()
@@ -239,6 +251,11 @@ pub fn check(path: &Path, config: &Config) -> String {
         counted(roles.len(), "role", &roles.join(", ")),
         path.display()
     );
+    for (server, report) in plugins {
+        let tools: Vec<&str> = report.tools.iter().map(|t| t.name.as_str()).collect();
+        let tools = counted(tools.len(), "tool", &tools.join(", "));
+        let _ = writeln!(out, "plugins of `{server}`: {tools}");
+    }
     for warning in &config.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
@@ -330,6 +347,7 @@ mod tests {
             tools: None,
             last_exit: None,
             stderr_note: None,
+            problems: Vec::new(),
             stderr_tail: vec![],
         }
     }
@@ -490,6 +508,26 @@ py      failed  -    -      -     -       -     0      0       -      server `py
         assert!(shown.ends_with(expected), "{shown}");
     }
 
+    /// A plugin host's modules that did not import are listed under the table.
+    #[test]
+    fn status_lists_what_servers_said_is_wrong_with_them() {
+        let mut s = sample_status();
+        let mut plugins = backend("plugins", BackendState::Stopped);
+        plugins.tools = Some(3);
+        plugins.problems = vec![
+            "plugin module `broken` failed to import: NameError: name 'x' is not defined".into(),
+        ];
+        s.backends = vec![plugins];
+        let expected = "\
+SERVER   STATE    PID  PROCS  RSS  UPTIME  IDLE  CALLS  ERRORS  TOOLS  NOTE
+plugins  stopped  -    -      -    -       -     0      0       3      -
+problems:
+  plugins: plugin module `broken` failed to import: NameError: name 'x' is not defined
+";
+        let shown = status(&s, NOW);
+        assert!(shown.ends_with(expected), "{shown}");
+    }
+
     #[test]
     fn reload_snapshots() {
         let accepted = ReloadStatus {
@@ -594,12 +632,12 @@ roles:
         let path = Path::new("gateway.yaml");
         let config = mcpgw::config::parse(yaml, path, &|_| None).unwrap();
         assert_eq!(
-            check(path, &config),
+            check(path, &config, &[]),
             "ok: 2 servers (alpha, beta [disabled]), 1 role (admin)\nconfig: gateway.yaml\n"
         );
         let yaml = "servers:\n  gh:\n    command: gh\n    env:\n      TOKEN: \"${GH_TOKEN}\"\n";
         let config = mcpgw::config::parse(yaml, path, &|_| None).unwrap();
-        let text = check(path, &config);
+        let text = check(path, &config, &[]);
         assert!(
             text.starts_with("ok: 1 server (gh [disabled]), 0 roles\nconfig: gateway.yaml\nwarning: gateway.yaml:5:"),
             "{text}"
@@ -607,8 +645,20 @@ roles:
         assert!(text.contains("GH_TOKEN"), "{text}");
         let config = mcpgw::config::parse("servers: {}\n", path, &|_| None).unwrap();
         assert_eq!(
-            check(path, &config),
+            check(path, &config, &[]),
             "ok: 0 servers, 0 roles\nconfig: gateway.yaml\n"
+        );
+        let config = mcpgw::config::parse("plugins: [calc]\n", path, &|_| None).unwrap();
+        let report = Report {
+            tools: vec![mcpgw::plugin_host::ReportedTool {
+                name: "add".into(),
+                module: "calc".into(),
+            }],
+            problems: Vec::new(),
+        };
+        assert_eq!(
+            check(path, &config, &[("plugins".into(), report)]),
+            "ok: 1 server (plugins), 0 roles\nconfig: gateway.yaml\nplugins of `plugins`: 1 tool (add)\n"
         );
     }
 

@@ -38,6 +38,11 @@ pub struct CachedSchema {
     /// them before its first call).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub asks_roots: bool,
+    /// What the server said is wrong with it (`_meta["mcpgw/problems"]` of its `initialize`
+    /// answer: the plugin host's modules that did not import), kept so that status shows it
+    /// while the server is stopped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// The cache's format, in its file names: a new one discovers every server again once.

@@ -402,6 +402,9 @@ impl Backend {
         if unchanged {
             return;
         }
+        for problem in &schema.problems {
+            tracing::warn!(server = %self.name, "{problem}");
+        }
         // The cache holds what the table's backend discovers (with every capability a client
         // may have); a per-client instance's lists follow its one client's. An instance that
         // lists a tool its table's backend does not know (the server was upgraded) has that

@@ -84,7 +84,34 @@ pub(super) async fn fetch_schema(
         resources: resources?,
         resource_templates: templates?,
         asks_roots: false,
+        problems: problems(peer),
     })
+}
+
+/// The key of `initialize`'s `_meta` under which the plugin host says which modules did not
+/// import (`plugin_host.py`).
+const PROBLEMS: &str = "mcpgw/problems";
+
+/// At most this many problems of at most this many bytes each are kept.
+const MAX_PROBLEMS: usize = 32;
+const MAX_PROBLEM_LEN: usize = 1000;
+
+/// What the server says is wrong with it, bounded: strings only.
+fn problems(peer: &Peer<RoleClient>) -> Vec<String> {
+    let info = peer.peer_info();
+    let Some(Value::Array(items)) = info
+        .as_ref()
+        .and_then(|info| info.meta.as_ref())
+        .and_then(|meta| meta.get(PROBLEMS))
+    else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(Value::as_str)
+        .take(MAX_PROBLEMS)
+        .map(|problem| crate::config::cut_at(problem, MAX_PROBLEM_LEN).to_owned())
+        .collect()
 }
 
 struct Lister<'a> {

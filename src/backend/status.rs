@@ -102,6 +102,10 @@ impl Backend {
             last_exit: phase.last_exit.clone(),
             stderr_note,
             stderr_tail: self.stderr.tail(5),
+            problems: self
+                .schema()
+                .map(|schema| schema.problems.clone())
+                .unwrap_or_default(),
         }
     }
 }

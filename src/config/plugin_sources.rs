@@ -163,7 +163,11 @@ mod tests {
         let package = dir.path().join("my_tools");
         std::fs::create_dir_all(package.join("__pycache__")).unwrap();
         std::fs::write(package.join("__init__.py"), "").unwrap();
-        std::fs::write(package.join("calculator.py"), "def add(a, b): return a + b\n").unwrap();
+        std::fs::write(
+            package.join("calculator.py"),
+            "def add(a, b): return a + b\n",
+        )
+        .unwrap();
         std::fs::write(package.join("helpers.py"), "X = 1\n").unwrap();
         let host = host(dir.path(), &["my_tools.calculator"]);
         let before = find(&host);

@@ -201,10 +201,10 @@ impl Checker<'_> {
             Some(entry) => self.prefix(entry, &check)?,
             None => String::new(),
         };
-        let idle_timeout =
-            optional(fields, "idle_timeout").and_then(|e| self.duration(e, &subject("idle_timeout")));
-        let call_timeout =
-            optional(fields, "call_timeout").and_then(|e| self.duration(e, &subject("call_timeout")));
+        let idle_timeout = optional(fields, "idle_timeout")
+            .and_then(|e| self.duration(e, &subject("idle_timeout")));
+        let call_timeout = optional(fields, "call_timeout")
+            .and_then(|e| self.duration(e, &subject("call_timeout")));
         let (_, disabled_reason) = self.availability(true, &check);
         Some(Settings {
             python,
@@ -254,8 +254,9 @@ impl Checker<'_> {
                 Node::Str(raw) => dirs.extend(self.local_path(raw, &at, &subject, check)),
                 other => {
                     let (found, hint) = (other.describe(), quote_hint(other));
-                    let message =
-                        format!("{subject} must be a directory or a list of them, found {found}{hint}");
+                    let message = format!(
+                        "{subject} must be a directory or a list of them, found {found}{hint}"
+                    );
                     self.error(&at, message);
                 }
             }
@@ -313,7 +314,11 @@ impl Checker<'_> {
         };
         if let Some(other) = hosts.iter().find(|h| h.prefix == settings.prefix) {
             let modules = other.plugin.as_ref().map_or(String::new(), |p| {
-                p.modules.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
+                p.modules
+                    .iter()
+                    .map(|m| format!("`{}`", m.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             });
             let shown = prefix_shown(&settings.prefix);
             let message = format!(
@@ -366,7 +371,11 @@ impl Checker<'_> {
             args: host.args(),
             env,
             pass_env: Vec::new(),
-            cwd: Some(settings.cwd.unwrap_or_else(|| self.config_dir.to_path_buf())),
+            cwd: Some(
+                settings
+                    .cwd
+                    .unwrap_or_else(|| self.config_dir.to_path_buf()),
+            ),
             transport: Transport::Stdio,
             url: None,
             headers: BTreeMap::new(),

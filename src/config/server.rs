@@ -387,7 +387,11 @@ impl Checker<'_> {
     }
 
     /// The directory to start the server in, made absolute against the config file's directory.
-    pub(super) fn cwd(&mut self, entry: &Entry<'_>, check: &mut ServerCheck<'_>) -> Option<PathBuf> {
+    pub(super) fn cwd(
+        &mut self,
+        entry: &Entry<'_>,
+        check: &mut ServerCheck<'_>,
+    ) -> Option<PathBuf> {
         let subject = format!("`cwd` {}", check.context);
         let Node::Str(raw) = entry.value else {
             self.mismatch(entry, &subject, "a string (a directory)");
@@ -476,7 +480,11 @@ impl Checker<'_> {
 
     /// Whether the server may run: `enabled: false` wins; otherwise a missing variable disables
     /// it, with a warning per variable so that the rest of the config still loads.
-    pub(super) fn availability(&mut self, enabled: bool, check: &ServerCheck<'_>) -> (bool, Option<String>) {
+    pub(super) fn availability(
+        &mut self,
+        enabled: bool,
+        check: &ServerCheck<'_>,
+    ) -> (bool, Option<String>) {
         if !enabled {
             return (false, Some("disabled in config".to_owned()));
         }

@@ -46,6 +46,7 @@ impl Gateway {
         for backend in &mut status.backends {
             backend.stderr_tail.clear();
             backend.stderr_note = None;
+            backend.problems.clear();
         }
         status.sessions.retain(|s| s.id == session);
         let mut value = serde_json::to_value(&status).unwrap_or_default();

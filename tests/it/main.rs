@@ -18,6 +18,7 @@ mod lifecycle;
 mod listen;
 mod mrtr;
 mod npm;
+mod plugins;
 mod reload;
 mod remote;
 mod restart;

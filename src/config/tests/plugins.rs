@@ -17,12 +17,16 @@ fn mcp_unify_plugins_run_unprefixed_in_one_host() {
     assert_eq!((plugin.modules[1].line, plugin.modules[1].column), (3, 5));
     let dir = std::path::absolute(Path::new(".")).unwrap();
     let dir: std::path::PathBuf = dir.components().collect();
-    assert_eq!(plugin.search_path, [dir.clone()]);
+    assert_eq!(plugin.search_path, std::slice::from_ref(&dir));
     assert_eq!(host.cwd.as_deref(), Some(dir.as_path()));
     // The host program goes in the environment; the modules in the one argument.
     assert_eq!(host.args[0], "-c");
     assert_eq!(host.args[1], crate::plugin_host::BOOTSTRAP);
-    assert!(host.args[2].contains("\"my_tools.strings\""), "{}", host.args[2]);
+    assert!(
+        host.args[2].contains("\"my_tools.strings\""),
+        "{}",
+        host.args[2]
+    );
     assert_eq!(
         host.env[crate::plugin_host::SOURCE_VAR],
         crate::plugin_host::SOURCE
@@ -86,7 +90,9 @@ fn plugins_do_not_take_a_servers_name_or_prefix() {
 #[test]
 fn a_bad_entry_is_reported_where_it_is() {
     assert_eq!(
-        errors("plugins:\n  - module: my-tools.calc\n  - {python: x}\n  - 3\n  - {module: a, pythn: x}\n  - {module: b, prefix: \"gateway\"}\n"),
+        errors(
+            "plugins:\n  - module: my-tools.calc\n  - {python: x}\n  - 3\n  - {module: a, pythn: x}\n  - {module: b, prefix: \"gateway\"}\n"
+        ),
         [
             "gateway.yaml:2:13: `my-tools.calc` is not a Python module name (dotted identifiers, such as `my_tools.calculator`)",
             "gateway.yaml:3:5: a plugin needs `module` (the Python module to import, such as `my_tools.calculator`)",
