@@ -12,12 +12,11 @@
 //! old host. Being in the spec's `env`, the program is in the spec hash, so an upgraded host
 //! is a changed server.
 
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use crate::config::ServerConfig;
 
 /// The host program.
 pub const SOURCE: &str = include_str!("plugin_host.py");
@@ -76,29 +75,36 @@ pub struct ReportedTool {
 /// How much of a failed host's stderr a message quotes.
 const STDERR_TAIL: usize = 2000;
 
-/// Runs a plugin host in check mode: imports its modules and reports their tools and
-/// problems, without serving. An error when the host itself cannot run (no interpreter, a
-/// Python too old, a timeout).
-pub fn check(server: &ServerConfig, timeout: Duration) -> Result<Report, String> {
-    let Some(plugin) = &server.plugin else {
-        return Err(format!("server `{}` is not a plugin host", server.name));
-    };
+/// How to run a host: the interpreter, the environment it adds (the program among it), where.
+pub struct Interpreter<'a> {
+    pub python: &'a str,
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a Path>,
+}
+
+/// Runs a plugin host in check mode (`launch.check` is set here): imports its modules and
+/// reports their tools and problems, without serving. An error when the host itself cannot
+/// run (no interpreter, a Python too old, a timeout).
+pub fn check(
+    interpreter: &Interpreter<'_>,
+    launch: &Launch,
+    timeout: Duration,
+) -> Result<Report, String> {
     let launch = Launch {
-        modules: plugin.modules.iter().map(|m| m.name.clone()).collect(),
-        search_path: plugin.search_path.clone(),
         check: true,
+        ..launch.clone()
     };
-    let mut command = Command::new(&server.command);
+    let python = interpreter.python;
+    let mut command = Command::new(python);
     command
         .args(launch.args())
-        .envs(&server.env)
+        .envs(interpreter.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(dir) = &server.cwd {
+    if let Some(dir) = interpreter.cwd {
         command.current_dir(dir);
     }
-    let python = &server.command;
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run `{python}` for the plugins: {e}"))?;

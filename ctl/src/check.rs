@@ -66,7 +66,12 @@ fn plugins(config: &Config) -> Result<Vec<(String, Report)>, ConfigErrors> {
                 message,
             }
         };
-        match plugin_host::check(server, config.startup_timeout) {
+        let interpreter = plugin_host::Interpreter {
+            python: &server.command,
+            env: &server.env,
+            cwd: server.cwd.as_deref(),
+        };
+        match plugin_host::check(&interpreter, &plugin.launch(), config.startup_timeout) {
             Ok(report) => {
                 for problem in &report.problems {
                     errors.push(at(module_named(problem, server), problem.clone()));

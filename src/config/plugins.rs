@@ -55,6 +55,17 @@ pub struct PluginHost {
     pub sources: super::plugin_sources::Sources,
 }
 
+impl PluginHost {
+    /// What the host is told to load.
+    pub fn launch(&self) -> crate::plugin_host::Launch {
+        crate::plugin_host::Launch {
+            modules: self.modules.iter().map(|m| m.name.clone()).collect(),
+            search_path: self.search_path.clone(),
+            check: false,
+        }
+    }
+}
+
 /// One configured module, and where the config names it (for messages about it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginModule {
@@ -353,12 +364,10 @@ impl Checker<'_> {
             self.error_at(group.mark, message);
             return None;
         }
-        let search_path = settings.search_path;
-        let modules = group.modules;
-        let host = crate::plugin_host::Launch {
-            modules: modules.iter().map(|m| m.name.clone()).collect(),
-            search_path: search_path.clone(),
-            check: false,
+        let plugin = PluginHost {
+            modules: group.modules,
+            search_path: settings.search_path,
+            sources: Default::default(),
         };
         let mut env = settings.env;
         env.insert(
@@ -368,7 +377,7 @@ impl Checker<'_> {
         Some(ServerConfig {
             name,
             command: settings.python,
-            args: host.args(),
+            args: plugin.launch().args(),
             env,
             pass_env: Vec::new(),
             cwd: Some(
@@ -386,11 +395,7 @@ impl Checker<'_> {
             idle_timeout: settings.idle_timeout,
             call_timeout: settings.call_timeout,
             max_message: None,
-            plugin: Some(PluginHost {
-                modules,
-                search_path,
-                sources: Default::default(),
-            }),
+            plugin: Some(plugin),
         })
     }
 }
