@@ -22,11 +22,14 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 #[error("invalid config:\n{0}")]
 pub struct ConfigInvalid(pub String);
 
-/// Where the daemon listens and which config it serves.
+/// Where the daemon listens, which config it serves, and the tools of its own.
 pub struct Options {
     pub config_path: PathBuf,
     pub socket: PathBuf,
     pub cache_dir: PathBuf,
+    /// Tools served from this process beside the config's (for embedders; see
+    /// [`crate::tools`]).
+    pub tools: crate::tools::Tools,
 }
 
 /// Raises the soft limit on open descriptors to the hard one: the daemon holds three pipes per
@@ -129,8 +132,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let gateway =
-        Gateway::new(config, SchemaCache::new(options.cache_dir)).map_err(ConfigInvalid)?;
+    let gateway = Gateway::new(config, SchemaCache::new(options.cache_dir), options.tools)
+        .map_err(ConfigInvalid)?;
     // Signal handlers are installed when their futures are first polled: do it before the
     // socket appears, so that a SIGTERM or SIGHUP sent as soon as it does is handled, not fatal.
     // (A shutdown future that is already complete ends the daemon before it binds anything.)

@@ -7,6 +7,8 @@
 //! - [`shim`]: the stdio ⇄ socket relay an MCP client launches (std only, no features).
 //! - [`config`]: gateway.yaml → a validated [`config::Config`] (feature `config`).
 //! - [`daemon`]: `run(options, shutdown)`, the whole daemon (feature `daemon`).
+//! - [`tools`]: Rust tools an embedder adds to the daemon, served in its process.
+//! - [`plugin_host`]: the Python plugin host the daemon runs for `plugins:` (feature `config`).
 //!
 //! Inside the daemon, by direction (see ARCHITECTURE.md for the invariants):
 //! - downstream, the clients: `connection` (a socket's hello), `session` (one client: rmcp
@@ -35,6 +37,8 @@ pub mod plugin_host;
 
 #[cfg(feature = "daemon")]
 pub mod daemon;
+#[cfg(feature = "daemon")]
+pub mod tools;
 
 #[cfg(feature = "daemon")]
 mod backend;

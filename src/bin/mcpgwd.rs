@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         config_path,
         socket: mcpgw::paths::resolve_socket(args.socket.as_deref()),
         cache_dir: mcpgw::daemon::default_cache_dir(),
+        tools: mcpgw::tools::Tools::new(),
     };
     // One thread: the daemon's work per message is small and mostly waiting; a second worker
     // only adds cross-thread wake-ups (measured: most of the daemon's CPU was kernel time in

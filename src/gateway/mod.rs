@@ -65,14 +65,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, cache: SchemaCache) -> Result<Arc<Self>, String> {
+    pub fn new(
+        config: Config,
+        cache: SchemaCache,
+        tools: crate::tools::Tools,
+    ) -> Result<Arc<Self>, String> {
         // Roles are the only part of a table that can fail to build; check them first so the
         // construction below, which needs the gateway's address for backend callbacks, cannot.
         crate::table::Roles::compile(&config.roles)?;
         let config = Arc::new(config);
         let cache = Arc::new(cache);
         Ok(Arc::new_cyclic(|myself: &Weak<Gateway>| {
-            let table = Table::build(config.clone(), None, |spec| {
+            let table = Table::build(config.clone(), None, tools, |spec| {
                 new_backend(spec, &config, &cache, myself)
             })
             .expect("roles were compiled above");

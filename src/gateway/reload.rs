@@ -104,7 +104,7 @@ impl Gateway {
             ));
         }
         let config = Arc::new(config);
-        Table::build(config.clone(), Some(prev), |spec| {
+        Table::build(config.clone(), Some(prev), prev.tools.clone(), |spec| {
             new_backend(spec, &config, &self.cache, &self.myself)
         })
     }

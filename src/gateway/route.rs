@@ -216,6 +216,16 @@ impl Gateway {
                     () = ct.cancelled() => Err(McpError::internal_error("request cancelled", None)),
                 };
             }
+            Target::Rust(tool) => {
+                let arguments = params.arguments.unwrap_or_default();
+                // A cancelled call drops the call, which aborts the handler's task.
+                return tokio::select! {
+                    result = tool.call(arguments) => Ok(CallToolResponse::Complete(
+                        crate::tools::call_result(result),
+                    )),
+                    () = ct.cancelled() => Err(McpError::internal_error("request cancelled", None)),
+                };
+            }
             Target::Backend { backend, original } => (backend, original),
         };
         params.name = original.into();

@@ -23,6 +23,8 @@ pub enum Target {
     Builtin(Builtin),
     /// A tool that runs a program (`commands` in the config).
     Command(Arc<crate::config::CommandTool>),
+    /// An embedder's tool, run in the daemon's process ([`crate::tools`]).
+    Rust(Arc<crate::tools::RustTool>),
     Backend {
         backend: Arc<Backend>,
         /// The item's name on its server.
@@ -166,6 +168,7 @@ impl Catalog {
     pub fn build(
         config: &crate::config::Config,
         backends: &BTreeMap<String, Arc<Backend>>,
+        tools: &crate::tools::Tools,
     ) -> Self {
         let mut catalog = Catalog::default();
         for builtin in Builtin::ALL {
@@ -188,6 +191,19 @@ impl Catalog {
                 command.name.clone(),
                 Listed::known(tool),
                 Target::Command(Arc::new(command.clone())),
+            );
+        }
+        // The embedder's tools next: code, unlike servers, whose names it chose knowing them.
+        for tool in tools.iter() {
+            let listed = Tool::new(
+                tool.name.clone(),
+                tool.description.clone(),
+                Arc::new(tool.input_schema.clone()),
+            );
+            catalog.tools.insert(
+                tool.name.clone(),
+                Listed::known(listed),
+                Target::Rust(tool.clone()),
             );
         }
         let names = Prefixes::of_config(config, backends);

@@ -29,6 +29,8 @@ pub struct Table {
     pub backends: BTreeMap<String, Arc<Backend>>,
     pub roles: Roles,
     pub catalog: Catalog,
+    /// The embedder's tools ([`crate::tools`]), the same in every table.
+    pub tools: crate::tools::Tools,
     /// What each role sees, computed on first use: a table never changes, so neither do these.
     views: std::sync::Mutex<std::collections::HashMap<Option<String>, Arc<RoleView>>>,
 }
@@ -55,6 +57,7 @@ impl Table {
     pub fn build(
         config: Arc<Config>,
         prev: Option<&Table>,
+        tools: crate::tools::Tools,
         mut new_backend: impl FnMut(&crate::config::ServerConfig) -> Arc<Backend>,
     ) -> Result<Self, String> {
         let roles = Roles::compile(&config.roles)?;
@@ -85,12 +88,13 @@ impl Table {
             };
             backends.insert(name.clone(), backend);
         }
-        let catalog = Catalog::build(&config, &backends);
+        let catalog = Catalog::build(&config, &backends, &tools);
         Ok(Self {
             config,
             backends,
             roles,
             catalog,
+            tools,
             views: Default::default(),
         })
     }
@@ -101,7 +105,8 @@ impl Table {
             config: self.config.clone(),
             backends: self.backends.clone(),
             roles: self.roles.clone(),
-            catalog: Catalog::build(&self.config, &self.backends),
+            catalog: Catalog::build(&self.config, &self.backends, &self.tools),
+            tools: self.tools.clone(),
             views: Default::default(),
         }
     }

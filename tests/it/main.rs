@@ -9,6 +9,7 @@ mod commands;
 mod conformance;
 mod core;
 mod ctl;
+mod embed;
 mod everything;
 mod fast;
 mod fast_http;
