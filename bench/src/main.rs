@@ -62,6 +62,10 @@ struct Args {
     /// "valgrind --tool=callgrind" to count its instructions.
     #[arg(long)]
     wrap_daemon: Option<String>,
+    /// mcp-unify 0.2.0's `mcp-gateway` console script, for the plugins figure's comparison
+    /// (`pip install mcp-unify==0.2.0 'mcp<2'` in a venv).
+    #[arg(long)]
+    mcp_unify: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,9 +84,11 @@ pub enum Figure {
     Scale,
     #[value(alias = "7")]
     Bounds,
+    #[value(alias = "8")]
+    Plugins,
 }
 
-const ALL: [Figure; 7] = [
+const ALL: [Figure; 8] = [
     Figure::Latency,
     Figure::Throughput,
     Figure::ColdStart,
@@ -90,6 +96,7 @@ const ALL: [Figure; 7] = [
     Figure::Reload,
     Figure::Scale,
     Figure::Bounds,
+    Figure::Plugins,
 ];
 
 /// Counts and sizes of one run: the full run, or the smoke pass.
@@ -201,6 +208,8 @@ pub struct Ctx {
     /// Whether to measure the HTTP endpoint when the daemon offers one.
     pub http: bool,
     pub npm_dir: PathBuf,
+    /// mcp-unify's console script, if given.
+    pub mcp_unify: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -237,6 +246,7 @@ async fn main() -> ExitCode {
         bins,
         p,
         http: !args.no_http,
+        mcp_unify: args.mcp_unify,
         npm_dir: args.npm_dir.unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),

@@ -58,7 +58,8 @@ fn smoke_pass_runs_every_figure() {
             "memory",
             "reload",
             "scale",
-            "bounds"
+            "bounds",
+            "plugins"
         ]
     );
     for section in sections {
@@ -85,6 +86,7 @@ fn smoke_pass_runs_every_figure() {
     assert_eq!(data("reload")["calls_failed"], 0, "{stderr}");
     assert!(data("reload")["calls_ok"].as_u64().unwrap() > 0);
     assert!(data("latency")["small"]["shim"]["p50_us"].as_f64().unwrap() > 0.0);
+    assert!(data("plugins")["python"]["p50_us"].as_f64().unwrap() > 0.0);
     // The bounds hold at any speed: the unread session ends, the over-long line fails its
     // call, the stderr flood is drained, and `mcpgwctl status` always answers.
     let bounds = data("bounds");

@@ -1,11 +1,12 @@
-//! The six figures of the performance issue and the bounded-memory figure of the trust issue,
-//! one module each. Every figure builds its own
+//! The six figures of the performance issue, the bounded-memory figure of the trust issue and
+//! the plugins' figure, one module each. Every figure builds its own
 //! isolated world, measures, tears it down, and returns a [`Section`].
 
 mod bounds;
 mod cold_start;
 mod latency;
 mod memory;
+mod plugins;
 mod reload;
 mod scale;
 mod throughput;
@@ -28,6 +29,10 @@ pub fn describe(figure: Figure) -> (&'static str, &'static str) {
         Figure::Reload => ("reload", "5. Reload under load"),
         Figure::Scale => ("scale", "6. Scale: many backends, many tools"),
         Figure::Bounds => ("bounds", "7. Bounded memory under abuse"),
+        Figure::Plugins => (
+            "plugins",
+            "8. A tool of one's own: plugin, Rust and backend calls",
+        ),
     }
 }
 
@@ -42,6 +47,7 @@ pub async fn run(figure: Figure, ctx: &Ctx) -> Result<Section> {
         Figure::Reload => reload::run(ctx, &mut section).await?,
         Figure::Scale => scale::run(ctx, &mut section).await?,
         Figure::Bounds => bounds::run(ctx, &mut section).await?,
+        Figure::Plugins => plugins::run(ctx, &mut section).await?,
     }
     Ok(section)
 }
