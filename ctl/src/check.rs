@@ -1,5 +1,9 @@
 //! `mcpgwctl check`: validates a config file locally, with the daemon's own parser. It never
 //! connects to a daemon, so it works before one is started and cannot disturb a running one.
+//!
+//! Python plugins are imported to find those that do not, which runs their code: only for a
+//! config the user named (`--config`, `MCPGW_CONFIG`) or their own (the user's config dir),
+//! never for one merely found in the working directory, which may be a cloned repository's.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,12 +19,18 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
         Ok(path) => path,
         Err(error) => return invalid(None, &ConfigErrors::from(error), out),
     };
+    let named = explicit.is_some()
+        || std::env::var_os(mcpgw::paths::CONFIG_ENV).is_some_and(|v| !v.is_empty());
+    let import = named || path.is_absolute();
     match config::load(&path) {
         Ok(config) => {
-            let plugins = match plugins(&config) {
-                Ok(plugins) => plugins,
-                Err(errors) => return invalid(Some(&path), &errors, out),
+            let has_plugins = config.servers.values().any(|s| s.plugin.is_some());
+            let plugins = match import.then(|| plugins(&config)) {
+                Some(Ok(plugins)) => plugins,
+                Some(Err(errors)) => return invalid(Some(&path), &errors, out),
+                None => Vec::new(),
             };
+            let skipped = has_plugins && !import;
             let document = json!({
                 "ok": true,
                 "path": config.path,
@@ -37,9 +47,21 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
                         "module": t.module,
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
+                "plugins_imported": has_plugins && import,
                 "warnings": config.warnings,
             });
-            out.print(&document, || render::check(&path, &config, &plugins))
+            out.print(&document, || {
+                let mut text = render::check(&path, &config, &plugins);
+                if skipped {
+                    text.push_str(&format!(
+                        "note: plugins not imported: this config was found in the working \
+                         directory, and importing runs their code; `mcpgwctl check --config {}` \
+                         imports them\n",
+                        path.display()
+                    ));
+                }
+                text
+            })
         }
         Err(errors) => invalid(Some(&path), &errors, out),
     }

@@ -62,7 +62,8 @@ enum Verb {
         #[arg(short = 'n', long = "lines", default_value_t = 50)]
         lines: usize,
     },
-    /// Validate a config file without a daemon: every error with its file:line:col.
+    /// Validate a config file without a daemon: every error with its file:line:col. Python
+    /// plugins are imported (in the plugin host) and their tools listed.
     Check {
         /// Config file (default: ./gateway.yaml, ./mcp-gateway.yaml,
         /// ~/.config/mcpgw/gateway.yaml, like mcpgwd).

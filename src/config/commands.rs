@@ -143,6 +143,21 @@ impl Checker<'_> {
             return None;
         };
         let run = self.command_run(run_entry, &input, &context)?;
+        // An argument `run` never uses is asked of the model for nothing.
+        if let Some(input_entry) = optional(&fields, "input") {
+            for param in input.keys() {
+                if !run
+                    .iter()
+                    .any(|element| placeholder(element) == Some(param))
+                {
+                    let message = format!(
+                        "argument `{param}` in `input` {context} is not used in `run` (write \
+                         `\"{{{param}}}\"` where it goes)"
+                    );
+                    self.warn(&input_entry.key_at, message);
+                }
+            }
+        }
         let cwd = match optional(&fields, "cwd") {
             Some(entry) => self.command_cwd(entry, &context)?,
             None => self.config_dir.to_path_buf(),
@@ -316,6 +331,29 @@ impl Checker<'_> {
             },
             None => None,
         };
+        // Every allowed value must itself be an argument the type and bounds admit, or the
+        // tool's schema would offer a choice every call of which is refused.
+        if let (Some(values), Some(entry)) = (&allowed, optional(&fields, "enum")) {
+            let plain = Param {
+                kind,
+                description: None,
+                default: None,
+                minimum,
+                maximum,
+                allowed: None,
+            };
+            for (i, value) in values.iter().enumerate() {
+                if plain.admit(value).is_err() {
+                    let message = format!(
+                        "`enum` of {subject}: item {} is not {} {} within its bounds",
+                        i + 1,
+                        article(kind),
+                        kind.as_str()
+                    );
+                    self.error(&entry.value_at.then(super::locate::Step::Item(i)), message);
+                }
+            }
+        }
         let mut checked = Param {
             kind,
             description,

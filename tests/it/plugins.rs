@@ -264,6 +264,12 @@ async fn a_broken_module_is_reported_and_the_others_are_served() {
     std::fs::write(env.path("my_tools/broken.py"), BROKEN).unwrap();
     env.write_config(&config(&env, "  - module: my_tools.broken\n"));
 
+    // A config merely found in the working directory (a cloned repository's?) is checked
+    // without running its plugins' code.
+    let found = env.ctl(&["check"]);
+    let said = String::from_utf8_lossy(&found.stdout);
+    assert!(found.status.success(), "{said}");
+    assert!(said.contains("note: plugins not imported"), "{said}");
     let check = env.ctl(&["check", "--config", env.config_path().to_str().unwrap()]);
     let said = String::from_utf8_lossy(&check.stderr);
     assert_eq!(check.status.code(), Some(1), "{said}");

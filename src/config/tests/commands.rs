@@ -25,3 +25,24 @@ fn a_command_is_checked_against_its_input_and_the_servers_prefixes() {
         ]
     );
 }
+
+#[test]
+fn enum_values_must_fit_the_type_and_unused_arguments_are_warned_of() {
+    let text = "commands:\n  pick:\n    run: [echo, \"{level}\"]\n    input:\n      level: {type: integer, enum: [1, \"two\", 300], maximum: 200}\n      spare: {type: string}\n";
+    assert_eq!(
+        errors(text),
+        [
+            "gateway.yaml:5:40: `enum` of argument `level` in `input` in command `pick`: item 2 is not an integer within its bounds",
+            "gateway.yaml:5:47: `enum` of argument `level` in `input` in command `pick`: item 3 is not an integer within its bounds",
+        ]
+    );
+    let config = ok(
+        "commands:\n  pick:\n    run: [echo, \"{level}\"]\n    input:\n      level: {type: integer, enum: [1, 2]}\n      spare: {type: string}\n",
+    );
+    assert_eq!(
+        config.warnings,
+        [
+            "gateway.yaml:4:5: argument `spare` in `input` in command `pick` is not used in `run` (write `\"{spare}\"` where it goes)"
+        ]
+    );
+}
