@@ -12,9 +12,10 @@ it with `python -c`; what to load comes as the one argument, a JSON object:
 modules, prints one JSON line (`{"tools": [...], "problems": [...]}`) and exits: that is how
 `mcpgwctl check` finds a plugin that does not import.
 
-Sync functions run in a thread pool and async ones on the event loop, so calls run
-concurrently; `notifications/cancelled` cancels an async call (a thread cannot be stopped: its
-answer is dropped). A module that fails to import is reported (the traceback on stderr, its
+Sync functions run on a pool of threads (at most 64 at once) and async ones on the event
+loop, so calls run concurrently; `notifications/cancelled` cancels an async call (a thread
+cannot be stopped: its answer is dropped). Nothing a message holds ends the host: it serves
+every session, and an error costs that one answer. A module that fails to import is reported (the traceback on stderr, its
 last line in `initialize`'s `_meta["mcpgw/problems"]`) and the others are served.
 """
 
@@ -46,7 +47,15 @@ TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_SCHEMA_DEPTH = 12
 # One line from the daemon; the daemon's own limit on a message is 64 MiB by default.
 MAX_LINE = 256 << 20
-SYNC_WORKERS = 32
+# Sync tools run on a pool of threads; a cancelled one cannot be stopped and keeps its thread
+# until it returns. Past this many at once a sync call is refused, saying why.
+MAX_SYNC_THREADS = 64
+# What the host keeps of its problems (the daemon keeps 32).
+MAX_PROBLEMS = 32
+# The daemon writes a request's id first: an unparseable one is still answered by its id.
+LEADING_ID = re.compile(
+    rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,256}")'
+)
 
 
 def log(message):
@@ -70,23 +79,27 @@ class Registry:
     def add(self, fn, name, description, module):
         try:
             tool = Tool(fn, name, description, module)
-        except Exception as e:  # a hint the schema builder cannot read
-            self.problems.append(f"tool `{name}` of module `{module}` is skipped: {e}")
-            log(self.problems[-1])
+        except Exception as e:  # a hint the schema builder cannot read, a bad description
+            self.problem(f"tool `{name}` of module `{module}` is skipped: {e}")
             return
         with self.lock:
             known = self.tools.get(tool.name)
-            if known is not None and known.fn is not fn:
-                problem = (
+            if known is not None and known.fn is fn:
+                return
+            if known is not None:
+                self.problem(
                     f"tool `{tool.name}` of module `{module}` is skipped: module "
                     f"`{known.module}` already defines a tool of that name"
                 )
-                self.problems.append(problem)
-                log(problem)
                 return
             self.tools[tool.name] = tool
         if self.on_change is not None:
             self.on_change()
+
+    def problem(self, text):
+        log(text)
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
 
 
 REGISTRY = Registry()
@@ -133,15 +146,17 @@ def load_modules(names):
             if isinstance(e, KeyboardInterrupt):
                 raise
             traceback.print_exc(file=sys.stderr)
-            REGISTRY.problems.append(f"plugin module `{name}` failed to import: {last_line(e)}")
-            log(REGISTRY.problems[-1])
+            REGISTRY.problem(f"plugin module `{name}` failed to import: {last_line(e)}")
             continue
         finally:
             REGISTRY.importing = None
         found = 0
         for attribute in sorted(vars(module)):
-            fn = getattr(module, attribute, None)
-            meta = getattr(fn, TOOL_MARKER, None) if callable(fn) else None
+            try:  # a proxy object (flask's `request`) may raise anything when looked at
+                fn = getattr(module, attribute, None)
+                meta = getattr(fn, TOOL_MARKER, None) if callable(fn) else None
+            except Exception:
+                continue
             if isinstance(meta, dict):
                 REGISTRY.add(fn, meta.get("name") or fn.__name__, meta.get("description"), name)
                 found += 1
@@ -202,6 +217,13 @@ class Tool:
         if required:
             self.input_schema["required"] = required
         self.output_schema, self.wraps = output_schema(hints.get("return", inspect.Parameter.empty))
+        if not isinstance(self.description, str):
+            raise ValueError("its description is not a string")
+        # What is listed must be JSON (an Enum whose values are functions is not).
+        try:
+            json.dumps(self.listing(), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"its schema is not JSON ({e})") from None
 
     def listing(self):
         item = {"name": self.name, "description": self.description, "inputSchema": self.input_schema}
@@ -234,6 +256,11 @@ class Tool:
             return {"content": []}
         data = jsonable(value)
         if data is NOT_JSON:
+            if self.output_schema is not None:
+                raise ArgumentError(
+                    f"the tool returned {type(value).__name__} {str(value)[:100]!r}, which JSON "
+                    "cannot carry, where its return hint promises structured content"
+                )
             return {"content": [text(str(value))]}
         if self.wraps or not isinstance(data, dict):
             if self.output_schema is not None and not self.wraps:
@@ -518,7 +545,7 @@ def convert(hint, value, where):
             raise wrong(where, "a string", value)
         return value
     if origin is typing.Literal:
-        if value not in args:
+        if not any(value == a and type(value) is type(a) for a in args):
             raise ArgumentError(f"argument `{where}` must be one of {json.dumps([jsonable(a) for a in args])}")
         return value
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
@@ -660,12 +687,22 @@ class Host:
     def __init__(self, out):
         self.out = out
         self.loop = asyncio.get_running_loop()
-        self.pool = concurrent.futures.ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="plugin")
+        self.pool = concurrent.futures.ThreadPoolExecutor(MAX_SYNC_THREADS, thread_name_prefix="plugin")
+        self.threads = threading.BoundedSemaphore(MAX_SYNC_THREADS)
         self.calls = {}
 
     def send(self, message):
-        line = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
-        self.out.write(line + b"\n")
+        try:
+            line = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            if "id" not in message:
+                return
+            message = {"jsonrpc": "2.0", "id": message["id"],
+                       "error": {"code": -32603, "message": f"the answer is not JSON: {e}"}}
+            line = json.dumps(message)
+        # A lone surrogate (from a file name read with surrogateescape) is not UTF-8: it
+        # becomes U+FFFD rather than bytes no client can read.
+        self.out.write(line.encode("utf-8", "replace") + b"\n")
         self.out.flush()
 
     def answer(self, id, result):
@@ -694,13 +731,23 @@ class Host:
                 self.handle(line)
         for task in list(self.calls.values()):
             task.cancel()
-        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def handle(self, line):
+        """One message. Nothing in it may end the host, which serves every session."""
+        try:
+            self.dispatch(line)
+        except Exception as e:  # a bug here must cost one answer, not the host
+            traceback.print_exc(file=sys.stderr)
+            self.fail(leading_id(line), -32603, f"internal error: {type(e).__name__}")
+
+    def dispatch(self, line):
         try:
             message = json.loads(line)
-        except ValueError:
-            self.fail(None, -32700, "parse error: not JSON")
+        except (ValueError, RecursionError) as e:
+            # Too deep, or an integer past Python's digit limit: answered by its id if the
+            # line starts as the daemon writes requests.
+            why = "nested too deeply" if isinstance(e, RecursionError) else "not valid JSON"
+            self.fail(leading_id(line), -32700, f"parse error: the message is {why}")
             return
         if not isinstance(message, dict):
             self.fail(None, -32600, "invalid request: not an object")
@@ -742,6 +789,29 @@ class Host:
             result["_meta"] = {"mcpgw/problems": list(REGISTRY.problems)}
         return result
 
+    async def run_sync(self, tool, kwargs):
+        """A sync tool on the pool's threads. A cancelled call keeps its thread until it
+        returns, so a full pool refuses more rather than queue them behind calls that may
+        never end."""
+        if not self.threads.acquire(blocking=False):
+            raise ArgumentError(
+                f"{MAX_SYNC_THREADS} sync plugin calls are running (some may never return); "
+                "`mcpgwctl kill` the plugin host to stop them"
+            )
+
+        def work():
+            try:
+                return tool.fn(**kwargs)
+            finally:
+                self.threads.release()
+
+        try:
+            future = self.loop.run_in_executor(self.pool, work)
+        except BaseException:
+            self.threads.release()
+            raise
+        return await future
+
     async def call(self, id, params):
         name = params.get("name") if isinstance(params, dict) else None
         tool = REGISTRY.tools.get(name) if isinstance(name, str) else None
@@ -753,7 +823,7 @@ class Host:
             if tool.is_async:
                 value = await tool.fn(**kwargs)
             else:
-                value = await self.loop.run_in_executor(self.pool, lambda: tool.fn(**kwargs))
+                value = await self.run_sync(tool, kwargs)
             if inspect.isawaitable(value):
                 value = await value
             result = tool.result(value)
@@ -772,6 +842,16 @@ class Host:
         self.answer(id, result)
 
 
+def leading_id(line):
+    match = LEADING_ID.match(line[:1024])
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group(1))
+    except ValueError:
+        return None
+
+
 def key(id):
     return json.dumps(id, sort_keys=True)
 
@@ -785,11 +865,16 @@ async def serve(protocol_in, protocol_out):
 
 
 def main():
+    if sys.version_info < (3, 9):
+        version = ".".join(map(str, sys.version_info[:3]))
+        log(f"needs Python 3.9 or newer; {sys.executable} is {version} (set `python:` in the plugin's entry)")
+        sys.exit(1)
     # The protocol gets private copies of stdin and stdout; fd 0 becomes /dev/null and fd 1
     # stderr, so that nothing a plugin (or a C extension, or a child it starts) reads or
     # prints can take or corrupt a message.
     protocol_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    # Buffered: its write() retries a short write (a signal a plugin handles mid-write).
+    protocol_out = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

@@ -13,7 +13,7 @@
 //! is a changed server.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +39,9 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// The interpreter's arguments: `-c`, the bootstrap, then what to load as JSON.
+    /// The interpreter's arguments: `-E` (no `PYTHONPATH`, `PYTHONSTARTUP` or the like from
+    /// wherever the daemon was started: import directories are the config's `path`), `-c`, the
+    /// bootstrap, then what to load as JSON.
     pub fn args(&self) -> Vec<String> {
         let paths: Vec<String> = self
             .search_path
@@ -50,7 +52,12 @@ impl Launch {
         if self.check {
             spec["check"] = true.into();
         }
-        vec!["-c".to_owned(), BOOTSTRAP.to_owned(), spec.to_string()]
+        vec![
+            "-E".to_owned(),
+            "-c".to_owned(),
+            BOOTSTRAP.to_owned(),
+            spec.to_string(),
+        ]
     }
 }
 
@@ -105,57 +112,92 @@ pub fn check(
     if let Some(dir) = interpreter.cwd {
         command.current_dir(dir);
     }
+    // Its own group: what a plugin starts at import (a helper process) goes with it.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run `{python}` for the plugins: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = (&mut stdout).take(16 << 20).read_to_end(&mut bytes);
-        bytes
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = (&mut stderr).take(1 << 20).read_to_end(&mut bytes);
-        bytes
-    });
+    let group = Group(child.id());
     let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "the plugins did not finish importing within {}s",
-                    timeout.as_secs()
-                ));
-            }
-        }
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    // The report is the first line: once it is read nothing else is waited for (a plugin's
+    // thread or child may keep the interpreter or the pipes alive).
+    let report = read_in_thread(move || {
+        let mut line = Vec::new();
+        let _ = std::io::BufReader::new(stdout)
+            .take(16 << 20)
+            .read_until(b'\n', &mut line);
+        line
+    });
+    let said = read_in_thread(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.take(1 << 20).read_to_end(&mut bytes);
+        bytes
+    });
+    let left = |deadline: Instant| deadline.saturating_duration_since(Instant::now());
+    let Ok(line) = report.recv_timeout(left(deadline)) else {
+        drop(group);
+        let _ = child.wait();
+        return Err(format!(
+            "the plugins did not finish importing within {}s",
+            timeout.as_secs()
+        ));
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let line = stdout.split(|&b| b == b'\n').next().unwrap_or_default();
-    match serde_json::from_slice::<Report>(line) {
-        Ok(report) if status.success() => Ok(report),
-        _ => {
-            let stderr = String::from_utf8_lossy(&stderr);
-            let tail = stderr.trim_end();
-            let mut start = tail.len().saturating_sub(STDERR_TAIL);
-            while !tail.is_char_boundary(start) {
-                start += 1;
+    if let Ok(report) = serde_json::from_slice::<Report>(&line) {
+        drop(group);
+        let _ = child.wait();
+        return Ok(report);
+    }
+    // No report: the host failed (an interpreter too old, no such program); its stderr says
+    // why once it has ended.
+    let stderr = said
+        .recv_timeout(left(deadline).max(Duration::from_millis(500)))
+        .unwrap_or_default();
+    drop(group);
+    let status = child
+        .wait()
+        .map_or_else(|e| e.to_string(), |s| s.to_string());
+    let stderr = String::from_utf8_lossy(&stderr);
+    let tail = stderr.trim_end();
+    let mut start = tail.len().saturating_sub(STDERR_TAIL);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &tail[start..];
+    Err(format!(
+        "the plugin host did not run with `{python}` ({status}){}",
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", last_line(tail))
+        }
+    ))
+}
+
+/// Runs `read` on a thread of its own; its result arrives on the channel.
+fn read_in_thread(
+    read: impl FnOnce() -> Vec<u8> + Send + 'static,
+) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read());
+    });
+    rx
+}
+
+/// Kills the check's process group when dropped.
+struct Group(u32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Ok(pid) = i32::try_from(self.0) {
+            // SAFETY: killpg has no memory effects; the group is the child's own.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
             }
-            let tail = &tail[start..];
-            Err(format!(
-                "the plugin host did not run with `{python}` ({status}){}",
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", last_line(tail))
-                }
-            ))
         }
     }
 }

@@ -17,15 +17,19 @@ use crate::gateway::Gateway;
 /// Editors write a file in several steps; wait for this much quiet before reading it.
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
+/// However busy a watched directory is, a change waits no longer than this.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+
 /// The watch of the config file and the plugins' sources; it ends when dropped.
 pub struct ConfigWatch {
     _watcher: Arc<Mutex<notify::RecommendedWatcher>>,
 }
 
-/// What an event touched.
-enum Touched {
-    Config,
-    Plugin,
+/// What the events of one debounce touched.
+#[derive(Default)]
+struct Touched {
+    config: bool,
+    plugin: bool,
 }
 
 /// Watches the config file and the plugins' files and reloads on change.
@@ -46,7 +50,10 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
             let _ = tx.send(event.paths);
         }
     };
-    let mut watcher = match notify::recommended_watcher(handler) {
+    // A link in a plugin's package (to the home directory, say) is not a reason to watch
+    // what it points to.
+    let options = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher = match notify::RecommendedWatcher::new(handler, options) {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!("cannot watch the config for changes ({e}); use `mcpgwctl reload`");
@@ -62,37 +69,52 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
     let watcher = Arc::new(Mutex::new(watcher));
     let mut plugins = PluginWatches {
         watcher: watcher.clone(),
-        config_dir: dir,
+        config: path.clone(),
+        config_name: name,
         watched: Vec::new(),
         dirs: BTreeSet::new(),
     };
     plugins.follow(&gateway);
+    let mut generations = gateway.config_generations();
     tokio::spawn(async move {
         let mut last = std::fs::read(&path).ok();
-        while let Some(paths) = rx.recv().await {
-            let mut touched = plugins.touched(&paths, &name);
-            if !quiet(&mut rx, &mut touched, &plugins, &name).await {
-                return;
-            }
-            let (config, plugin) = (
-                touched.iter().any(|t| matches!(t, Touched::Config)),
-                touched.iter().any(|t| matches!(t, Touched::Plugin)),
-            );
-            if !config && !plugin {
+        loop {
+            let paths = tokio::select! {
+                paths = rx.recv() => match paths {
+                    Some(paths) => paths,
+                    None => return,
+                },
+                // A reload however asked for (`mcpgwctl reload`, SIGHUP, this watch): what
+                // to watch follows the live config.
+                changed = generations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    plugins.follow(&gateway);
+                    continue;
+                }
+            };
+            let mut touched = Touched::default();
+            plugins.add_touched(&paths, &mut touched);
+            if !(touched.config || touched.plugin) {
                 continue;
+            }
+            if !quiet(&mut rx, &mut touched, &plugins).await {
+                return;
             }
             let Some(now) = read_settled(&path).await else {
                 tracing::warn!(path = %path.display(), "config file is missing; keeping the live config");
                 continue;
             };
-            if last.as_ref() == Some(&now) && !plugin {
+            if last.as_ref() == Some(&now) && !touched.plugin {
                 continue;
             }
             last = Some(now);
-            if plugin {
+            if touched.plugin {
                 tracing::info!("a plugin's source changed: reloading");
             }
             let _ = gateway.reload();
+            // Even an unchanged config: a replaced package directory needs its watch again.
             plugins.follow(&gateway);
         }
     });
@@ -102,15 +124,18 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
 /// The plugins' files being watched, kept in step with the live config.
 struct PluginWatches {
     watcher: Arc<Mutex<notify::RecommendedWatcher>>,
-    config_dir: PathBuf,
+    config: PathBuf,
+    config_name: std::ffi::OsString,
     watched: Vec<PluginWatched>,
-    /// Directories watched for them (a module file's directory, a package recursively).
+    /// Directories watched for them: a package recursively, and the directory holding a
+    /// package or a module file (to see the file replaced, or the package directory).
     dirs: BTreeSet<(PathBuf, bool)>,
 }
 
 impl PluginWatches {
     /// Watches what the live config's plugin hosts are read from, and no longer what they
-    /// are not.
+    /// are not. Every directory is watched again each time: one replaced since (a checkout
+    /// that swaps the package directory) lost its watch with its inode.
     fn follow(&mut self, gateway: &Gateway) {
         let table = gateway.table();
         let watched: Vec<PluginWatched> = table
@@ -120,23 +145,23 @@ impl PluginWatches {
             .filter_map(|s| s.plugin.as_ref())
             .flat_map(|p| p.sources.watched.iter().cloned())
             .collect();
-        let dirs: BTreeSet<(PathBuf, bool)> = watched
-            .iter()
-            .filter_map(|w| {
-                if w.package {
-                    Some((w.path.clone(), true))
-                } else {
-                    w.path.parent().map(|dir| (dir.to_path_buf(), false))
-                }
-            })
-            // The config's own directory is watched already (not recursively).
-            .filter(|(dir, recursive)| *recursive || *dir != self.config_dir)
-            .collect();
+        let config_dir = self.config.parent().map(Path::to_path_buf);
+        let mut dirs: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
+        for w in &watched {
+            if w.package {
+                dirs.insert((w.path.clone(), true));
+            }
+            if let Some(parent) = w.path.parent() {
+                dirs.insert((parent.to_path_buf(), false));
+            }
+        }
+        // The config's own directory is watched already (not recursively).
+        dirs.retain(|(dir, recursive)| *recursive || Some(dir) != config_dir.as_ref());
         let mut watcher = self.watcher.lock().unwrap();
         for (dir, _) in self.dirs.difference(&dirs) {
             let _ = watcher.unwatch(dir);
         }
-        for (dir, recursive) in dirs.difference(&self.dirs) {
+        for (dir, recursive) in &dirs {
             let mode = if *recursive {
                 RecursiveMode::Recursive
             } else {
@@ -150,26 +175,26 @@ impl PluginWatches {
         self.watched = watched;
     }
 
-    /// What the paths of one event touched: the config file, a plugin's source (a `.py` file
-    /// of a package outside `__pycache__`, or a module's file), or nothing of interest.
-    fn touched(&self, paths: &[PathBuf], config_name: &std::ffi::OsStr) -> Vec<Touched> {
-        paths
-            .iter()
-            .filter_map(|path| {
-                if path.file_name() == Some(config_name) {
-                    return Some(Touched::Config);
-                }
-                self.is_source(path).then_some(Touched::Plugin)
-            })
-            .collect()
+    /// Adds what the paths of one event touched: the config file, or a plugin's source (a
+    /// `.py` file of a package outside `__pycache__`, a package directory itself, a module's
+    /// file).
+    fn add_touched(&self, paths: &[PathBuf], touched: &mut Touched) {
+        for path in paths {
+            if path.file_name() == Some(self.config_name.as_os_str()) {
+                touched.config = true;
+            } else if self.is_source(path) {
+                touched.plugin = true;
+            }
+        }
     }
 
     fn is_source(&self, path: &Path) -> bool {
         self.watched.iter().any(|w| {
             if w.package {
-                path.starts_with(&w.path)
-                    && path.extension().is_some_and(|e| e == "py")
-                    && !path.components().any(|c| c.as_os_str() == "__pycache__")
+                path == w.path
+                    || (path.starts_with(&w.path)
+                        && path.extension().is_some_and(|e| e == "py")
+                        && !path.components().any(|c| c.as_os_str() == "__pycache__"))
             } else {
                 path == w.path
             }
@@ -177,17 +202,27 @@ impl PluginWatches {
     }
 }
 
-/// Waits until no event arrived for [`DEBOUNCE`], adding what the events touched; false when
-/// the channel closed.
+/// Waits until no event that matters arrived for [`DEBOUNCE`] (or [`MAX_DEBOUNCE`] passed:
+/// a directory someone writes a log into all the time must not hold a change back), adding
+/// what the events touched; false when the channel closed.
 async fn quiet(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
-    touched: &mut Vec<Touched>,
+    touched: &mut Touched,
     plugins: &PluginWatches,
-    config_name: &std::ffi::OsStr,
 ) -> bool {
+    let give_up = tokio::time::Instant::now() + MAX_DEBOUNCE;
+    let mut until = tokio::time::Instant::now() + DEBOUNCE;
     loop {
-        match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-            Ok(Some(paths)) => touched.extend(plugins.touched(&paths, config_name)),
+        match tokio::time::timeout_at(until.min(give_up), rx.recv()).await {
+            Ok(Some(paths)) => {
+                let mut now = Touched::default();
+                plugins.add_touched(&paths, &mut now);
+                if now.config || now.plugin {
+                    touched.config |= now.config;
+                    touched.plugin |= now.plugin;
+                    until = tokio::time::Instant::now() + DEBOUNCE;
+                }
+            }
             Ok(None) => return false,
             Err(_) => return true,
         }

@@ -123,7 +123,8 @@ fn module_named<'s>(problem: &str, server: &'s ServerConfig) -> Option<&'s str> 
 
 /// Every error on stderr, one per line as `file:line:col: message`; exit 1.
 fn invalid(path: Option<&Path>, errors: &ConfigErrors, out: Out) -> ExitCode {
-    eprintln!("{errors}");
+    // A plugin's exception text is the plugin's: no terminal escapes from it.
+    eprintln!("{}", render::printable(&errors.to_string()));
     let count = errors.0.len();
     eprintln!(
         "mcpgwctl: the config is invalid ({count} error{})",

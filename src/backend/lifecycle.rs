@@ -392,6 +392,10 @@ impl Backend {
     }
 
     pub(super) fn set_schema(&self, mut schema: CachedSchema) {
+        // Only the plugin host's word counts: another server has no say in what status shows.
+        if self.spec.plugin.is_none() {
+            schema.problems.clear();
+        }
         schema.asks_roots |= self.roots.asked.load(Ordering::Relaxed)
             || self.schema().is_some_and(|old| old.asks_roots);
         let unchanged = self
@@ -402,8 +406,13 @@ impl Backend {
         if unchanged {
             return;
         }
-        for problem in &schema.problems {
-            tracing::warn!(server = %self.name, "{problem}");
+        // Not their text: an exception's message may carry what should stay out of the log.
+        if !schema.problems.is_empty() {
+            tracing::warn!(
+                server = %self.name,
+                problems = schema.problems.len(),
+                "plugins that do not import or tools skipped: `mcpgwctl status` names them"
+            );
         }
         // The cache holds what the table's backend discovers (with every capability a client
         // may have); a per-client instance's lists follow its one client's. An instance that

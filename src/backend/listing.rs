@@ -96,7 +96,9 @@ const PROBLEMS: &str = "mcpgw/problems";
 const MAX_PROBLEMS: usize = 32;
 const MAX_PROBLEM_LEN: usize = 1000;
 
-/// What the server says is wrong with it, bounded: strings only.
+/// What the server says is wrong with it, bounded: strings only, on one line each (no
+/// control characters), URLs cut to their origin (an exception's message may quote one with
+/// a key in it). The backend keeps them only for a plugin host (`set_schema`).
 fn problems(peer: &Peer<RoleClient>) -> Vec<String> {
     let info = peer.peer_info();
     let Some(Value::Array(items)) = info
@@ -110,7 +112,13 @@ fn problems(peer: &Peer<RoleClient>) -> Vec<String> {
         .iter()
         .filter_map(Value::as_str)
         .take(MAX_PROBLEMS)
-        .map(|problem| crate::config::cut_at(problem, MAX_PROBLEM_LEN).to_owned())
+        .map(|problem| {
+            let line: String = crate::config::cut_at(problem, MAX_PROBLEM_LEN)
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            crate::config::redact_urls(&line).into_owned()
+        })
         .collect()
 }
 

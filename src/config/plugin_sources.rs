@@ -73,12 +73,13 @@ pub(super) fn find(host: &PluginHost) -> Sources {
     }
 }
 
-/// Where Python would find the top-level module `top`: the first search directory with a
-/// package directory or a `.py` file of that name.
+/// Where Python would find the top-level module `top`, by its rules: in the first search
+/// directory that has it as a package (`top/__init__.py`) or a module (`top.py`); only if none
+/// has either, as a namespace package (a `top/` directory without `__init__.py`).
 fn locate(top: &str, search_path: &[PathBuf]) -> Option<Watched> {
-    search_path.iter().find_map(|dir| {
+    let regular = search_path.iter().find_map(|dir| {
         let package = dir.join(top);
-        if package.is_dir() {
+        if package.join("__init__.py").is_file() {
             return Some(Watched {
                 path: package,
                 package: true,
@@ -89,6 +90,16 @@ fn locate(top: &str, search_path: &[PathBuf]) -> Option<Watched> {
             path: file,
             package: false,
         })
+    });
+    regular.or_else(|| {
+        search_path
+            .iter()
+            .map(|dir| dir.join(top))
+            .find(|package| package.is_dir())
+            .map(|path| Watched {
+                path,
+                package: true,
+            })
     })
 }
 
@@ -112,7 +123,11 @@ fn python_files(dir: &Path, depth: usize, files: &mut Vec<PathBuf>) {
                 python_files(&entry.path(), depth + 1, files);
             }
         } else if name.ends_with(".py") && files.len() < MAX_FILES {
-            files.push(entry.path());
+            // Only regular files (a link is followed to see what it is): a FIFO would block
+            // the read, a device never end it.
+            if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+                files.push(entry.path());
+            }
         }
     }
 }
@@ -122,19 +137,38 @@ struct Budget {
     bytes: u64,
 }
 
+/// Hashes a file's path and bytes, within the budget. Only a regular file is read, opened
+/// without blocking (it may have become a FIFO since it was listed) and read no further than
+/// the budget (it may have grown).
 fn hash_file(hasher: &mut Fnv1a, file: &Path, budget: &mut Budget) {
+    use std::io::Read;
     hasher.field(super::path_bytes(file).as_ref());
-    let size = std::fs::metadata(file).map_or(0, |m| m.len());
-    if budget.files == 0 || size > budget.bytes {
-        budget.files = 0;
+    if budget.files == 0 || budget.bytes == 0 {
         return;
     }
     budget.files -= 1;
-    budget.bytes -= size;
-    match std::fs::read(file) {
-        Ok(bytes) => hasher.field(&bytes),
-        Err(_) => hasher.write(&[0xff]),
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
     }
+    let opened = options
+        .open(file)
+        .and_then(|f| f.metadata().map(|m| (f, m)));
+    let mut bytes = Vec::new();
+    match opened {
+        Ok((f, meta)) if meta.is_file() => {
+            let _ = f.take(budget.bytes).read_to_end(&mut bytes);
+        }
+        _ => {
+            hasher.write(&[0xff]);
+            return;
+        }
+    }
+    budget.bytes -= bytes.len() as u64;
+    hasher.field(&bytes);
 }
 
 #[cfg(test)]
@@ -182,6 +216,40 @@ mod tests {
         assert_eq!(find(&host), before);
         std::fs::write(package.join("helpers.py"), "X = 2\n").unwrap();
         assert_ne!(find(&host).fingerprint, before.fingerprint);
+    }
+
+    /// A link to a device or a FIFO among the sources is neither read nor waited on (a
+    /// cloned plugin repository can hold either).
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("pkg");
+        std::fs::create_dir_all(&package).unwrap();
+        std::fs::write(package.join("__init__.py"), "").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", package.join("zero.py")).unwrap();
+        let fifo = std::ffi::CString::new(package.join("pipe.py").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let sources = find(&host(dir.path(), &["pkg"]));
+        assert_eq!(sources.watched.len(), 1);
+    }
+
+    /// Python's own rule: a module file wins over a directory of that name without
+    /// `__init__.py` (a namespace package), wherever on the path each is.
+    #[test]
+    fn a_module_file_wins_over_a_namespace_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("calc/__pycache__")).unwrap();
+        std::fs::write(dir.path().join("calc.py"), "A = 1\n").unwrap();
+        let sources = find(&host(dir.path(), &["calc"]));
+        assert_eq!(
+            sources.watched,
+            vec![Watched {
+                path: dir.path().join("calc.py"),
+                package: false
+            }]
+        );
     }
 
     #[test]

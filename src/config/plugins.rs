@@ -237,14 +237,19 @@ impl Checker<'_> {
             self.mismatch(entry, &subject, "a string (the Python interpreter to run)");
             return None;
         };
-        if !raw.contains('/') && !raw.contains("${") && !raw.starts_with('~') {
-            if raw.trim().is_empty() {
+        let expanded = self.expand_checked(raw, &entry.value_at, &subject, check)?;
+        let value = expanded.value;
+        if value.trim().is_empty() {
+            if expanded.complete {
                 self.error(&entry.value_at, format!("{subject} must not be empty"));
-                return None;
             }
-            return Some(raw.clone());
+            return None;
         }
-        let path = self.local_path(raw, &entry.value_at, &subject, check)?;
+        // A bare name (`python3.12`, also from `${PY}`) is looked up on PATH when it runs.
+        if !value.contains('/') && !value.starts_with('~') {
+            return Some(value);
+        }
+        let path = self.resolve_path(&value, &entry.value_at, &subject)?;
         Some(path.to_string_lossy().into_owned())
     }
 
@@ -291,7 +296,11 @@ impl Checker<'_> {
             }
             return None;
         }
-        let value = expanded.value;
+        self.resolve_path(&expanded.value, at, subject)
+    }
+
+    /// `~/` the home directory, a relative path the config file's directory's.
+    fn resolve_path(&mut self, value: &str, at: &NodePath, subject: &str) -> Option<PathBuf> {
         let home_relative = value
             .strip_prefix("~/")
             .or(value.strip_prefix('~').filter(|rest| rest.is_empty()));
@@ -303,7 +312,7 @@ impl Checker<'_> {
                     return None;
                 }
             },
-            None => self.config_dir.join(&value),
+            None => self.config_dir.join(value),
         };
         Some(path.components().collect())
     }
@@ -353,6 +362,21 @@ impl Checker<'_> {
                     settings.prefix, server.name
                 )
             };
+            self.error_at(group.mark, message);
+            return None;
+        }
+        if let Some(other) = hosts.iter().find(|h| h.name == name) {
+            let modules = other.plugin.as_ref().map_or(String::new(), |p| {
+                p.modules
+                    .iter()
+                    .map(|m| format!("`{}`", m.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            let message = format!(
+                "plugin `{first}` would run as server `{name}`, as plugin {modules} does (the \
+                 unprefixed host is named `{PLUGINS_SERVER}`); choose another `prefix`"
+            );
             self.error_at(group.mark, message);
             return None;
         }

@@ -18,6 +18,8 @@ use crate::table::Table;
 pub(super) struct Reloads {
     generation: AtomicU64,
     last: Mutex<Option<ReloadStatus>>,
+    /// The live generation, for who follows the config (the watch of the plugins' files).
+    live: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Reloads {
@@ -25,6 +27,7 @@ impl Default for Reloads {
         Self {
             generation: AtomicU64::new(1),
             last: Mutex::new(None),
+            live: tokio::sync::watch::Sender::new(1),
         }
     }
 }
@@ -36,6 +39,13 @@ impl Reloads {
 
     pub fn last(&self) -> Option<ReloadStatus> {
         self.last.lock().unwrap().clone()
+    }
+}
+
+impl Gateway {
+    /// Changes whenever a reload makes a new config live, however it was asked for.
+    pub fn config_generations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.live.subscribe()
     }
 }
 
@@ -77,6 +87,7 @@ impl Gateway {
                 }
                 let generation = self.reloads.generation.fetch_add(1, Ordering::Relaxed) + 1;
                 self.publish(next);
+                self.reloads.live.send_replace(generation);
                 self.prune_instances();
                 tracing::info!("config generation {generation} live: {summary}");
                 // Connected clients can only learn the tools of a new server if someone starts

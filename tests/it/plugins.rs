@@ -255,6 +255,36 @@ async fn an_edited_plugin_is_reloaded_and_clients_are_told() {
         "6.0"
     );
     assert_eq!(client.call_text("sub", json!({"a": 2, "b": 3})).await, "-1");
+
+    // A checkout that swaps the whole package directory is seen, and so is the next edit in
+    // the new directory (whose watch went with the old one's inode).
+    let fresh = env.path("my_tools.new");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::write(fresh.join("__init__.py"), "").unwrap();
+    std::fs::write(fresh.join("calculator.py"), CALCULATOR).unwrap();
+    std::fs::write(fresh.join("extras.py"), EXTRAS).unwrap();
+    std::fs::rename(env.path("my_tools"), env.path("my_tools.old")).unwrap();
+    std::fs::rename(&fresh, env.path("my_tools")).unwrap();
+    answers_eventually(&client, "5.0").await;
+    let edited = CALCULATOR.replace("return a + b", "return a - b");
+    std::fs::write(env.path("my_tools/calculator.py"), edited).unwrap();
+    answers_eventually(&client, "-1.0").await;
+}
+
+/// Polls `add(2, 3)` until it answers `expected` (the host restarted with new code).
+async fn answers_eventually(client: &Client, expected: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let answer = client.call("add", json!({"a": 2, "b": 3})).await;
+        if answer.as_ref().is_ok_and(|r| text_of(r) == expected) {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "add(2, 3) never answered {expected}: {answer:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! `plugins`: mcp-unify's plugin modules, grouped into plugin hosts that are servers.
 
 use super::{error, errors, ok, parse_at};
-use crate::config::{PLUGINS_SERVER, Scope};
+use crate::config::{PLUGINS_SERVER, Scope, parse};
 use std::path::Path;
 
 #[test]
@@ -20,12 +20,12 @@ fn mcp_unify_plugins_run_unprefixed_in_one_host() {
     assert_eq!(plugin.search_path, std::slice::from_ref(&dir));
     assert_eq!(host.cwd.as_deref(), Some(dir.as_path()));
     // The host program goes in the environment; the modules in the one argument.
-    assert_eq!(host.args[0], "-c");
-    assert_eq!(host.args[1], crate::plugin_host::BOOTSTRAP);
+    assert_eq!(host.args[..2], ["-E", "-c"]);
+    assert_eq!(host.args[2], crate::plugin_host::BOOTSTRAP);
     assert!(
-        host.args[2].contains("\"my_tools.strings\""),
+        host.args[3].contains("\"my_tools.strings\""),
         "{}",
-        host.args[2]
+        host.args[3]
     );
     assert_eq!(
         host.env[crate::plugin_host::SOURCE_VAR],
@@ -85,6 +85,22 @@ fn plugins_do_not_take_a_servers_name_or_prefix() {
         error("servers:\n  plugins: {command: x, prefix: p}\nplugins:\n  - module: a\n"),
         "gateway.yaml:4:5: plugin `a` runs as server `plugins`, which is already the name of a server; rename that server or give the plugins a `prefix`"
     );
+}
+
+#[test]
+fn two_hosts_never_share_a_name_and_a_variable_may_name_the_interpreter() {
+    assert_eq!(
+        error("plugins:\n  - module: a\n  - {module: b, prefix: plugins}\n"),
+        "gateway.yaml:3:5: plugin `b` would run as server `plugins`, as plugin `a` does (the unprefixed host is named `plugins`); choose another `prefix`"
+    );
+    let env = |name: &str| (name == "PY").then(|| "python3.12".to_owned());
+    let config = parse(
+        "plugins:\n  - {module: a, python: \"${PY}\"}\n",
+        Path::new("gateway.yaml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(config.servers[PLUGINS_SERVER].command, "python3.12");
 }
 
 #[test]
