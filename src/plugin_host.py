@@ -25,6 +25,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import enum
+import functools
 import importlib
 import inspect
 import json
@@ -50,11 +51,12 @@ MAX_LINE = 256 << 20
 # Sync tools run on a pool of threads; a cancelled one cannot be stopped and keeps its thread
 # until it returns. Past this many at once a sync call is refused, saying why.
 MAX_SYNC_THREADS = 64
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # What the host keeps of its problems (the daemon keeps 32).
 MAX_PROBLEMS = 32
 # The daemon writes a request's id first: an unparseable one is still answered by its id.
 LEADING_ID = re.compile(
-    rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,256}")'
+    rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,256}")(?=\s*[,}])'
 )
 
 
@@ -80,7 +82,7 @@ class Registry:
         try:
             tool = Tool(fn, name, description, module)
         except Exception as e:  # a hint the schema builder cannot read, a bad description
-            self.problem(f"tool `{name}` of module `{module}` is skipped: {e}")
+            self.problem(f"tool `{name}` of module `{module}` is skipped: {said(e)}")
             return
         with self.lock:
             known = self.tools.get(tool.name)
@@ -145,7 +147,10 @@ def load_modules(names):
         except BaseException as e:  # a plugin's SystemExit must not end the host either
             if isinstance(e, KeyboardInterrupt):
                 raise
-            traceback.print_exc(file=sys.stderr)
+            try:
+                traceback.print_exc(file=sys.stderr)
+            except Exception:
+                pass
             REGISTRY.problem(f"plugin module `{name}` failed to import: {last_line(e)}")
             continue
         finally:
@@ -164,12 +169,23 @@ def load_modules(names):
             log(f"plugin module `{name}` defines no tools (decorate functions with @tool)")
 
 
+def said(error):
+    """An exception's message; its type's name when it has none, or when saying it fails."""
+    try:
+        return str(error) or type(error).__name__
+    except Exception:
+        return type(error).__name__
+
+
 def last_line(error):
     """What a traceback's last line says: `NameError: name 'x' is not defined`."""
-    if isinstance(error, SyntaxError):
-        return f"{type(error).__name__}: {error}"
-    lines = traceback.format_exception_only(type(error), error)
-    return lines[-1].strip() if lines else type(error).__name__
+    try:
+        if isinstance(error, SyntaxError):
+            return f"{type(error).__name__}: {error}"
+        lines = traceback.format_exception_only(type(error), error)
+        return lines[-1].strip() if lines else type(error).__name__
+    except Exception:
+        return type(error).__name__
 
 
 # ── A tool: its schemas, its arguments, its result ────────────────────────────────────────
@@ -702,7 +718,11 @@ class Host:
             line = json.dumps(message)
         # A lone surrogate (from a file name read with surrogateescape) is not UTF-8: it
         # becomes U+FFFD rather than bytes no client can read.
-        self.out.write(line.encode("utf-8", "replace") + b"\n")
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:
+            data = LONE_SURROGATE.sub("\ufffd", line).encode("utf-8", "replace")
+        self.out.write(data + b"\n")
         self.out.flush()
 
     def answer(self, id, result):
@@ -792,25 +812,20 @@ class Host:
     async def run_sync(self, tool, kwargs):
         """A sync tool on the pool's threads. A cancelled call keeps its thread until it
         returns, so a full pool refuses more rather than queue them behind calls that may
-        never end."""
+        never end. The place is given back when the job is done, whether it ran or was
+        dropped before a thread took it."""
         if not self.threads.acquire(blocking=False):
             raise ArgumentError(
                 f"{MAX_SYNC_THREADS} sync plugin calls are running (some may never return); "
                 "`mcpgwctl kill` the plugin host to stop them"
             )
-
-        def work():
-            try:
-                return tool.fn(**kwargs)
-            finally:
-                self.threads.release()
-
         try:
-            future = self.loop.run_in_executor(self.pool, work)
+            job = self.pool.submit(functools.partial(tool.fn, **kwargs))
         except BaseException:
             self.threads.release()
             raise
-        return await future
+        job.add_done_callback(lambda _: self.threads.release())
+        return await asyncio.wrap_future(job)
 
     async def call(self, id, params):
         name = params.get("name") if isinstance(params, dict) else None
@@ -834,11 +849,13 @@ class Host:
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
-            print(f"mcpgw plugin host: tool `{name}` raised:", file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
-            sys.stderr.flush()
-            message = str(e) or type(e).__name__
-            result = {"content": [text(message)], "isError": True}
+            try:
+                print(f"mcpgw plugin host: tool `{name}` raised:", file=sys.stderr)
+                traceback.print_exc(file=sys.stderr)
+                sys.stderr.flush()
+            except Exception:
+                pass
+            result = {"content": [text(said(e))], "isError": True}
         self.answer(id, result)
 
 

@@ -40,8 +40,10 @@ pub struct Launch {
 
 impl Launch {
     /// The interpreter's arguments: `-E` (no `PYTHONPATH`, `PYTHONSTARTUP` or the like from
-    /// wherever the daemon was started: import directories are the config's `path`), `-c`, the
-    /// bootstrap, then what to load as JSON.
+    /// wherever the daemon was started: import directories are the config's `path`), `-B` (no
+    /// `__pycache__` written into the plugins' directories: a bytecode file written in the same
+    /// second as a same-sized edit would be taken for the edit's, since Python checks only
+    /// mtime seconds and size), `-c`, the bootstrap, then what to load as JSON.
     pub fn args(&self) -> Vec<String> {
         let paths: Vec<String> = self
             .search_path
@@ -54,6 +56,7 @@ impl Launch {
         }
         vec![
             "-E".to_owned(),
+            "-B".to_owned(),
             "-c".to_owned(),
             BOOTSTRAP.to_owned(),
             spec.to_string(),

@@ -29,7 +29,14 @@
 //! A handler's answer is JSON: a string is the result's text; any other value its JSON text
 //! and its `structuredContent` (an object as is, anything else as `{"result": …}`); an `Err`
 //! is an error result with that message. A handler runs on its own task: a panic is an error
-//! result, and a client's cancellation aborts it.
+//! result, a client's cancellation aborts it, and the config's `call_timeout` bounds it.
+//!
+//! **A handler must not block**: `mcpgwd` runs one thread, which every client shares. Do
+//! blocking work (a file read, a synchronous library) in `tokio::task::spawn_blocking`.
+//!
+//! A tool is left out (with a warning) while the config has a command of its name or a
+//! prefixed server whose tools would be named like it (`<prefix>_…`): those names are the
+//! user's.
 
 use std::fmt;
 use std::future::Future;
@@ -164,16 +171,18 @@ impl Tools {
 }
 
 impl RustTool {
-    /// Runs the handler on its own task (a panic is an error, not the session's end); dropping
-    /// the returned future aborts it.
-    pub(crate) async fn call(&self, arguments: Map<String, Value>) -> ToolResult {
-        let task = tokio::spawn((self.handler)(arguments));
+    /// Runs the handler on its own task, the call of the handler itself included (a panic
+    /// before its future exists is a panic too): a panic is an error, not the session's end.
+    /// Dropping the returned future aborts it.
+    pub(crate) async fn call(self: Arc<Self>, arguments: Map<String, Value>) -> ToolResult {
+        let name = self.name.clone();
+        let task = tokio::spawn(async move { (self.handler)(arguments).await });
         let abort = task.abort_handle();
         let _aborted_when_dropped = AbortOnDrop(abort);
         match task.await {
             Ok(result) => result,
-            Err(e) if e.is_panic() => Err(format!("the tool `{}` panicked", self.name)),
-            Err(_) => Err(format!("the tool `{}` was stopped", self.name)),
+            Err(e) if e.is_panic() => Err(format!("the tool `{name}` panicked")),
+            Err(_) => Err(format!("the tool `{name}` was stopped")),
         }
     }
 }
@@ -294,6 +303,16 @@ mod tests {
         assert_eq!(
             one(&tools).call(Map::new()).await,
             Err("the tool `boom` panicked".into())
+        );
+        // A panic before the handler's future exists is a panic of the call too.
+        let mut tools = Tools::new();
+        tools.add("early", "", json!({"type": "object"}), |arguments| {
+            let n = arguments["n"].as_u64().unwrap();
+            async move { Ok(Value::from(n)) }
+        });
+        assert_eq!(
+            one(&tools).call(Map::new()).await,
+            Err("the tool `early` panicked".into())
         );
 
         struct SetOnDrop(Arc<AtomicBool>);

@@ -113,9 +113,9 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
             if touched.plugin {
                 tracing::info!("a plugin's source changed: reloading");
             }
+            // A reload that takes is a new generation, and `follow` runs on it (above): even
+            // for an unchanged config, since a replaced package directory needs its watch again.
             let _ = gateway.reload();
-            // Even an unchanged config: a replaced package directory needs its watch again.
-            plugins.follow(&gateway);
         }
     });
     Some(ConfigWatch { _watcher: watcher })

@@ -113,11 +113,12 @@ fn problems(peer: &Peer<RoleClient>) -> Vec<String> {
         .filter_map(Value::as_str)
         .take(MAX_PROBLEMS)
         .map(|problem| {
-            let line: String = crate::config::cut_at(problem, MAX_PROBLEM_LEN)
+            // Redacted whole, then cut: a cut inside a URL could leave part of its user info.
+            let line: String = crate::config::redact_urls(problem)
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect();
-            crate::config::redact_urls(&line).into_owned()
+            crate::config::cut_at(&line, MAX_PROBLEM_LEN).to_owned()
         })
         .collect()
 }

@@ -308,16 +308,19 @@ pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// `scheme://host[:port]`, then `/***` if anything followed. User info (`user:pass@`) is dropped.
+/// `scheme://host[:port]`, then `/***` if anything followed. User info (`user:pass@`) is
+/// dropped, even when a password holds `?` or `#` (which a URL should escape, and a
+/// hand-written one may not): the host starts after the last `@` before the path.
 fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".to_owned();
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let before_path = rest.find('/').unwrap_or(rest.len());
+    let host_start = rest[..before_path].rfind('@').map_or(0, |at| at + 1);
+    let end = rest[host_start..]
+        .find(['/', '?', '#'])
+        .map_or(rest.len(), |i| host_start + i);
+    let host = &rest[host_start..end];
     let tail = if end < rest.len() { "/***" } else { "" };
     format!("{scheme}://{host}{tail}")
 }

@@ -204,10 +204,18 @@ impl Checker<'_> {
         let env = optional(fields, "env")
             .map(|e| self.env_vars(e, &mut check))
             .unwrap_or_default();
-        let cwd = match optional(fields, "cwd") {
-            Some(entry) => Some(self.cwd(entry, &mut check)?),
-            None => None,
-        };
+        if let Some(entry) = optional(fields, "env") {
+            for name in env.keys().filter(|name| name.starts_with("PYTHON")) {
+                let message = format!(
+                    "`env.{name}` {context} has no effect: the plugin host runs with `python -E`; \
+                     import directories go in `path`"
+                );
+                self.warn(&entry.key_at, message);
+            }
+        }
+        // A missing variable disables the host below (with its warning), rather than drop
+        // the entry: `cwd` and `python` then stand as far as they expanded.
+        let cwd = optional(fields, "cwd").and_then(|entry| self.cwd(entry, &mut check));
         let prefix = match optional(fields, "prefix") {
             Some(entry) => self.prefix(entry, &check)?,
             None => String::new(),
@@ -239,10 +247,11 @@ impl Checker<'_> {
         };
         let expanded = self.expand_checked(raw, &entry.value_at, &subject, check)?;
         let value = expanded.value;
+        if !expanded.complete {
+            return Some(raw.clone());
+        }
         if value.trim().is_empty() {
-            if expanded.complete {
-                self.error(&entry.value_at, format!("{subject} must not be empty"));
-            }
+            self.error(&entry.value_at, format!("{subject} must not be empty"));
             return None;
         }
         // A bare name (`python3.12`, also from `${PY}`) is looked up on PATH when it runs.

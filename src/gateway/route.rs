@@ -218,9 +218,25 @@ impl Gateway {
             }
             Target::Rust(tool) => {
                 let arguments = params.arguments.unwrap_or_default();
-                // A cancelled call drops the call, which aborts the handler's task.
+                let timeout = self.table().config.call_timeout;
+                let name = tool.name.clone();
+                let call = tool.call(arguments);
+                // A cancelled or timed-out call drops the call, which aborts the handler's task.
+                let bounded = async move {
+                    if timeout.is_zero() {
+                        return call.await;
+                    }
+                    tokio::time::timeout(timeout, call)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!(
+                                "the tool `{name}` did not answer within {} s",
+                                timeout.as_secs_f64()
+                            ))
+                        })
+                };
                 return tokio::select! {
-                    result = tool.call(arguments) => Ok(CallToolResponse::Complete(
+                    result = bounded => Ok(CallToolResponse::Complete(
                         crate::tools::call_result(result),
                     )),
                     () = ct.cancelled() => Err(McpError::internal_error("request cancelled", None)),

@@ -113,6 +113,22 @@ impl<T> NameSpace<T> {
     }
 }
 
+/// What of the config has a tool named `name`: a command, or a prefixed server's tools.
+fn owner_of_name(config: &crate::config::Config, name: &str) -> Option<String> {
+    if config.commands.iter().any(|c| c.name == name) {
+        return Some(format!("the config's command `{name}`"));
+    }
+    config
+        .servers
+        .values()
+        .filter(|s| s.enabled && !s.prefix.is_empty())
+        .find(|s| {
+            name.strip_prefix(s.prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('_'))
+        })
+        .map(|s| format!("server `{}`'s tools (`{}_…`)", s.name, s.prefix))
+}
+
 /// `backend`'s prefix, from the config (not the backend: a kept backend carries its first
 /// spec, and a reload may have changed only the prefix).
 pub fn prefix_of<'a>(config: &'a crate::config::Config, backend: &'a Backend) -> &'a str {
@@ -193,8 +209,19 @@ impl Catalog {
                 Target::Command(Arc::new(command.clone())),
             );
         }
-        // The embedder's tools next: code, unlike servers, whose names it chose knowing them.
+        // The embedder's tools next. The config's names are the user's: a command of the same
+        // name, or a prefixed server's `<prefix>_…`, keeps it, and the embedder's tool is left
+        // out (said in the log and `collisions`).
         for tool in tools.iter() {
+            if let Some(owner) = owner_of_name(config, &tool.name) {
+                let note = format!(
+                    "the embedder's tool `{}` is left out: {owner} are named so",
+                    tool.name
+                );
+                tracing::warn!("{note}");
+                catalog.collisions.push(note);
+                continue;
+            }
             let listed = Tool::new(
                 tool.name.clone(),
                 tool.description.clone(),

@@ -89,6 +89,19 @@ async fn an_embedders_rust_tool_is_listed_filtered_and_called_in_the_daemon() {
         Some(json!({"words": 2}))
     );
     counter.close().await;
+
+    // A name of the config's is the user's: with a command of that name, the command is
+    // served and the embedder's tool left out.
+    env.write_config(&format!(
+        "servers:\n{}commands:\n  word_count:\n    run: [echo, from the config]\n",
+        env.fixture_server("fx", &[])
+    ));
+    let reload = env.ctl(&["reload"]);
+    assert!(reload.status.success(), "{reload:?}");
+    assert_eq!(
+        client.call_text("word_count", json!({})).await,
+        "from the config\n"
+    );
     client.close().await;
     daemon.stop().await;
 }

@@ -20,12 +20,12 @@ fn mcp_unify_plugins_run_unprefixed_in_one_host() {
     assert_eq!(plugin.search_path, std::slice::from_ref(&dir));
     assert_eq!(host.cwd.as_deref(), Some(dir.as_path()));
     // The host program goes in the environment; the modules in the one argument.
-    assert_eq!(host.args[..2], ["-E", "-c"]);
-    assert_eq!(host.args[2], crate::plugin_host::BOOTSTRAP);
+    assert_eq!(host.args[..3], ["-E", "-B", "-c"]);
+    assert_eq!(host.args[3], crate::plugin_host::BOOTSTRAP);
     assert!(
-        host.args[3].contains("\"my_tools.strings\""),
+        host.args[4].contains("\"my_tools.strings\""),
         "{}",
-        host.args[3]
+        host.args[4]
     );
     assert_eq!(
         host.env[crate::plugin_host::SOURCE_VAR],
@@ -131,6 +131,21 @@ fn a_missing_variable_disables_the_host_with_a_warning() {
     assert_eq!(
         config.warnings,
         ["gateway.yaml:3:19: plugin `a` is disabled: environment variable NOT_SET is not set"]
+    );
+}
+
+#[test]
+fn a_missing_variable_in_python_or_cwd_disables_rather_than_drops_and_pythonpath_is_warned_of() {
+    let config = ok("plugins:\n  - {module: a, python: \"${NOPE}\", cwd: \"${NOPE2}\"}\n");
+    let host = &config.servers[PLUGINS_SERVER];
+    assert!(!host.enabled);
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    let config = ok("plugins:\n  - module: a\n    env: {PYTHONPATH: /x}\n");
+    assert_eq!(
+        config.warnings,
+        [
+            "gateway.yaml:3:5: `env.PYTHONPATH` in plugin `a` has no effect: the plugin host runs with `python -E`; import directories go in `path`"
+        ]
     );
 }
 

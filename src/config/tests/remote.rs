@@ -269,6 +269,12 @@ fn redacted_url_keeps_only_the_origin() {
         ("http://h", "http://h"),
         ("http://h?k=v", "http://h/***"),
         ("http://[::1]:9/p", "http://[::1]:9/***"),
+        // A password with `#` or `?` in it, unescaped, is user info all the same.
+        (
+            "https://user:pa#ss@example.com/x",
+            "https://example.com/***",
+        ),
+        ("https://user:p?w@example.com", "https://example.com"),
     ] {
         server.url = Some(url.into());
         assert_eq!(server.redacted_url().as_deref(), Some(shown), "{url}");
