@@ -56,6 +56,16 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
+    /// Its modules, for messages: "`a`, `b`".
+    fn named(&self) -> String {
+        let names: Vec<String> = self
+            .modules
+            .iter()
+            .map(|m| format!("`{}`", m.name))
+            .collect();
+        names.join(", ")
+    }
+
     /// What the host is told to load.
     pub fn launch(&self) -> crate::plugin_host::Launch {
         crate::plugin_host::Launch {
@@ -342,13 +352,10 @@ impl Checker<'_> {
             settings.prefix.clone()
         };
         if let Some(other) = hosts.iter().find(|h| h.prefix == settings.prefix) {
-            let modules = other.plugin.as_ref().map_or(String::new(), |p| {
-                p.modules
-                    .iter()
-                    .map(|m| format!("`{}`", m.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
+            let modules = other
+                .plugin
+                .as_ref()
+                .map_or(String::new(), PluginHost::named);
             let shown = prefix_shown(&settings.prefix);
             let message = format!(
                 "plugin `{first}` has settings other than plugin {modules}, so it runs in another \
@@ -375,13 +382,10 @@ impl Checker<'_> {
             return None;
         }
         if let Some(other) = hosts.iter().find(|h| h.name == name) {
-            let modules = other.plugin.as_ref().map_or(String::new(), |p| {
-                p.modules
-                    .iter()
-                    .map(|m| format!("`{}`", m.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
+            let modules = other
+                .plugin
+                .as_ref()
+                .map_or(String::new(), PluginHost::named);
             let message = format!(
                 "plugin `{first}` would run as server `{name}`, as plugin {modules} does (the \
                  unprefixed host is named `{PLUGINS_SERVER}`); choose another `prefix`"

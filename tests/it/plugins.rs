@@ -314,14 +314,7 @@ async fn a_broken_module_is_reported_and_the_others_are_served() {
         client.call_text("add", json!({"a": 1, "b": 1})).await,
         "2.0"
     );
-    let status = env.status_json();
-    let plugins = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "plugins")
-        .unwrap()
-        .clone();
+    let plugins = host_status(&env);
     assert_eq!(
         plugins["problems"],
         json!([
@@ -371,18 +364,19 @@ async fn a_restarted_daemon_lists_plugin_tools_from_its_cache_without_starting_p
     let client = env.client(None).await;
     let names = client.tool_names().await;
     assert!(names.contains(&"add".to_string()), "{names:?}");
-    let status = env.status_json();
-    let plugins = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "plugins")
-        .unwrap()
-        .clone();
+    let plugins = host_status(&env);
     assert_eq!(plugins["state"], "stopped", "{plugins}");
     assert!(processes_with("mcpgw plugin host").iter().all(|pid| {
         // Only other tests' hosts may be running: none of this env's.
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
         cwd != env.path("")
     }));
+}
+
+/// What `mcpgwctl status --json` says of the plugin host.
+fn host_status(env: &Env) -> serde_json::Value {
+    let status = env.status_json();
+    let backends = status["backends"].as_array().unwrap();
+    let host = backends.iter().find(|b| b["name"] == "plugins");
+    host.expect("the plugin host is in status").clone()
 }
