@@ -705,9 +705,11 @@ class Host:
         self.loop = asyncio.get_running_loop()
         self.pool = concurrent.futures.ThreadPoolExecutor(MAX_SYNC_THREADS, thread_name_prefix="plugin")
         self.threads = threading.BoundedSemaphore(MAX_SYNC_THREADS)
+        self.writing = threading.Lock()
         self.calls = {}
 
     def send(self, message):
+        """Writes one message; pool threads answer too, so whole lines under a lock."""
         try:
             line = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError, RecursionError) as e:
@@ -722,8 +724,9 @@ class Host:
             data = line.encode("utf-8")
         except UnicodeEncodeError:
             data = LONE_SURROGATE.sub("\ufffd", line).encode("utf-8", "replace")
-        self.out.write(data + b"\n")
-        self.out.flush()
+        with self.writing:
+            self.out.write(data + b"\n")
+            self.out.flush()
 
     def answer(self, id, result):
         self.send({"jsonrpc": "2.0", "id": id, "result": result})
@@ -732,9 +735,7 @@ class Host:
         self.send({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 
     def list_changed(self):
-        self.loop.call_soon_threadsafe(
-            self.send, {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
-        )
+        self.send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
     async def serve(self, reader):
         while True:
@@ -791,9 +792,7 @@ class Host:
                 tools = [t.listing() for _, t in sorted(REGISTRY.tools.items())]
             self.answer(id, {"tools": tools})
         elif method == "tools/call":
-            task = self.loop.create_task(self.call(id, params))
-            self.calls[key(id)] = task
-            task.add_done_callback(lambda _: self.calls.pop(key(id), None))
+            self.call(id, params)
         else:
             self.fail(id, -32601, f"method not found: {method}")
 
@@ -809,25 +808,10 @@ class Host:
             result["_meta"] = {"mcpgw/problems": list(REGISTRY.problems)}
         return result
 
-    async def run_sync(self, tool, kwargs):
-        """A sync tool on the pool's threads. A cancelled call keeps its thread until it
-        returns, so a full pool refuses more rather than queue them behind calls that may
-        never end. The place is given back when the job is done, whether it ran or was
-        dropped before a thread took it."""
-        if not self.threads.acquire(blocking=False):
-            raise ArgumentError(
-                f"{MAX_SYNC_THREADS} sync plugin calls are running (some may never return); "
-                "`mcpgwctl kill` the plugin host to stop them"
-            )
-        try:
-            job = self.pool.submit(functools.partial(tool.fn, **kwargs))
-        except BaseException:
-            self.threads.release()
-            raise
-        job.add_done_callback(lambda _: self.threads.release())
-        return await asyncio.wrap_future(job)
-
-    async def call(self, id, params):
+    def call(self, id, params):
+        """`tools/call`: arguments checked here; an async tool runs as a task on the loop, a
+        sync one on a pool thread that answers itself (one hand-over, not two: the loop is
+        not woken to pass the answer on)."""
         name = params.get("name") if isinstance(params, dict) else None
         tool = REGISTRY.tools.get(name) if isinstance(name, str) else None
         if tool is None:
@@ -835,28 +819,107 @@ class Host:
             return
         try:
             kwargs = tool.arguments(params.get("arguments") or {})
-            if tool.is_async:
-                value = await tool.fn(**kwargs)
-            else:
-                value = await self.run_sync(tool, kwargs)
+        except ArgumentError as e:
+            self.answer(id, {"content": [text(str(e))], "isError": True})
+            return
+        if tool.is_async:
+            task = self.loop.create_task(self.call_async(id, tool, kwargs))
+            self.calls[key(id)] = task
+            task.add_done_callback(lambda _: self.calls.pop(key(id), None))
+            return
+        # A cancelled sync call keeps its thread until it returns, so a full pool refuses
+        # more rather than queue them behind calls that may never end.
+        if not self.threads.acquire(blocking=False):
+            message = (
+                f"{MAX_SYNC_THREADS} sync plugin calls are running (some may never return); "
+                "`mcpgwctl kill` the plugin host to stop them"
+            )
+            self.answer(id, {"content": [text(message)], "isError": True})
+            return
+        call = SyncCall()
+        self.calls[key(id)] = call
+        try:
+            self.pool.submit(self.run_sync, id, tool, kwargs, call)
+        except BaseException:
+            self.threads.release()
+            self.calls.pop(key(id), None)
+            raise
+
+    def run_sync(self, id, tool, kwargs, call):
+        """On a pool thread. The pool is never shut down with work queued, so every job runs
+        and gives its place back."""
+        try:
+            value = tool.fn(**kwargs)
+            if inspect.isawaitable(value):
+                # A sync function that returned a coroutine: the loop finishes it.
+                self.loop.call_soon_threadsafe(self.finish_on_loop, id, tool, value, call)
+                return
+            result = self.outcome(tool, lambda: tool.result(value))
+        except BaseException as e:
+            result = self.raised(tool, e)
+        finally:
+            self.threads.release()
+        self.loop.call_soon_threadsafe(self.calls.pop, key(id), None)
+        if not call.cancelled:
+            self.answer(id, result)
+
+    def finish_on_loop(self, id, tool, awaitable, call):
+        async def finish():
+            try:
+                value = await awaitable
+                result = self.outcome(tool, lambda: tool.result(value))
+            except asyncio.CancelledError:
+                return
+            except BaseException as e:
+                result = self.raised(tool, e)
+            self.calls.pop(key(id), None)
+            if not call.cancelled:
+                self.answer(id, result)
+
+        self.loop.create_task(finish())
+
+    async def call_async(self, id, tool, kwargs):
+        try:
+            value = await tool.fn(**kwargs)
             if inspect.isawaitable(value):
                 value = await value
-            result = tool.result(value)
+            result = self.outcome(tool, lambda: tool.result(value))
         except asyncio.CancelledError:
             return  # the client gave up: no answer is sent
-        except ArgumentError as e:
-            result = {"content": [text(str(e))], "isError": True}
         except BaseException as e:
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            try:
-                print(f"mcpgw plugin host: tool `{name}` raised:", file=sys.stderr)
-                traceback.print_exc(file=sys.stderr)
-                sys.stderr.flush()
-            except Exception:
-                pass
-            result = {"content": [text(said(e))], "isError": True}
+            result = self.raised(tool, e)
         self.answer(id, result)
+
+    @staticmethod
+    def outcome(tool, make):
+        try:
+            return make()
+        except ArgumentError as e:
+            return {"content": [text(str(e))], "isError": True}
+
+    @staticmethod
+    def raised(tool, error):
+        if isinstance(error, KeyboardInterrupt):
+            raise error
+        if isinstance(error, ArgumentError):
+            return {"content": [text(str(error))], "isError": True}
+        try:
+            print(f"mcpgw plugin host: tool `{tool.name}` raised:", file=sys.stderr)
+            traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+            sys.stderr.flush()
+        except Exception:
+            pass
+        return {"content": [text(said(error))], "isError": True}
+
+
+class SyncCall:
+    """A sync call on its thread: a cancelled one is not answered."""
+
+    def __init__(self):
+        self.cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
 
 
 def leading_id(line):
