@@ -245,14 +245,41 @@ impl Checker<'_> {
         for (i, item) in items.iter().enumerate() {
             let at = role.value_at.then(Step::Item(i));
             match item {
-                Node::Str(pattern) => match globset::Glob::new(pattern) {
-                    Ok(_) => patterns.push(pattern.clone()),
-                    Err(e) => {
-                        let message =
-                            format!("{subject}: invalid glob pattern `{pattern}`: {}", e.kind());
+                Node::Str(pattern) if pattern.starts_with('@') => {
+                    if super::ROLE_SELECTORS.contains(&pattern.as_str()) {
+                        patterns.push(pattern.clone());
+                    } else {
+                        let known = super::ROLE_SELECTORS.join(", ");
+                        let hint = match did_you_mean(pattern, super::ROLE_SELECTORS) {
+                            Some(near) => format!("did you mean `{near}`? "),
+                            None => String::new(),
+                        };
+                        let message = format!(
+                            "{subject}: unknown selector `{pattern}`: {hint}(known: {known})"
+                        );
                         self.error(&at, message);
                     }
-                },
+                }
+                Node::Str(pattern) => {
+                    // `!glob` keeps out what the glob matches.
+                    let glob = pattern.strip_prefix('!').unwrap_or(pattern);
+                    match globset::Glob::new(glob) {
+                        Ok(_) if glob.is_empty() => {
+                            self.error(
+                                &at,
+                                format!("{subject}: `!` must be followed by a pattern"),
+                            );
+                        }
+                        Ok(_) => patterns.push(pattern.clone()),
+                        Err(e) => {
+                            let message = format!(
+                                "{subject}: invalid glob pattern `{pattern}`: {}",
+                                e.kind()
+                            );
+                            self.error(&at, message);
+                        }
+                    }
+                }
                 other => {
                     let (n, found, hint) = (i + 1, other.describe(), quote_hint(other));
                     let message = format!(

@@ -429,9 +429,14 @@ pub const DEFAULT_ROLE: &str = "default";
 pub enum Role {
     /// `null` in the config: every tool.
     All,
-    /// Glob patterns over exposed tool names (`filesystem_*`); each is known to compile.
+    /// Glob patterns over exposed names (`filesystem_*`), exclusions (`!filesystem_write_*`)
+    /// and annotation selectors ([`ROLE_SELECTORS`]); each is known to compile.
     Patterns(Vec<String>),
 }
+
+/// The role entries that select tools by their annotations: `@read-only` (`readOnlyHint`
+/// true) and `@!destructive` (read-only, or `destructiveHint` false).
+pub const ROLE_SELECTORS: &[&str] = &["@read-only", "@!destructive"];
 
 /// Reads and checks the config file, looking variables up in the process environment, and
 /// reads the plugins' sources ([`PluginSources`]).

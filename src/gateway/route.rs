@@ -198,7 +198,12 @@ impl Gateway {
         let (table, target) = self
             .resolve(|t| t.catalog.tools.get(&name).map(|e| e.target.clone()))
             .await;
-        let Some(target) = target.filter(|_| table.roles.allows(role, &name)) else {
+        let allowed = table
+            .catalog
+            .tools
+            .get(&name)
+            .is_some_and(|e| table.roles.allows_tool(role, &e.item));
+        let Some(target) = target.filter(|_| allowed) else {
             return Err(unknown(&table, "tool", &name, role));
         };
         drop(table);

@@ -161,12 +161,11 @@ impl SessionHandle {
         }
 
         let table = gateway.table();
-        let Some(Target::Backend { backend, original }) =
-            table.catalog.tools.get(name.as_ref()).map(|e| &e.target)
-        else {
+        let entry = table.catalog.tools.get(name.as_ref())?;
+        let Target::Backend { backend, original } = &entry.target else {
             return None;
         };
-        if !table.roles.allows(self.role.as_deref(), &name) {
+        if !table.roles.allows_tool(self.role.as_deref(), &entry.item) {
             return None;
         }
         // The client's _meta is forwarded with the request's bytes.

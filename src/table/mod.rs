@@ -175,7 +175,7 @@ impl Table {
             .tools
             .items
             .iter()
-            .filter(move |e| self.roles.allows(role, &e.item.name))
+            .filter(move |e| self.roles.allows_tool(role, &e.item))
     }
 
     pub fn visible_prompts<'a>(

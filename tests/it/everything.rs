@@ -681,3 +681,73 @@ async fn everything_sampling_request_reaches_the_client_as_written() {
     let (answer, _) = raw.until_response(&json!(5)).await;
     assert!(answer.to_string().contains("sampled by raw"), "{answer}");
 }
+
+/// Issue 13, item 2: roles that exclude (`!glob`) and select by annotation (`@read-only`,
+/// `@!destructive`), against server-everything's own annotations, listed and called (the
+/// socket's fast path included).
+#[tokio::test]
+async fn everything_roles_exclude_and_select_by_annotation() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "servers:\n  everything:\n    command: node\n    args: {}\nroles:\n  ro: [\"@read-only\"]\n  safe: [\"@!destructive\", \"!everything_toggle-*\"]\n  noecho: [\"!everything_echo\"]\n",
+        serde_json::to_string(&args(&env)).unwrap()
+    ));
+    let _daemon = env.daemon().await;
+    let all = env.client(None).await;
+    let tools = all.tools().await;
+    let hint = |t: &rmcp::model::Tool, read_only: bool| {
+        t.annotations.as_ref().and_then(|a| {
+            if read_only {
+                a.read_only_hint
+            } else {
+                a.destructive_hint
+            }
+        })
+    };
+    let names = |keep: &dyn Fn(&rmcp::model::Tool) -> bool| -> Vec<String> {
+        let mut names: Vec<String> = tools
+            .iter()
+            .filter(|t| keep(t))
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let read_only = names(&|t| hint(t, true) == Some(true));
+    assert!(
+        read_only.contains(&"everything_echo".to_string()),
+        "{read_only:?}"
+    );
+    assert!(read_only.len() < tools.len(), "{read_only:?}");
+
+    let ro = env.client(Some("ro")).await;
+    assert_eq!(sorted(ro.tool_names().await), read_only);
+    assert_eq!(
+        ro.call_text("everything_echo", json!({"message": "hi"}))
+            .await,
+        "Echo: hi"
+    );
+    let writer = names(&|t| hint(t, true) != Some(true));
+    let refused = ro.call(&writer[0], json!({})).await.unwrap_err();
+    assert!(refused.contains("unknown tool"), "{refused}");
+
+    let safe = env.client(Some("safe")).await;
+    let expected = names(&|t| {
+        (hint(t, true) == Some(true) || hint(t, false) == Some(false))
+            && !t.name.starts_with("everything_toggle-")
+    });
+    assert_eq!(sorted(safe.tool_names().await), expected);
+
+    let noecho = env.client(Some("noecho")).await;
+    let expected = names(&|t| t.name != "everything_echo");
+    assert_eq!(sorted(noecho.tool_names().await), expected);
+    let refused = noecho
+        .call("everything_echo", json!({"message": "hi"}))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("unknown tool"), "{refused}");
+}

@@ -286,3 +286,26 @@ fn readme_config_example_parses() {
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert!(config.warnings[0].contains("TRACKER_TOKEN"));
 }
+
+#[test]
+fn role_exclusions_and_selectors_are_checked() {
+    let config =
+        ok("roles:\n  r: [\"fs_*\", \"!fs_write_*\", \"@read-only\", \"@!destructive\"]\n");
+    assert_eq!(
+        config.roles["r"],
+        Role::Patterns(vec![
+            "fs_*".into(),
+            "!fs_write_*".into(),
+            "@read-only".into(),
+            "@!destructive".into()
+        ])
+    );
+    assert_eq!(
+        errors("roles:\n  r: [\"@readonly\", \"!\", \"![\"]\n"),
+        [
+            "gateway.yaml:2:7: role `r`: unknown selector `@readonly`: did you mean `@read-only`? (known: @read-only, @!destructive)",
+            "gateway.yaml:2:20: role `r`: `!` must be followed by a pattern",
+            "gateway.yaml:2:25: role `r`: invalid glob pattern `![`: unclosed character class; missing ']'",
+        ]
+    );
+}
