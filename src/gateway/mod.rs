@@ -153,7 +153,13 @@ impl Gateway {
             config_path: table.config.path.display().to_string(),
             generation: self.reloads.generation(),
             last_reload: self.reloads.last(),
-            config_warnings: table.config.warnings.clone(),
+            config_warnings: table
+                .config
+                .warnings
+                .iter()
+                .cloned()
+                .chain(table.role_warnings())
+                .collect(),
             sessions,
             backends: backends
                 .into_iter()

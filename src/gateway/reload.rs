@@ -85,6 +85,11 @@ impl Gateway {
                 for warning in &next.config.warnings {
                     tracing::warn!("{warning}");
                 }
+                let mut summary = summary;
+                for warning in next.role_warnings() {
+                    tracing::warn!("{warning}");
+                    summary.push_str(&format!("; warning: {warning}"));
+                }
                 let generation = self.reloads.generation.fetch_add(1, Ordering::Relaxed) + 1;
                 self.publish(next);
                 self.reloads.live.send_replace(generation);

@@ -189,6 +189,46 @@ impl Table {
             .filter(move |e| self.roles.allows(role, &e.item.name))
     }
 
+    /// Role entries that match nothing ([`Roles::unmatched`]), once every enabled server's
+    /// lists are known (before, a server not yet discovered could be what they name).
+    pub fn role_warnings(&self) -> Vec<String> {
+        let known = self
+            .backends
+            .values()
+            .filter(|b| b.spec.enabled)
+            .all(|b| b.schema().is_some());
+        if !known {
+            return Vec::new();
+        }
+        let resources = self
+            .catalog
+            .resources
+            .iter()
+            .map(|r| resource_role_name(&r.backend.name, &r.item.uri))
+            .chain(
+                self.catalog
+                    .templates
+                    .iter()
+                    .map(|t| resource_role_name(&t.backend.name, &t.item.uri_template)),
+            )
+            .collect::<Vec<_>>();
+        let names = self
+            .catalog
+            .tools
+            .items
+            .iter()
+            .map(|t| t.item.name.as_ref())
+            .chain(
+                self.catalog
+                    .prompts
+                    .items
+                    .iter()
+                    .map(|p| p.item.name.as_str()),
+            )
+            .chain(resources.iter().map(String::as_str));
+        self.roles.unmatched(names)
+    }
+
     /// Whether `role` may see and use a resource (or template) of `server`.
     pub fn allows_resource(&self, role: Option<&str>, server: &str, uri: &str) -> bool {
         self.roles.allows(role, &resource_role_name(server, uri))

@@ -24,6 +24,9 @@ use crate::config::ROLE_SELECTORS as SELECTORS;
 #[derive(Clone)]
 pub struct Roles {
     roles: BTreeMap<String, Option<Compiled>>,
+    /// Every glob entry as written (`!` included) with its matcher, by role: to tell which
+    /// matches nothing (a typo is a silent hole in a role).
+    globs: Vec<(String, String, globset::GlobMatcher)>,
 }
 
 /// One role's entries, compiled.
@@ -99,14 +102,36 @@ pub use crate::config::DEFAULT_ROLE;
 impl Roles {
     pub fn compile(roles: &BTreeMap<String, Role>) -> Result<Self, String> {
         let mut out = BTreeMap::new();
+        let mut globs = Vec::new();
         for (name, role) in roles {
             let compiled = match role {
                 Role::All => None,
-                Role::Patterns(patterns) => Some(Compiled::new(name, patterns)?),
+                Role::Patterns(patterns) => {
+                    for pattern in patterns.iter().filter(|p| !p.starts_with('@')) {
+                        let glob = pattern.strip_prefix('!').unwrap_or(pattern);
+                        if let Ok(glob) = Glob::new(glob) {
+                            globs.push((name.clone(), pattern.clone(), glob.compile_matcher()));
+                        }
+                    }
+                    Some(Compiled::new(name, patterns)?)
+                }
             };
             out.insert(name.clone(), compiled);
         }
-        Ok(Self { roles: out })
+        Ok(Self { roles: out, globs })
+    }
+
+    /// A warning for every glob entry of a role that matches none of `names` (every exposed
+    /// tool, prompt and resource name): a typo (`filesytem_*`) would otherwise let nothing
+    /// through, or keep nothing out, without a word.
+    pub fn unmatched<'a>(&self, names: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
+        self.globs
+            .iter()
+            .filter(|(_, _, matcher)| !names.clone().any(|name| matcher.is_match(name)))
+            .map(|(role, pattern, _)| {
+                format!("role `{role}`: `{pattern}` matches nothing any configured server offers")
+            })
+            .collect()
     }
 
     /// Checks a role asked for at hello; the error names the known roles.
@@ -206,6 +231,19 @@ mod tests {
         let only_exclusions = roles(&["!fs_write_*"]);
         assert!(only_exclusions.allows(Some("r"), "git_log"));
         assert!(!only_exclusions.allows(Some("r"), "fs_write_file"));
+    }
+
+    #[test]
+    fn an_entry_that_matches_nothing_is_named() {
+        let r = roles(&["fs_*", "!fs_wrte_*", "@read-only", "gti_*"]);
+        let names = ["fs_read", "fs_write_file", "git_log"];
+        assert_eq!(
+            r.unmatched(names.iter().copied()),
+            [
+                "role `r`: `!fs_wrte_*` matches nothing any configured server offers",
+                "role `r`: `gti_*` matches nothing any configured server offers",
+            ]
+        );
     }
 
     #[test]

@@ -689,7 +689,7 @@ async fn everything_sampling_request_reaches_the_client_as_written() {
 async fn everything_roles_exclude_and_select_by_annotation() {
     let env = Env::new();
     env.write_config(&format!(
-        "servers:\n  everything:\n    command: node\n    args: {}\nroles:\n  ro: [\"@read-only\"]\n  safe: [\"@!destructive\", \"!everything_toggle-*\"]\n  noecho: [\"!everything_echo\"]\n",
+        "servers:\n  everything:\n    command: node\n    args: {}\nroles:\n  ro: [\"@read-only\"]\n  safe: [\"@!destructive\", \"!everything_toggle-*\"]\n  noecho: [\"!everything_echo\"]\n  typo: [\"evrything_*\", \"!everything_nothing_*\", \"everything_echo\"]\n",
         serde_json::to_string(&args(&env)).unwrap()
     ));
     let _daemon = env.daemon().await;
@@ -750,4 +750,21 @@ async fn everything_roles_exclude_and_select_by_annotation() {
         .await
         .unwrap_err();
     assert!(refused.contains("unknown tool"), "{refused}");
+
+    // An entry that matches nothing is a hole without a word: status says so, once the
+    // server's lists are known.
+    let status = env.status_json();
+    let warnings: Vec<&str> = status["config_warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "role `typo`: `evrything_*` matches nothing any configured server offers",
+            "role `typo`: `!everything_nothing_*` matches nothing any configured server offers",
+        ]
+    );
 }
