@@ -62,7 +62,8 @@ pub struct Tools {
 pub struct RustTool {
     pub(crate) name: String,
     pub(crate) description: String,
-    pub(crate) input_schema: Map<String, Value>,
+    /// Shared with every catalog that lists it (one per list change), not copied into each.
+    pub(crate) input_schema: Arc<Map<String, Value>>,
     handler: Box<Handler>,
 }
 
@@ -114,7 +115,9 @@ impl Tools {
             panic!("mcpgw: cannot add the tool `{name}` twice");
         }
         let input_schema = match input_schema {
-            Value::Object(schema) if schema.get("type") == Some(&Value::from("object")) => schema,
+            Value::Object(schema) if schema.get("type") == Some(&Value::from("object")) => {
+                Arc::new(schema)
+            }
             _ => panic!(
                 "mcpgw: the input schema of the tool `{name}` must be a JSON object with \
                  \"type\": \"object\""

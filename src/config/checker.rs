@@ -393,6 +393,30 @@ impl Checker<'_> {
         }
     }
 
+    /// A path as written: `~/` is the home directory, a relative path the config file's
+    /// directory's (for `cwd` of commands, and the plugins' `python` and `path`).
+    pub(super) fn path_value(
+        &mut self,
+        value: &str,
+        at: &NodePath,
+        subject: &str,
+    ) -> Option<std::path::PathBuf> {
+        let home_relative = value
+            .strip_prefix("~/")
+            .or(value.strip_prefix('~').filter(|rest| rest.is_empty()));
+        let path = match home_relative {
+            Some(rest) => match (self.env)("HOME") {
+                Some(home) => std::path::PathBuf::from(home).join(rest),
+                None => {
+                    self.error(at, format!("{subject} starts with `~` but HOME is not set"));
+                    return None;
+                }
+            },
+            None => self.config_dir.join(value),
+        };
+        Some(path.components().collect())
+    }
+
     pub(super) fn boolean(&mut self, entry: &Entry<'_>, subject: &str) -> Option<bool> {
         match entry.value {
             Node::Bool(value) => Some(*value),

@@ -240,21 +240,7 @@ impl Checker<'_> {
             self.mismatch(entry, &format!("`cwd` {context}"), "a string (a directory)");
             return None;
         };
-        let dir = match raw
-            .strip_prefix("~/")
-            .or(raw.strip_prefix("~").filter(|r| r.is_empty()))
-        {
-            Some(rest) => match (self.env)("HOME") {
-                Some(home) => PathBuf::from(home).join(rest),
-                None => {
-                    let message = format!("`cwd` {context} starts with `~` but HOME is not set");
-                    self.error(&entry.value_at, message);
-                    return None;
-                }
-            },
-            None => self.config_dir.join(raw),
-        };
-        Some(dir.components().collect())
+        self.path_value(raw, &entry.value_at, &format!("`cwd` {context}"))
     }
 
     fn command_input(&mut self, entry: &Entry<'_>, context: &str) -> BTreeMap<String, Param> {
@@ -331,19 +317,19 @@ impl Checker<'_> {
             },
             None => None,
         };
+        let mut checked = Param {
+            kind,
+            description,
+            default: None,
+            minimum,
+            maximum,
+            allowed: None,
+        };
         // Every allowed value must itself be an argument the type and bounds admit, or the
         // tool's schema would offer a choice every call of which is refused.
         if let (Some(values), Some(entry)) = (&allowed, optional(&fields, "enum")) {
-            let plain = Param {
-                kind,
-                description: None,
-                default: None,
-                minimum,
-                maximum,
-                allowed: None,
-            };
             for (i, value) in values.iter().enumerate() {
-                if plain.admit(value).is_err() {
+                if checked.admit(value).is_err() {
                     let message = format!(
                         "`enum` of {subject}: item {} is not {} {} within its bounds",
                         i + 1,
@@ -354,14 +340,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let mut checked = Param {
-            kind,
-            description,
-            default: None,
-            minimum,
-            maximum,
-            allowed,
-        };
+        checked.allowed = allowed;
         if let Some(entry) = optional(&fields, "default") {
             let value = entry.value.to_json().unwrap_or(serde_json::Value::Null);
             match checked.admit(&value) {
@@ -395,13 +374,7 @@ impl Checker<'_> {
                 .values()
                 .map(|s| s.prefix.as_str())
                 .chain(["gateway"])
-                .filter(|prefix| !prefix.is_empty())
-                .find(|prefix| {
-                    command
-                        .name
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with('_'))
-                });
+                .find(|prefix| super::named_under(prefix, &command.name));
             if let Some(prefix) = claimed {
                 let message = format!(
                     "command `{}` is named like the tools of `{prefix}` (`{prefix}_…`); name it \

@@ -48,6 +48,7 @@ use std::time::Duration;
 pub use commands::{CommandTool, DEFAULT_COMMAND_TIMEOUT, Param, ParamKind, placeholder};
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
+pub use names::named_under;
 pub use plugin_sources::{Sources as PluginSources, Watched as PluginWatched};
 pub use plugins::{DEFAULT_PYTHON, PLUGINS_SERVER, PluginHost, PluginModule};
 pub use size::display as display_size;

@@ -18,6 +18,15 @@ pub(super) struct PrefixClaim {
     mark: Option<Mark>,
 }
 
+/// Whether `name` is named like the tools of a server whose prefix is `prefix`
+/// (`<prefix>_…`): what a tool of the config's own (a command) or of the embedder's must not be.
+pub fn named_under(prefix: &str, name: &str) -> bool {
+    !prefix.is_empty()
+        && name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// Why a name cannot start tool names (`<name>_<tool>`).
 enum NameProblem {
     Invalid,

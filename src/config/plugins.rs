@@ -211,10 +211,11 @@ impl Checker<'_> {
         if let Some(entry) = optional(fields, "path") {
             search_path.extend(self.import_path(entry, &mut check));
         }
-        let env = optional(fields, "env")
+        let env_entry = optional(fields, "env");
+        let env = env_entry
             .map(|e| self.env_vars(e, &mut check))
             .unwrap_or_default();
-        if let Some(entry) = optional(fields, "env") {
+        if let Some(entry) = env_entry {
             for name in env.keys().filter(|name| name.starts_with("PYTHON")) {
                 let message = format!(
                     "`env.{name}` {context} has no effect: the plugin host runs with `python -E`; \
@@ -268,7 +269,7 @@ impl Checker<'_> {
         if !value.contains('/') && !value.starts_with('~') {
             return Some(value);
         }
-        let path = self.resolve_path(&value, &entry.value_at, &subject)?;
+        let path = self.path_value(&value, &entry.value_at, &subject)?;
         Some(path.to_string_lossy().into_owned())
     }
 
@@ -315,25 +316,7 @@ impl Checker<'_> {
             }
             return None;
         }
-        self.resolve_path(&expanded.value, at, subject)
-    }
-
-    /// `~/` the home directory, a relative path the config file's directory's.
-    fn resolve_path(&mut self, value: &str, at: &NodePath, subject: &str) -> Option<PathBuf> {
-        let home_relative = value
-            .strip_prefix("~/")
-            .or(value.strip_prefix('~').filter(|rest| rest.is_empty()));
-        let path = match home_relative {
-            Some(rest) => match (self.env)("HOME") {
-                Some(home) => PathBuf::from(home).join(rest),
-                None => {
-                    self.error(at, format!("{subject} starts with `~` but HOME is not set"));
-                    return None;
-                }
-            },
-            None => self.config_dir.join(value),
-        };
-        Some(path.components().collect())
+        self.path_value(&expanded.value, at, subject)
     }
 
     /// A group as a server: its name and prefix must be free, and a second unprefixed group

@@ -121,11 +121,8 @@ fn owner_of_name(config: &crate::config::Config, name: &str) -> Option<String> {
     config
         .servers
         .values()
-        .filter(|s| s.enabled && !s.prefix.is_empty())
-        .find(|s| {
-            name.strip_prefix(s.prefix.as_str())
-                .is_some_and(|rest| rest.starts_with('_'))
-        })
+        .filter(|s| s.enabled)
+        .find(|s| crate::config::named_under(&s.prefix, name))
         .map(|s| format!("server `{}`'s tools (`{}_…`)", s.name, s.prefix))
 }
 
@@ -225,7 +222,7 @@ impl Catalog {
             let listed = Tool::new(
                 tool.name.clone(),
                 tool.description.clone(),
-                Arc::new(tool.input_schema.clone()),
+                tool.input_schema.clone(),
             );
             catalog.tools.insert(
                 tool.name.clone(),
