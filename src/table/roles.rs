@@ -24,9 +24,6 @@ use crate::config::ROLE_SELECTORS as SELECTORS;
 #[derive(Clone)]
 pub struct Roles {
     roles: BTreeMap<String, Option<Compiled>>,
-    /// Every glob entry as written (`!` included) with its matcher, by role: to tell which
-    /// matches nothing (a typo is a silent hole in a role).
-    globs: Vec<(String, String, globset::GlobMatcher)>,
 }
 
 /// One role's entries, compiled.
@@ -38,12 +35,16 @@ struct Compiled {
     not_destructive: bool,
     /// Only exclusions: everything else is let through.
     all_but_excluded: bool,
+    /// The glob entries as written (`!` included), in order, each with its index in
+    /// `exclude` (`true`) or `include`: to tell which matches nothing.
+    written: Vec<(String, bool, usize)>,
 }
 
 impl Compiled {
     fn new(name: &str, patterns: &[String]) -> Result<Self, String> {
         let (mut include, mut exclude) = (GlobSetBuilder::new(), GlobSetBuilder::new());
-        let (mut includes, mut read_only, mut not_destructive) = (0, false, false);
+        let (mut read_only, mut not_destructive) = (false, false);
+        let (mut written, mut includes, mut excludes) = (Vec::new(), 0, 0);
         for pattern in patterns {
             let glob = |text: &str| {
                 Glob::new(text).map_err(|e| format!("role `{name}`: bad pattern `{pattern}`: {e}"))
@@ -59,9 +60,12 @@ impl Compiled {
                 }
                 negated if negated.starts_with('!') => {
                     exclude.add(glob(&negated[1..])?);
+                    written.push((pattern.clone(), true, excludes));
+                    excludes += 1;
                 }
                 plain => {
                     include.add(glob(plain)?);
+                    written.push((pattern.clone(), false, includes));
                     includes += 1;
                 }
             }
@@ -74,7 +78,28 @@ impl Compiled {
             read_only,
             not_destructive,
             all_but_excluded: includes == 0 && !read_only && !not_destructive,
+            written,
         })
+    }
+
+    /// The glob entries, as written, that match none of `names`.
+    fn unmatched<'n>(&self, names: impl Iterator<Item = &'n str>) -> Vec<&str> {
+        let mut seen = [
+            vec![false; self.include.len()],
+            vec![false; self.exclude.len()],
+        ];
+        for name in names {
+            for (set, seen) in [&self.include, &self.exclude].into_iter().zip(&mut seen) {
+                for i in set.matches(name) {
+                    seen[i] = true;
+                }
+            }
+        }
+        self.written
+            .iter()
+            .filter(|(_, excluding, i)| !seen[usize::from(*excluding)][*i])
+            .map(|(pattern, _, _)| pattern.as_str())
+            .collect()
     }
 
     fn allows(&self, exposed: &str, annotations: Option<&ToolAnnotations>) -> bool {
@@ -102,36 +127,30 @@ pub use crate::config::DEFAULT_ROLE;
 impl Roles {
     pub fn compile(roles: &BTreeMap<String, Role>) -> Result<Self, String> {
         let mut out = BTreeMap::new();
-        let mut globs = Vec::new();
         for (name, role) in roles {
             let compiled = match role {
                 Role::All => None,
-                Role::Patterns(patterns) => {
-                    for pattern in patterns.iter().filter(|p| !p.starts_with('@')) {
-                        let glob = pattern.strip_prefix('!').unwrap_or(pattern);
-                        if let Ok(glob) = Glob::new(glob) {
-                            globs.push((name.clone(), pattern.clone(), glob.compile_matcher()));
-                        }
-                    }
-                    Some(Compiled::new(name, patterns)?)
-                }
+                Role::Patterns(patterns) => Some(Compiled::new(name, patterns)?),
             };
             out.insert(name.clone(), compiled);
         }
-        Ok(Self { roles: out, globs })
+        Ok(Self { roles: out })
     }
 
     /// A warning for every glob entry of a role that matches none of `names` (every exposed
     /// tool, prompt and resource name): a typo (`filesytem_*`) would otherwise let nothing
     /// through, or keep nothing out, without a word.
     pub fn unmatched<'a>(&self, names: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
-        self.globs
-            .iter()
-            .filter(|(_, _, matcher)| !names.clone().any(|name| matcher.is_match(name)))
-            .map(|(role, pattern, _)| {
-                format!("role `{role}`: `{pattern}` matches nothing any configured server offers")
-            })
-            .collect()
+        let mut warnings = Vec::new();
+        for (role, compiled) in &self.roles {
+            let Some(compiled) = compiled else { continue };
+            for pattern in compiled.unmatched(names.clone()) {
+                warnings.push(format!(
+                    "role `{role}`: `{pattern}` matches nothing any configured server offers"
+                ));
+            }
+        }
+        warnings
     }
 
     /// Checks a role asked for at hello; the error names the known roles.
