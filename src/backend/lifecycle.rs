@@ -228,7 +228,8 @@ impl Backend {
             let _ = service.waiting().await;
             on_end.cancel();
         });
-        let schema = match fetch_schema(&self.name, &peer, link.as_deref()).await {
+        let plugin_host = self.spec.plugin.is_some();
+        let schema = match fetch_schema(&self.name, &peer, link.as_deref(), plugin_host).await {
             Ok(schema) => schema,
             Err(e) => {
                 close.cancel();
@@ -392,10 +393,6 @@ impl Backend {
     }
 
     pub(super) fn set_schema(&self, mut schema: CachedSchema) {
-        // Only the plugin host's word counts: another server has no say in what status shows.
-        if self.spec.plugin.is_none() {
-            schema.problems.clear();
-        }
         schema.asks_roots |= self.roots.asked.load(Ordering::Relaxed)
             || self.schema().is_some_and(|old| old.asks_roots);
         let unchanged = self
@@ -446,7 +443,7 @@ impl Backend {
 
     /// Re-lists what the server offers (after it said its lists changed).
     pub(super) async fn refresh_schema(&self, peer: &Peer<RoleClient>, link: Option<&Link>) {
-        match fetch_schema(&self.name, peer, link).await {
+        match fetch_schema(&self.name, peer, link, self.spec.plugin.is_some()).await {
             Ok(schema) => self.set_schema(schema),
             Err(e) => tracing::warn!(server = %self.name, "refreshing lists failed: {e}"),
         }

@@ -42,10 +42,14 @@ impl std::fmt::Display for ListFailed {
 /// server declared but does not implement (−32601, as Python SDK servers with resources but no
 /// template handler answer `resources/templates/list`) is empty, with a warning: the rest of
 /// what it offers stays usable.
+///
+/// `plugin_host`: the server is mcpgw's plugin host, the only one whose `_meta` problems are
+/// read ([`problems`]): another server has no say in what status shows.
 pub(super) async fn fetch_schema(
     server: &str,
     peer: &Peer<RoleClient>,
     link: Option<&Link>,
+    plugin_host: bool,
 ) -> Result<CachedSchema, ListFailed> {
     let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
     let has = |f: fn(&ServerCapabilities) -> bool| capabilities.as_ref().is_some_and(f);
@@ -84,7 +88,11 @@ pub(super) async fn fetch_schema(
         resources: resources?,
         resource_templates: templates?,
         asks_roots: false,
-        problems: problems(peer),
+        problems: if plugin_host {
+            problems(peer)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -98,7 +106,7 @@ const MAX_PROBLEM_LEN: usize = 1000;
 
 /// What the server says is wrong with it, bounded: strings only, on one line each (no
 /// control characters), URLs cut to their origin (an exception's message may quote one with
-/// a key in it). The backend keeps them only for a plugin host (`set_schema`).
+/// a key in it).
 fn problems(peer: &Peer<RoleClient>) -> Vec<String> {
     let info = peer.peer_info();
     let Some(Value::Array(items)) = info

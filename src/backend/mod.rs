@@ -166,14 +166,7 @@ impl Backend {
         let cached = spec
             .enabled
             .then(|| cache.load(&spec.name, spec_hash))
-            .flatten()
-            .map(|mut schema| {
-                // As `set_schema` keeps them: only a plugin host's word counts.
-                if spec.plugin.is_none() {
-                    schema.problems.clear();
-                }
-                schema
-            });
+            .flatten();
         Arc::new(Self {
             name: spec.name.clone(),
             spec,
