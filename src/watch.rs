@@ -68,7 +68,9 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
     }
     let watcher = Arc::new(Mutex::new(watcher));
     let mut plugins = PluginWatches {
-        watcher: watcher.clone(),
+        // Weak: the task must not keep the watcher (and with it its own channel) alive, or
+        // dropping the `ConfigWatch` would end nothing.
+        watcher: Arc::downgrade(&watcher),
         config: path.clone(),
         config_name: name,
         watched: Vec::new(),
@@ -123,7 +125,7 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
 
 /// The plugins' files being watched, kept in step with the live config.
 struct PluginWatches {
-    watcher: Arc<Mutex<notify::RecommendedWatcher>>,
+    watcher: std::sync::Weak<Mutex<notify::RecommendedWatcher>>,
     config: PathBuf,
     config_name: std::ffi::OsString,
     watched: Vec<PluginWatched>,
@@ -157,7 +159,10 @@ impl PluginWatches {
         }
         // The config's own directory is watched already (not recursively).
         dirs.retain(|(dir, recursive)| *recursive || Some(dir) != config_dir.as_ref());
-        let mut watcher = self.watcher.lock().unwrap();
+        let Some(watcher) = self.watcher.upgrade() else {
+            return;
+        };
+        let mut watcher = watcher.lock().unwrap();
         for (dir, _) in self.dirs.difference(&dirs) {
             let _ = watcher.unwatch(dir);
         }
