@@ -195,17 +195,18 @@ impl Gateway {
         ct: CancellationToken,
     ) -> Result<CallToolResponse, McpError> {
         let name = params.name.to_string();
-        let (table, target) = self
-            .resolve(|t| t.catalog.tools.get(&name).map(|e| e.target.clone()))
+        // Whether the role may call it is read with the target, from the same entry (its
+        // annotations may be what the role selects by).
+        let (table, found) = self
+            .resolve(|t| {
+                let entry = t.catalog.tools.get(&name)?;
+                Some((entry.target.clone(), t.roles.allows_tool(role, &entry.item)))
+            })
             .await;
-        let allowed = table
-            .catalog
-            .tools
-            .get(&name)
-            .is_some_and(|e| table.roles.allows_tool(role, &e.item));
-        let Some(target) = target.filter(|_| allowed) else {
+        let Some((target, true)) = found else {
             return Err(unknown(&table, "tool", &name, role));
         };
+        let call_timeout = table.config.call_timeout;
         drop(table);
         let (backend, original) = match target {
             Target::Builtin(builtin) => {
@@ -223,20 +224,19 @@ impl Gateway {
             }
             Target::Rust(tool) => {
                 let arguments = params.arguments.unwrap_or_default();
-                let timeout = self.table().config.call_timeout;
                 let name = tool.name.clone();
                 let call = tool.call(arguments);
                 // A cancelled or timed-out call drops the call, which aborts the handler's task.
                 let bounded = async move {
-                    if timeout.is_zero() {
+                    if call_timeout.is_zero() {
                         return call.await;
                     }
-                    tokio::time::timeout(timeout, call)
+                    tokio::time::timeout(call_timeout, call)
                         .await
                         .unwrap_or_else(|_| {
                             Err(format!(
                                 "the tool `{name}` did not answer within {} s",
-                                timeout.as_secs_f64()
+                                call_timeout.as_secs_f64()
                             ))
                         })
                 };
