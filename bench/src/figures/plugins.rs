@@ -176,30 +176,35 @@ pub async fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
             .map(|i| measured[i].p50_us)
     };
     let (python, backend) = (p50("python"), p50("backend"));
-    match (python, p50("mcp-unify")) {
-        (Some(ours), Some(theirs)) => section.target(
-            "Python plugin through the shim: p50 ≤ mcp-unify's in-process plugin, spawned directly",
-            format!("{} vs {}", us(ours), us(theirs)),
-            Some(ours <= theirs),
-        ),
-        _ => section.target(
-            "Python plugin through the shim: p50 ≤ mcp-unify's in-process plugin, spawned directly",
-            "mcp-unify not measured".into(),
-            None,
-        ),
-    }
-    match (p50("rust"), backend) {
-        (Some(rust), Some(backend)) => section.target(
-            "Rust tool in the daemon: p50 ≤ a backend's echo (both through the shim)",
-            format!("{} vs {}", us(rust), us(backend)),
-            Some(rust <= backend),
-        ),
-        _ => section.target(
-            "Rust tool in the daemon: p50 ≤ a backend's echo (both through the shim)",
-            "Rust tool not measured".into(),
-            None,
-        ),
-    }
+    // A p50 no larger than another's, when both were measured.
+    let at_most = |section: &mut Section,
+                   target: &str,
+                   ours: Option<f64>,
+                   theirs: Option<f64>,
+                   missing: &str| {
+        match (ours, theirs) {
+            (Some(ours), Some(theirs)) => section.target(
+                target,
+                format!("{} vs {}", us(ours), us(theirs)),
+                Some(ours <= theirs),
+            ),
+            _ => section.target(target, missing.into(), None),
+        }
+    };
+    at_most(
+        section,
+        "Python plugin through the shim: p50 ≤ mcp-unify's in-process plugin, spawned directly",
+        python,
+        p50("mcp-unify"),
+        "mcp-unify not measured",
+    );
+    at_most(
+        section,
+        "Rust tool in the daemon: p50 ≤ a backend's echo (both through the shim)",
+        p50("rust"),
+        backend,
+        "Rust tool not measured",
+    );
     section.note(format!(
         "{} runs × {} sequential calls per route, after {} warm-up calls; p50 and p99 are each \
          run's, then the median over runs. Every tool answers a {}-byte text (`word_count` \
