@@ -77,7 +77,8 @@ impl Compiled {
             exclude: build(exclude)?,
             read_only,
             not_destructive,
-            all_but_excluded: includes == 0 && !read_only && !not_destructive,
+            // An empty role (`[]`) lets nothing through, as it always did.
+            all_but_excluded: includes == 0 && excludes > 0 && !read_only && !not_destructive,
             written,
         })
     }
@@ -247,6 +248,8 @@ mod tests {
         assert!(r.allows(Some("r"), "fs_read"));
         assert!(!r.allows(Some("r"), "fs_write_file"));
         assert!(!r.allows(Some("r"), "git_log"));
+        // An empty role lets nothing through; one of exclusions only, everything else.
+        assert!(!roles(&[]).allows(Some("r"), "git_log"));
         let only_exclusions = roles(&["!fs_write_*"]);
         assert!(only_exclusions.allows(Some("r"), "git_log"));
         assert!(!only_exclusions.allows(Some("r"), "fs_write_file"));
