@@ -899,8 +899,8 @@ class Host:
 
     @staticmethod
     def raised(tool, error):
-        if isinstance(error, KeyboardInterrupt):
-            raise error
+        # Anything a tool raises is its call's error, KeyboardInterrupt and SystemExit too:
+        # re-raised on a pool thread it would only leave the call unanswered.
         if isinstance(error, ArgumentError):
             return {"content": [text(str(error))], "isError": True}
         try:
