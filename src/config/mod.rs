@@ -32,6 +32,7 @@ mod plugin_sources;
 mod plugins;
 mod remote;
 mod server;
+mod shaping;
 mod size;
 mod suggest;
 mod tree;
@@ -139,6 +140,32 @@ pub struct ServerConfig {
     /// Set for the host of `plugins` ([`crate::plugin_host`]), which is otherwise a stdio
     /// server like any other.
     pub plugin: Option<PluginHost>,
+    /// Which of its tools clients see, and how (`tools:`); applied by the routing table, so a
+    /// change needs no restart (it is not in the spec hash).
+    pub tools: Shaping,
+    /// The same for its prompts (`prompts:`).
+    pub prompts: Shaping,
+}
+
+/// A server's `tools:` or `prompts:`: which of its items clients see, under which names and
+/// descriptions. Every key names items by the server's own names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Shaping {
+    /// Globs; `None` = every item (`allow: []` lets none through).
+    pub allow: Option<Vec<String>>,
+    /// Globs, applied after `allow`.
+    pub deny: Vec<String>,
+    /// Original name → the name to expose under the server's prefix.
+    pub rename: BTreeMap<String, String>,
+    /// Original name → the description clients see instead of the server's.
+    pub describe: BTreeMap<String, String>,
+}
+
+impl Shaping {
+    /// Whether it changes nothing (the server's items are shown as they are).
+    pub fn is_identity(&self) -> bool {
+        self == &Shaping::default()
+    }
 }
 
 /// How the gateway talks to a backend (`transport:` in the config).
@@ -356,6 +383,8 @@ impl fmt::Debug for ServerConfig {
             .field("call_timeout", &self.call_timeout)
             .field("max_message", &self.max_message)
             .field("plugin", &self.plugin)
+            .field("tools", &self.tools)
+            .field("prompts", &self.prompts)
             .finish()
     }
 }

@@ -416,6 +416,8 @@ impl Checker<'_> {
             call_timeout: settings.call_timeout,
             max_message: None,
             plugin: Some(plugin),
+            tools: Default::default(),
+            prompts: Default::default(),
         })
     }
 }

@@ -27,6 +27,8 @@ const SERVER_KEYS: &[&str] = &[
     "idle_timeout",
     "call_timeout",
     "max_message",
+    "tools",
+    "prompts",
 ];
 
 /// The keys that only a server with `command` takes.
@@ -175,6 +177,12 @@ impl Checker<'_> {
             .and_then(|e| self.duration(e, &subject("call_timeout")));
         let max_message =
             optional(&fields, "max_message").and_then(|e| self.size(e, &subject("max_message")));
+        let mut shaping = |key: &str| {
+            optional(&fields, key)
+                .map(|e| self.shaping(e, key, &check.context))
+                .unwrap_or_default()
+        };
+        let (tools, prompts) = (shaping("tools"), shaping("prompts"));
         if let Some(entry) = optional(&fields, "pass_env").filter(|_| local)
             && scope != Scope::PerClient
         {
@@ -209,6 +217,8 @@ impl Checker<'_> {
             call_timeout,
             max_message,
             plugin: None,
+            tools,
+            prompts,
         };
         Some((config, prefix_at))
     }

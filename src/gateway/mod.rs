@@ -158,7 +158,7 @@ impl Gateway {
                 .warnings
                 .iter()
                 .cloned()
-                .chain(table.role_warnings())
+                .chain(table.surface_warnings())
                 .collect(),
             sessions,
             backends: backends

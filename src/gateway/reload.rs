@@ -86,7 +86,7 @@ impl Gateway {
                     tracing::warn!("{warning}");
                 }
                 let mut summary = summary;
-                for warning in next.role_warnings() {
+                for warning in next.surface_warnings() {
                     tracing::warn!("{warning}");
                     summary.push_str(&format!("; warning: {warning}"));
                 }
@@ -126,14 +126,29 @@ impl Gateway {
     }
 }
 
+/// A server's `tools:` and `prompts:` in `table`'s config.
+fn shaping<'t>(
+    table: &'t Table,
+    server: &str,
+) -> Option<(&'t crate::config::Shaping, &'t crate::config::Shaping)> {
+    let spec = table.config.servers.get(server)?;
+    Some((&spec.tools, &spec.prompts))
+}
+
 /// Retires the backends of `prev` that `next` does not carry over, and describes the change.
 fn retire_replaced(prev: &Table, next: &Table) -> String {
     let (mut added, mut restarted, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reshaped = Vec::new();
     for (name, backend) in &next.backends {
         match prev.backends.get(name) {
             None => added.push(name.as_str()),
             Some(old) if !Arc::ptr_eq(old, backend) => restarted.push(name.as_str()),
-            Some(_) => {}
+            Some(_) => {
+                // Kept running; a new `tools:`/`prompts:` applies to it all the same.
+                if shaping(prev, name) != shaping(next, name) {
+                    reshaped.push(name.as_str());
+                }
+            }
         }
     }
     for (name, old) in &prev.backends {
@@ -150,6 +165,7 @@ fn retire_replaced(prev: &Table, next: &Table) -> String {
     for (label, names) in [
         ("added", &added),
         ("restarted", &restarted),
+        ("reshaped", &reshaped),
         ("removed", &removed),
     ] {
         if !names.is_empty() {

@@ -3,7 +3,9 @@
 //! Tools and prompts are exposed as `<server>_<name>` (shortened deterministically past 64
 //! characters, renamed with a hash suffix on collision, so every item stays reachable).
 //! Resources keep their URIs — a URI is the resource's identity — and are routed by exact URI,
-//! then by the first resource template that matches.
+//! then by the first resource template that matches. A server's `tools:`/`prompts:` shaping
+//! ([`Shape`]) decides which of its items are taken, and their names and descriptions.
+//! Every list is in name order ([`Catalog::settle_order`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use super::builtin::Builtin;
+use super::shaping::Shape;
 use crate::backend::Backend;
 use crate::backend::listed::Listed;
 
@@ -110,6 +113,16 @@ impl<T> NameSpace<T> {
     fn insert(&mut self, exposed: String, item: Listed<T>, target: Target) {
         self.index.insert(exposed, self.items.len());
         self.items.push(Named { item, target });
+    }
+
+    /// Sorts the items by their exposed name (unique) and reindexes them.
+    fn sort_by(&mut self, name: impl Fn(&T) -> &str) {
+        self.items.sort_by(|a, b| name(&a.item).cmp(name(&b.item)));
+        for (i, entry) in self.items.iter().enumerate() {
+            if let Some(slot) = self.index.get_mut(name(&entry.item)) {
+                *slot = i;
+            }
+        }
     }
 }
 
@@ -244,28 +257,38 @@ impl Catalog {
                 backend: backend.clone(),
                 original: original.to_string(),
             };
-            for tool in &schema.tools {
+            // The shaping in this table's config (a reload may have changed only that).
+            let shaping = config.servers.get(&backend.name).unwrap_or(&backend.spec);
+            let shape = Shape::new(&shaping.tools);
+            for tool in schema.tools.iter().filter(|t| shape.admits(&t.name)) {
                 let exposed = catalog.tools.name_for(
                     backend,
                     &names,
-                    &tool.name,
+                    shape.name(&tool.name),
                     "tool",
                     &mut catalog.collisions,
                 );
                 let mut item = tool.clone();
                 item.name = exposed.clone().into();
+                if let Some(description) = shape.description(&tool.name) {
+                    item.description = Some(description.to_owned().into());
+                }
                 catalog.tools.insert(exposed, item, target(&tool.name));
             }
-            for prompt in &schema.prompts {
+            let shape = Shape::new(&shaping.prompts);
+            for prompt in schema.prompts.iter().filter(|p| shape.admits(&p.name)) {
                 let exposed = catalog.prompts.name_for(
                     backend,
                     &names,
-                    &prompt.name,
+                    shape.name(&prompt.name),
                     "prompt",
                     &mut catalog.collisions,
                 );
                 let mut item = prompt.clone();
                 item.name = exposed.clone();
+                if let Some(description) = shape.description(&prompt.name) {
+                    item.description = Some(description.to_owned());
+                }
                 catalog.prompts.insert(exposed, item, target(&prompt.name));
             }
             for resource in &schema.resources {
@@ -294,7 +317,22 @@ impl Catalog {
                 });
             }
         }
+        catalog.settle_order();
         catalog
+    }
+
+    /// Puts tools, prompts and resources in name (URI) order: the order every list is in, so
+    /// that it is the same in every session and after every restart whatever order servers
+    /// list in (clients' prompt caches depend on it). Which of two clashing items got the
+    /// plain name was settled while building, in the fixed order of servers. Templates keep
+    /// that order: the first that matches a URI serves it (lists sort them by themselves).
+    fn settle_order(&mut self) {
+        self.tools.sort_by(|item| item.name.as_ref());
+        self.prompts.sort_by(|item| item.name.as_str());
+        self.resources.sort_by(|a, b| a.item.uri.cmp(&b.item.uri));
+        self.resource_index = (self.resources.iter().enumerate())
+            .map(|(i, r)| (r.item.uri.clone(), i))
+            .collect();
     }
 
     /// The backend that serves `uri`: the one listing it, else the first whose template

@@ -10,6 +10,7 @@ mod catalog;
 mod instructions;
 pub mod pages;
 mod roles;
+mod shaping;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -65,7 +66,8 @@ impl Table {
         for (name, spec) in &config.servers {
             // Same connection spec, scope and enabled state: keep the running backend. What else
             // a server entry holds is applied without a restart: timeouts and max_message below,
-            // and the prefix by the catalog, which reads it from this table's config.
+            // and the prefix and `tools`/`prompts` by the catalog, which reads them from this
+            // table's config.
             let reused = prev
                 .and_then(|t| t.backends.get(name))
                 .filter(|b| {
@@ -133,13 +135,16 @@ impl Table {
             .filter(|r| self.allows_resource(role, &r.backend.name, &r.item.uri))
             .map(|r| r.item.clone())
             .collect();
-        let templates: Vec<Listed<ResourceTemplate>> = self
+        let mut templates: Vec<Listed<ResourceTemplate>> = self
             .catalog
             .templates
             .iter()
             .filter(|t| self.allows_resource(role, &t.backend.name, &t.item.uri_template))
             .map(|t| t.item.clone())
             .collect();
+        // Listed in name order like the rest (the catalog keeps them in routing order); the
+        // sort is stable, so of two alike the routed one stays first.
+        templates.sort_by(|a, b| a.uri_template.cmp(&b.uri_template));
         let hash = |json: Result<Vec<u8>, serde_json::Error>| {
             crate::config::fnv1a64(&json.unwrap_or_default())
         };
@@ -189,9 +194,34 @@ impl Table {
             .filter(move |e| self.roles.allows(role, &e.item.name))
     }
 
-    /// Role entries that match nothing ([`Roles::unmatched`]), once every enabled server's
-    /// lists are known (before, a server not yet discovered could be what they name).
-    pub fn role_warnings(&self) -> Vec<String> {
+    /// What the config names that does not exist: a server's `tools:`/`prompts:` entries
+    /// that name none of its items (once its lists are known), and role entries that match
+    /// nothing (once every enabled server's are: before, a server not yet discovered could be
+    /// what they name). A typo in either is otherwise a silent hole.
+    pub fn surface_warnings(&self) -> Vec<String> {
+        let mut warnings = self.shaping_warnings();
+        warnings.extend(self.role_warnings());
+        warnings
+    }
+
+    fn shaping_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (name, spec) in self.config.servers.iter().filter(|(_, s)| s.enabled) {
+            let Some(schema) = self.backends.get(name).and_then(|b| b.schema()) else {
+                continue;
+            };
+            let tools = shaping::Shape::new(&spec.tools)
+                .unmatched("tools", schema.tools.iter().map(|t| t.name.as_ref()));
+            let prompts = shaping::Shape::new(&spec.prompts)
+                .unmatched("prompts", schema.prompts.iter().map(|p| p.name.as_str()));
+            for note in tools.into_iter().chain(prompts) {
+                warnings.push(format!("server `{name}`: {note}"));
+            }
+        }
+        warnings
+    }
+
+    fn role_warnings(&self) -> Vec<String> {
         let known = self
             .backends
             .values()

@@ -24,6 +24,7 @@ mod reload;
 mod remote;
 mod restart;
 mod service;
+mod shaping;
 mod status;
 mod surface;
 mod trust;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// `dist/index.js` of an installed `@modelcontextprotocol/<package>`.
-fn npm_server(package: &str) -> PathBuf {
+pub(crate) fn npm_server(package: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/npm/node_modules/@modelcontextprotocol")
         .join(package)

@@ -112,7 +112,7 @@ fn unknown_key_in_a_server_with_did_you_mean() {
              (a remote server)",
             "gateway.yaml:3:5: unknown key `comand` in server `filesystem`: did you mean `command`? \
              (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
-             enabled, idle_timeout, call_timeout, max_message)",
+             enabled, idle_timeout, call_timeout, max_message, tools, prompts)",
         ]
     );
 }
@@ -133,7 +133,7 @@ fn unknown_keys_at_every_level() {
         error("servers:\n  a:\n    command: x\n    restart: always\n"),
         "gateway.yaml:4:5: unknown key `restart` in server `a` \
          (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
-         enabled, idle_timeout, call_timeout, max_message)"
+         enabled, idle_timeout, call_timeout, max_message, tools, prompts)"
     );
 }
 
@@ -144,7 +144,7 @@ fn flow_style_positions() {
         error(text),
         "gateway.yaml:1:30: unknown key `arsg` in server `fs`: did you mean `args`? \
          (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
-         enabled, idle_timeout, call_timeout, max_message)"
+         enabled, idle_timeout, call_timeout, max_message, tools, prompts)"
     );
 }
 

@@ -12,6 +12,7 @@ mod names;
 mod plugins;
 mod remote;
 mod server;
+mod shaping;
 mod size;
 
 use std::path::Path;
