@@ -2,7 +2,8 @@
 //! the definitions the binaries parse with — mcpgwctl's [`crate::Args`], mcpgwd's
 //! `mcpgw::cli::mcpgwd::Args`, the shim's usage text through `mcpgw::cli::shim` — so they
 //! cannot describe flags that are not there. What clap does not know (exit statuses,
-//! environment, files, signals) is written here, as README.md says it.
+//! environment, files, signals) is written here by hand, from README.md and the code that
+//! decides it, with variable names and exit codes taken from their constants.
 
 use std::io;
 use std::path::{Path, PathBuf};
