@@ -9,6 +9,7 @@
 //! - [`daemon`]: `run(options, shutdown)`, the whole daemon (feature `daemon`).
 //! - [`tools`]: Rust tools an embedder adds to the daemon, served in its process.
 //! - [`plugin_host`]: the Python plugin host the daemon runs for `plugins:` (feature `config`).
+//! - [`cli`]: mcpgwd's and the shim's command lines as clap describes them (feature `cli`).
 //!
 //! Inside the daemon, by direction (see ARCHITECTURE.md for the invariants):
 //! - downstream, the clients: `connection` (a socket's hello), `session` (one client: rmcp
@@ -30,6 +31,8 @@ pub mod shim;
 #[cfg(unix)]
 mod process;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "config")]

@@ -1,11 +1,12 @@
 //! `mcpgwctl`: the operator's view of a running mcpgw daemon.
 //!
 //! Exit codes: 0 success, 1 the operation failed, 2 usage, 3 no daemon running. No verb ever
-//! starts a daemon; `check` does not even talk to one. With `--json` every verb prints exactly
-//! one JSON document on stdout (`{"error": "..."}` when it fails).
+//! starts a daemon; `check`, `completions` and `man` do not even talk to one. With `--json`
+//! every verb prints exactly one JSON document on stdout (`{"error": "..."}` when it fails).
 
 mod check;
 mod client;
+mod docs;
 mod render;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use serde::Serialize;
 #[command(version, about = "Control a running mcpgw daemon")]
 struct Args {
     /// Daemon socket (default: $MCPGW_SOCKET, else the per-user runtime socket).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Machine-readable output: one JSON document on stdout.
     #[arg(long, global = true)]
@@ -59,7 +60,7 @@ enum Verb {
         /// Server name, as in the config.
         server: String,
         /// How many lines.
-        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
         lines: usize,
     },
     /// Validate a config file without a daemon: every error with its file:line:col. Python
@@ -67,8 +68,24 @@ enum Verb {
     Check {
         /// Config file (default: ./gateway.yaml, ./mcp-gateway.yaml,
         /// ~/.config/mcpgw/gateway.yaml, like mcpgwd).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Print mcpgwctl's completion script for a shell.
+    ///
+    /// E.g. `mcpgwctl completions bash > ~/.local/share/bash-completion/completions/mcpgwctl`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print mcpgwctl's man page, or write every page into a directory.
+    ///
+    /// With --dir: the pages of mcpgwctl, each of its verbs, mcpgwd and mcpgw-shim, listed as
+    /// they are written.
+    Man {
+        /// Directory to write every page into (created if missing), e.g. ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -83,6 +100,8 @@ fn main() -> ExitCode {
     let out = Out { json: args.json };
     let request = match args.verb {
         Verb::Check { config } => return check::run(config.as_deref(), out),
+        Verb::Completions { shell } => return docs::completions(shell, out),
+        Verb::Man { dir } => return docs::man(dir.as_deref(), out),
         Verb::Status => ControlRequest::Status,
         Verb::Reload => ControlRequest::Reload,
         Verb::Kill { server } => ControlRequest::Kill { server },

@@ -1,25 +1,10 @@
-//! `mcpgwd`: the mcpgw daemon. Parses arguments, sets up logging, and runs the gateway.
+//! `mcpgwd`: the mcpgw daemon. Parses arguments (`mcpgw::cli::mcpgwd`, which `mcpgwctl man` renders
+//! too), sets up logging, and runs the gateway.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// One MCP gateway per user: owns every configured MCP server and shares it with all clients.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Config file (default: $MCPGW_CONFIG, ./gateway.yaml, ./mcp-gateway.yaml,
-    /// ~/.config/mcpgw/gateway.yaml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Socket to listen on (default: $MCPGW_SOCKET, else $XDG_RUNTIME_DIR/mcpgw/mcpgw.sock).
-    #[arg(long)]
-    socket: Option<PathBuf>,
-}
-
-/// Exit code for an unusable config (sysexits EX_USAGE-style, as in watchexec/linkerd).
-const EXIT_CONFIG: u8 = 64;
+use mcpgw::cli::mcpgwd::{Args, EXIT_CONFIG};
 
 fn main() -> ExitCode {
     let args = Args::parse();

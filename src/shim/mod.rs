@@ -33,6 +33,9 @@ pub struct Args {
     pub version: bool,
 }
 
+/// Also the shim's man page and completions: `cli::shim` reads its flag lines (`  --flag VALUE`,
+/// two spaces, help; help continued further indented), and its tests hold `Args::parse` to
+/// exactly the flags listed here.
 pub const USAGE: &str = "\
 usage: mcpgw-shim [--socket PATH] [--role ROLE] [--config FILE] [--no-autostart] [--version]
 

@@ -507,3 +507,173 @@ async fn reload_applies_an_edit_or_reports_every_error() {
     );
     client.close().await;
 }
+
+/// Every verb of mcpgwctl: its completions and man pages must name each.
+const VERBS: [&str; 10] = [
+    "status",
+    "reload",
+    "kill",
+    "start",
+    "stop",
+    "list",
+    "logs",
+    "check",
+    "completions",
+    "man",
+];
+
+#[test]
+fn completions_name_every_verb_and_bash_completes_with_them() {
+    let env = Env::new();
+    for shell in ["bash", "elvish", "fish", "powershell", "zsh"] {
+        let script = ok(&env, &["completions", shell]);
+        for verb in VERBS {
+            assert!(script.contains(verb), "{shell}'s script has no `{verb}`");
+        }
+    }
+    let script = ok(&env, &["completions", "bash"]);
+    for option in [
+        "--socket", "--json", "--role", "--lines", "--config", "--dir",
+    ] {
+        assert!(script.contains(option), "bash's script has no `{option}`");
+    }
+    assert_eq!(ok_json(&env, &["completions", "bash"])["script"], script);
+    let path = env.path("mcpgwctl.bash");
+    std::fs::write(&path, &script).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "bash -n: {}", stderr(&syntax));
+    // What `mcpgwctl st<TAB>` and `mcpgwctl completions <TAB>` offer, as bash calls the
+    // function `complete -F` registered (command, word, previous word).
+    let complete = |line: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {path:?}; COMP_WORDS=({line}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _mcpgwctl mcpgwctl \"${{COMP_WORDS[COMP_CWORD]}}\" \
+                 \"${{COMP_WORDS[COMP_CWORD - 1]}}\"; echo \"${{COMPREPLY[*]}}\""
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    assert_eq!(complete("mcpgwctl st"), "status start stop");
+    let shells = complete("mcpgwctl completions ''");
+    assert!(
+        shells.ends_with("bash elvish fish powershell zsh"),
+        "{shells}"
+    );
+}
+
+#[test]
+fn man_writes_a_page_per_binary_and_verb_that_groff_reads() {
+    let env = Env::new();
+    let dir = env.path("share/man/man1");
+    let listed = ok(&env, &["man", "--dir", dir.to_str().unwrap()]);
+    let mut expected: Vec<String> = VERBS.iter().map(|v| format!("mcpgwctl-{v}.1")).collect();
+    expected.extend(["mcpgwctl.1", "mcpgwd.1", "mcpgw-shim.1"].map(String::from));
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected);
+    let mut named: Vec<&str> = listed
+        .lines()
+        .map(|line| line.rsplit('/').next().unwrap())
+        .collect();
+    named.sort();
+    assert_eq!(named, expected, "what it says it wrote");
+    assert!(!env.socket().exists(), "man needs no daemon");
+
+    let page = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    // roff writes a dash as `\-`.
+    let pages: [(&str, &[&str]); 5] = [
+        ("mcpgwd.1", &["--config", "--socket", "MCPGW_LOG", "64"]),
+        (
+            "mcpgw-shim.1",
+            &[
+                "--socket",
+                "--role",
+                "--config",
+                "--no-autostart",
+                "--version",
+            ],
+        ),
+        ("mcpgwctl.1", &["--socket", "--json", "mcpgwctl-status(1)"]),
+        ("mcpgwctl-logs.1", &["--lines", "mcpgwctl(1)"]),
+        ("mcpgwctl-man.1", &["--dir"]),
+    ];
+    for (name, words) in pages {
+        let text = page(name);
+        for word in words {
+            assert!(
+                text.contains(&word.replace('-', "\\-")),
+                "{name} has no {word}"
+            );
+        }
+    }
+    let shim = page("mcpgw-shim.1");
+    for env_var in [
+        "MCPGW_SOCKET",
+        "MCPGW_ROLE, MCP_GATEWAY_ROLE",
+        "MCPGW_CONFIG",
+    ] {
+        assert!(shim.contains(env_var), "mcpgw-shim.1 has no {env_var}");
+    }
+    assert_eq!(
+        ok(&env, &["man"]),
+        page("mcpgwctl.1"),
+        "without --dir: mcpgwctl(1)"
+    );
+
+    // Each page is roff that groff reads without a warning.
+    if std::process::Command::new("groff")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("groff is not installed: the pages were not rendered");
+        return;
+    }
+    for name in &expected {
+        let out = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-P-cbou"])
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "groff on {name}: {}",
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        assert!(
+            text.contains("SYNOPSIS") && text.contains("SEE ALSO"),
+            "{text}"
+        );
+        if name == "mcpgw-shim.1" {
+            assert!(
+                text.contains("--no-autostart") && text.contains("EXIT STATUS"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn man_reports_a_directory_it_cannot_create() {
+    let env = Env::new();
+    let file = env.path("a-file");
+    std::fs::write(&file, "").unwrap();
+    let err = fails(&env, &["man", "--dir", file.join("man1").to_str().unwrap()]);
+    assert!(
+        err.contains("cannot create") && err.contains("a-file"),
+        "{err}"
+    );
+}
