@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         config_path,
         socket: mcpgw::paths::resolve_socket(socket.as_deref()),
         cache_dir: mcpgw::daemon::default_cache_dir(),
+        state_dir: mcpgw::daemon::default_state_dir(),
         tools,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

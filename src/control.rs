@@ -58,6 +58,12 @@ async fn handle(gateway: &Gateway, request: ControlRequest) -> ControlResponse {
         }),
         ControlRequest::List { role } => list(gateway, role).await,
         ControlRequest::Logs { server, lines } => logs(gateway, &server, lines),
+        ControlRequest::Diff { server } => gateway
+            .pin_changes(server.as_deref())
+            .map(|changes| ControlResponse::Changes { changes }),
+        ControlRequest::Approve { server, tools } => gateway
+            .approve(&server, &tools)
+            .map(|tools| ControlResponse::Approved { server, tools }),
     };
     result.unwrap_or_else(|message| ControlResponse::Error { message })
 }
@@ -146,17 +152,5 @@ fn logs(gateway: &Gateway, server: &str, lines: usize) -> Result<ControlResponse
 
 /// The live backend of `server`, or an error naming the configured servers.
 fn backend(gateway: &Gateway, server: &str) -> Result<Arc<Backend>, String> {
-    let table = gateway.table();
-    if let Some(backend) = table.backends.get(server) {
-        return Ok(backend.clone());
-    }
-    let known: Vec<&str> = table.backends.keys().map(String::as_str).collect();
-    Err(if known.is_empty() {
-        format!("unknown server `{server}`: the gateway config defines no servers")
-    } else {
-        format!(
-            "unknown server `{server}`; known servers: {}",
-            known.join(", ")
-        )
-    })
+    crate::gateway::known_server(&gateway.table(), server).cloned()
 }

@@ -27,6 +27,8 @@ pub struct Options {
     pub config_path: PathBuf,
     pub socket: PathBuf,
     pub cache_dir: PathBuf,
+    /// What the daemon keeps across runs: the servers' pinned tool definitions (`pins/`).
+    pub state_dir: PathBuf,
     /// Tools served from this process beside the config's (for embedders; see
     /// [`crate::tools`]).
     pub tools: crate::tools::Tools,
@@ -56,6 +58,18 @@ fn raise_descriptor_limit() {
             }
         }
     }
+}
+
+/// Where the daemon keeps its state: `$MCPGW_STATE_DIR`, else the platform state dir
+/// (`$XDG_STATE_HOME/mcpgw`, `~/.local/state/mcpgw` on Linux; the local data dir elsewhere).
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MCPGW_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("mcpgw")
 }
 
 /// Where schemas are cached: `$MCPGW_CACHE_DIR`, else the platform cache dir.
@@ -132,8 +146,14 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let gateway = Gateway::new(config, SchemaCache::new(options.cache_dir), options.tools)
-        .map_err(ConfigInvalid)?;
+    let pins = crate::pins::Pins::new(options.state_dir.join("pins"));
+    let gateway = Gateway::new(
+        config,
+        SchemaCache::new(options.cache_dir),
+        options.tools,
+        pins,
+    )
+    .map_err(ConfigInvalid)?;
     // Signal handlers are installed when their futures are first polled: do it before the
     // socket appears, so that a SIGTERM or SIGHUP sent as soon as it does is handled, not fatal.
     // (A shutdown future that is already complete ends the daemon before it binds anything.)

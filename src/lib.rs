@@ -54,6 +54,10 @@ mod gateway;
 #[cfg(feature = "daemon")]
 mod http;
 #[cfg(feature = "daemon")]
+mod pins;
+#[cfg(feature = "daemon")]
+mod private;
+#[cfg(feature = "daemon")]
 mod service;
 #[cfg(feature = "daemon")]
 mod session;

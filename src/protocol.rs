@@ -129,6 +129,19 @@ pub enum ControlRequest {
         server: String,
         lines: usize,
     },
+    /// The tools held back (or, with `pin: warn`, served) although they differ from their
+    /// pins: of `server`, or of every server.
+    Diff {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+    },
+    /// Pins the current definitions of `tools` of `server` (its own names or the exposed
+    /// ones), or of every changed tool of it when `tools` is empty.
+    Approve {
+        server: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<String>,
+    },
 }
 
 /// The daemon's answer to one [`ControlRequest`].
@@ -148,10 +161,37 @@ pub enum ControlResponse {
     },
     Tools(ToolList),
     Logs(LogTail),
+    /// Answers `diff` (a struct variant: the tag needs an object to go in).
+    Changes {
+        changes: Vec<ToolChange>,
+    },
+    /// Answers `approve`: the tools (the server's names) now pinned as they are.
+    Approved {
+        server: String,
+        tools: Vec<String>,
+    },
     /// The request failed; nothing was done.
     Error {
         message: String,
     },
+}
+
+/// A tool whose definition differs from the one pinned, for `diff`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolChange {
+    pub server: String,
+    /// Its name on its server (what `approve` takes).
+    pub tool: String,
+    /// The name clients would see it under.
+    pub exposed: String,
+    /// Held back (`pin: quarantine`), or served with a warning (`pin: warn`).
+    pub held: bool,
+    /// The members that differ (`description`, `inputSchema`, …), or `new`.
+    pub what: Vec<String>,
+    /// The pinned definition (absent for a new tool) and the current one, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<serde_json::Value>,
+    pub current: serde_json::Value,
 }
 
 /// A server and its process, for `kill` and `start`.
@@ -333,6 +373,10 @@ pub struct BackendStatus {
     /// that did not import, with the Python traceback's last line). For the local user only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Tools held back because they changed since they were approved, each as
+    /// `name (what changed)`. For the local user only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// Encodes one protocol message as a JSON line.
@@ -442,6 +486,21 @@ mod tests {
                 },
                 r#"{"op":"logs","server":"fs","lines":50}"#,
             ),
+            (ControlRequest::Diff { server: None }, r#"{"op":"diff"}"#),
+            (
+                ControlRequest::Approve {
+                    server: "fs".into(),
+                    tools: vec!["read".into()],
+                },
+                r#"{"op":"approve","server":"fs","tools":["read"]}"#,
+            ),
+            (
+                ControlRequest::Approve {
+                    server: "fs".into(),
+                    tools: vec![],
+                },
+                r#"{"op":"approve","server":"fs"}"#,
+            ),
         ];
         for (request, json) in cases {
             assert_eq!(wire(&request), format!("{json}\n"));
@@ -508,6 +567,27 @@ mod tests {
             (
                 ControlResponse::Stopping { pid: 9 },
                 r#"{"result":"stopping","pid":9}"#,
+            ),
+            (
+                ControlResponse::Changes {
+                    changes: vec![ToolChange {
+                        server: "fs".into(),
+                        tool: "read".into(),
+                        exposed: "fs_read".into(),
+                        held: true,
+                        what: vec!["new".into()],
+                        pinned: None,
+                        current: serde_json::json!({"name": "read"}),
+                    }],
+                },
+                r#"{"result":"changes","changes":[{"server":"fs","tool":"read","exposed":"fs_read","held":true,"what":["new"],"current":{"name":"read"}}]}"#,
+            ),
+            (
+                ControlResponse::Approved {
+                    server: "fs".into(),
+                    tools: vec!["read".into()],
+                },
+                r#"{"result":"approved","server":"fs","tools":["read"]}"#,
             ),
             (
                 ControlResponse::Tools(ToolList {

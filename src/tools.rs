@@ -20,6 +20,7 @@
 //!     config_path: "gateway.yaml".into(),
 //!     socket: mcpgw::paths::resolve_socket(None),
 //!     cache_dir: mcpgw::daemon::default_cache_dir(),
+//!     state_dir: mcpgw::daemon::default_state_dir(),
 //!     tools,
 //! };
 //! mcpgw::daemon::run(options, mcpgw::daemon::shutdown_signal()).await

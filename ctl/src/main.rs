@@ -6,6 +6,7 @@
 
 mod check;
 mod client;
+mod diff;
 mod docs;
 mod render;
 
@@ -71,6 +72,23 @@ enum Verb {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The tools whose definitions changed since they were pinned (approved), old and new
+    /// side by side: held back (`pin: quarantine`) or served with a warning (`pin: warn`).
+    Diff {
+        /// Only this server's (default: every server's).
+        server: Option<String>,
+    },
+    /// Accept changed tools as they are now: they are pinned again and served.
+    Approve {
+        /// Server name, as in the config.
+        server: String,
+        /// The tools to accept (the server's names, as `diff` shows them, or the exposed ones).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        tools: Vec<String>,
+        /// Accept every changed tool of the server.
+        #[arg(long)]
+        all: bool,
+    },
     /// Print mcpgwctl's completion script for a shell.
     ///
     /// E.g. `mcpgwctl completions bash > ~/.local/share/bash-completion/completions/mcpgwctl`.
@@ -108,6 +126,8 @@ fn main() -> ExitCode {
         Verb::Start { server } => ControlRequest::Start { server },
         Verb::Stop => ControlRequest::Stop,
         Verb::List { role } => ControlRequest::List { role },
+        Verb::Diff { server } => ControlRequest::Diff { server },
+        Verb::Approve { server, tools, .. } => ControlRequest::Approve { server, tools },
         Verb::Logs { server, lines } => ControlRequest::Logs { server, lines },
     };
     let socket = mcpgw::paths::resolve_socket(args.socket.as_deref());
@@ -157,6 +177,14 @@ fn main() -> ExitCode {
             out.print(&tail, || {
                 tail.lines.iter().map(|l| format!("{l}\n")).collect()
             })
+        }
+        ControlResponse::Changes { changes } => {
+            let changes = diff::Changes(changes);
+            out.print(&changes, || changes.side_by_side(diff::terminal_width()))
+        }
+        ControlResponse::Approved { server, tools } => {
+            let approved = serde_json::json!({ "server": server, "approved": tools });
+            out.print(&approved, || diff::approved(&server, &tools))
         }
         ControlResponse::Error { message } => out.fail(EXIT_FAILED, &message),
     }

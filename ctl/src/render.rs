@@ -146,6 +146,19 @@ pub fn status(status: &Status, now_unix_ms: u64) -> String {
             indented(&mut out, problem);
         }
     }
+    let held: Vec<String> = status
+        .backends
+        .iter()
+        .flat_map(|b| b.held.iter().map(move |tool| format!("{}: {tool}", b.name)))
+        .collect();
+    if !held.is_empty() {
+        out.push_str(
+            "held back (changed since approved; `mcpgwctl diff`, then `mcpgwctl approve`):\n",
+        );
+        for tool in &held {
+            indented(&mut out, tool);
+        }
+    }
     out
 }
 
@@ -348,6 +361,7 @@ mod tests {
             last_exit: None,
             stderr_note: None,
             problems: Vec::new(),
+            held: Vec::new(),
             stderr_tail: vec![],
         }
     }

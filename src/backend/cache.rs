@@ -9,7 +9,6 @@
 //! in the cache (`key`, 0600), and the cache is private to the user (directory 0700, files
 //! 0600): what a server lists (and so the files) can be as telling as its secrets.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
@@ -109,11 +108,9 @@ impl SchemaCache {
         let Some(path) = self.path(server, spec_hash) else {
             return;
         };
-        let result = (|| -> std::io::Result<()> {
-            let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-            private_file(&tmp)?.write_all(&serde_json::to_vec(schema)?)?;
-            std::fs::rename(&tmp, &path)
-        })();
+        let result = serde_json::to_vec(schema)
+            .map_err(std::io::Error::from)
+            .and_then(|bytes| crate::private::write_atomically(&path, &bytes));
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), "cannot write schema cache: {e}");
         }
@@ -129,36 +126,16 @@ fn open(dir: &Path) -> Result<[u8; 16], String> {
             dir.display()
         )
     };
-    let failed = |e: std::io::Error| unusable(format!("cannot be used ({e})"), "");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-
-        use crate::ipc::NotPrivate;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(failed)?;
-        // What others can write to may hold their files (a key they know, lists they wrote:
-        // tool descriptions a model reads), so it is not ours to use; one only readable by
-        // them is as earlier versions made it (0755): close it.
-        match crate::ipc::private_dir(dir) {
-            Ok(()) => {}
-            Err(NotPrivate::Open { mode }) if mode & 0o022 == 0 => {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                    .map_err(failed)?;
-            }
-            Err(problem) => {
-                return Err(unusable(
-                    problem.to_string(),
-                    ": remove it (mcpgw makes a new one), or set MCPGW_CACHE_DIR",
-                ));
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).map_err(failed)?;
+    // What others can write to may hold their files (a key they know, lists they wrote:
+    // tool descriptions a model reads), so it is not ours to use.
+    crate::private::make_dir(dir).map_err(|problem| {
+        let fix = if problem.not_private {
+            ": remove it (mcpgw makes a new one), or set MCPGW_CACHE_DIR"
+        } else {
+            ""
+        };
+        unusable(problem.why, fix)
+    })?;
     let path = dir.join("key");
     if let Ok(bytes) = std::fs::read(&path)
         && let Ok(key) = <[u8; 16]>::try_from(bytes.as_slice())
@@ -167,25 +144,9 @@ fn open(dir: &Path) -> Result<[u8; 16], String> {
     }
     let mut key = [0u8; 16];
     getrandom::fill(&mut key).map_err(|e| unusable(format!("has no key ({e})"), ""))?;
-    let tmp = dir.join(format!("key.{}.tmp", std::process::id()));
-    (|| {
-        private_file(&tmp)?.write_all(&key)?;
-        std::fs::rename(&tmp, &path)
-    })()
-    .map_err(failed)?;
+    crate::private::write_atomically(&path, &key)
+        .map_err(|e| unusable(format!("cannot be used ({e})"), ""))?;
     Ok(key)
-}
-
-/// A file only the user can read (0600), created or truncated.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    options.open(path)
 }
 
 #[cfg(test)]

@@ -106,6 +106,8 @@ impl Backend {
                 .schema()
                 .map(|schema| schema.problems.clone())
                 .unwrap_or_default(),
+            // The routing table's to know (`Gateway::status` fills it in).
+            held: Vec::new(),
         }
     }
 }

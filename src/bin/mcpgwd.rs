@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         config_path,
         socket: mcpgw::paths::resolve_socket(args.socket.as_deref()),
         cache_dir: mcpgw::daemon::default_cache_dir(),
+        state_dir: mcpgw::daemon::default_state_dir(),
         tools: mcpgw::tools::Tools::new(),
     };
     // One thread: the daemon's work per message is small and mostly waiting; a second worker

@@ -26,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "plugins",
     "commands",
     "http",
+    "pin",
 ];
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +47,7 @@ pub(super) struct Checked {
     pub roles: BTreeMap<String, Role>,
     pub http: Option<HttpConfig>,
     pub commands: Vec<super::CommandTool>,
+    pub pin: super::PinMode,
     pub warnings: Vec<String>,
 }
 
@@ -133,6 +135,7 @@ impl Checker<'_> {
             roles: BTreeMap::new(),
             http: None,
             commands: Vec::new(),
+            pin: super::PinMode::default(),
             warnings: Vec::new(),
         };
         let top = NodePath::default();
@@ -177,6 +180,9 @@ impl Checker<'_> {
             for host in self.plugins(entry, &checked.servers) {
                 checked.servers.insert(host.name.clone(), host);
             }
+        }
+        if let Some(pin) = optional(&fields, "pin").and_then(|e| self.pin(e, "at the top level")) {
+            checked.pin = pin;
         }
         if let Some(entry) = optional(&fields, "commands") {
             checked.commands = self.commands(entry);
@@ -415,6 +421,17 @@ impl Checker<'_> {
             None => self.config_dir.join(value),
         };
         Some(path.components().collect())
+    }
+
+    /// `pin: quarantine | warn | off`.
+    pub(super) fn pin(&mut self, entry: &Entry<'_>, context: &str) -> Option<super::PinMode> {
+        use super::PinMode;
+        const MODES: &[(&str, PinMode)] = &[
+            ("quarantine", PinMode::Quarantine),
+            ("warn", PinMode::Warn),
+            ("off", PinMode::Off),
+        ];
+        self.choice(entry, "pin", context, MODES)
     }
 
     pub(super) fn boolean(&mut self, entry: &Entry<'_>, subject: &str) -> Option<bool> {

@@ -91,6 +91,9 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// Tools that run a program (`commands`), in the order written.
     pub commands: Vec<CommandTool>,
+    /// What happens when a server's tool definitions change after they were first seen
+    /// (`pin:`); a server's own `pin` wins.
+    pub pin: PinMode,
     /// Non-fatal problems, each `file:line:col: message`.
     pub warnings: Vec<String>,
 }
@@ -145,6 +148,34 @@ pub struct ServerConfig {
     pub tools: Shaping,
     /// The same for its prompts (`prompts:`).
     pub prompts: Shaping,
+    /// Its own `pin:`, over [`Config::pin`]. Plugin hosts have `off`: their tools are the
+    /// user's own code, whose edits are not a server changing under them.
+    pub pin: Option<PinMode>,
+}
+
+/// `pin:`: what the gateway does when a tool's definition (name, title, description, input
+/// and output schema, annotations) differs from the one pinned when it was first seen, or a
+/// server that was pinned lists a new tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PinMode {
+    /// Hold the tool back (not listed, calls refused saying why) until the user approves it.
+    #[default]
+    Quarantine,
+    /// Only log it.
+    Warn,
+    /// Pin nothing.
+    Off,
+}
+
+impl PinMode {
+    /// The config's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinMode::Quarantine => "quarantine",
+            PinMode::Warn => "warn",
+            PinMode::Off => "off",
+        }
+    }
 }
 
 /// A server's `tools:` or `prompts:`: which of its items clients see, under which names and
@@ -271,6 +302,11 @@ impl ServerConfig {
         hasher.finish()
     }
 
+    /// This server's pin mode: its own if set, else the global one.
+    pub fn effective_pin(&self, global: PinMode) -> PinMode {
+        self.pin.unwrap_or(global)
+    }
+
     /// This server's idle timeout: its own if set, else the global one.
     pub fn effective_idle_timeout(&self, global: Duration) -> Duration {
         self.idle_timeout.unwrap_or(global)
@@ -385,6 +421,7 @@ impl fmt::Debug for ServerConfig {
             .field("plugin", &self.plugin)
             .field("tools", &self.tools)
             .field("prompts", &self.prompts)
+            .field("pin", &self.pin)
             .finish()
     }
 }
@@ -508,6 +545,7 @@ pub fn parse(
         roles: checked.roles,
         http: checked.http,
         commands: checked.commands,
+        pin: checked.pin,
         warnings: checked.warnings,
     })
 }

@@ -418,6 +418,7 @@ impl Checker<'_> {
             plugin: Some(plugin),
             tools: Default::default(),
             prompts: Default::default(),
+            pin: Some(super::PinMode::Off),
         })
     }
 }

@@ -29,6 +29,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_message",
     "tools",
     "prompts",
+    "pin",
 ];
 
 /// The keys that only a server with `command` takes.
@@ -183,6 +184,7 @@ impl Checker<'_> {
                 .unwrap_or_default()
         };
         let (tools, prompts) = (shaping("tools"), shaping("prompts"));
+        let pin = optional(&fields, "pin").and_then(|e| self.pin(e, &check.context));
         if let Some(entry) = optional(&fields, "pass_env").filter(|_| local)
             && scope != Scope::PerClient
         {
@@ -219,6 +221,7 @@ impl Checker<'_> {
             plugin: None,
             tools,
             prompts,
+            pin,
         };
         Some((config, prefix_at))
     }

@@ -47,6 +47,7 @@ impl Gateway {
             backend.stderr_tail.clear();
             backend.stderr_note = None;
             backend.problems.clear();
+            backend.held.clear();
         }
         status.sessions.retain(|s| s.id == session);
         let mut value = serde_json::to_value(&status).unwrap_or_default();

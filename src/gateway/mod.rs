@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, BackendEvents};
 use crate::config::{Config, ServerConfig};
-use crate::protocol::{BackendStatus, Status};
+use crate::protocol::{BackendStatus, Status, ToolChange};
 use crate::table::Table;
 
 /// How long a backend a reload removed or changed, or a departed session's instance, may finish
@@ -69,6 +69,7 @@ impl Gateway {
         config: Config,
         cache: SchemaCache,
         tools: crate::tools::Tools,
+        pins: crate::pins::Pins,
     ) -> Result<Arc<Self>, String> {
         // Roles are the only part of a table that can fail to build; check them first so the
         // construction below, which needs the gateway's address for backend callbacks, cannot.
@@ -76,7 +77,7 @@ impl Gateway {
         let config = Arc::new(config);
         let cache = Arc::new(cache);
         Ok(Arc::new_cyclic(|myself: &Weak<Gateway>| {
-            let table = Table::build(config.clone(), None, tools, |spec| {
+            let table = Table::build(config.clone(), None, tools, Arc::new(pins), |spec| {
                 new_backend(spec, &config, &cache, myself)
             })
             .expect("roles were compiled above");
@@ -126,6 +127,52 @@ impl Gateway {
         self.publish(fresh);
     }
 
+    /// The tools that differ from their pins, of `server` or of every server.
+    pub fn pin_changes(&self, server: Option<&str>) -> Result<Vec<ToolChange>, String> {
+        let table = self.table();
+        if let Some(server) = server {
+            known_server(&table, server)?;
+        }
+        let changes = (table.catalog.pin_changes.iter())
+            .filter(|c| server.is_none_or(|s| s == c.server))
+            .map(|c| ToolChange {
+                server: c.server.clone(),
+                tool: c.change.tool.clone(),
+                exposed: c.exposed.clone(),
+                held: c.held,
+                what: c.change.what().into_iter().map(str::to_owned).collect(),
+                pinned: c.change.pinned.clone(),
+                current: c.change.current.clone(),
+            })
+            .collect();
+        Ok(changes)
+    }
+
+    /// Pins the current definitions of `tools` of `server` (its names or the exposed ones;
+    /// every changed one when empty), and serves them: list_changed goes out as for any change.
+    pub fn approve(&self, server: &str, tools: &[String]) -> Result<Vec<String>, String> {
+        let _guard = self.rebuild.lock().unwrap();
+        let table = self.table.load_full();
+        let backend = known_server(&table, server)?;
+        let Some(schema) = backend.schema() else {
+            return Err(format!(
+                "server `{server}` has never listed its tools: there is nothing to approve"
+            ));
+        };
+        // An exposed name stands for its tool.
+        let names: Vec<String> = (tools.iter())
+            .map(|name| {
+                (table.catalog.pin_changes.iter())
+                    .find(|c| c.server == server && c.exposed == *name)
+                    .map_or_else(|| name.clone(), |c| c.change.tool.clone())
+            })
+            .collect();
+        let names = (!names.is_empty()).then_some(names.as_slice());
+        let approved = table.pins.approve(server, &schema.tools, names)?;
+        self.publish(table.with_fresh_catalog());
+        Ok(approved)
+    }
+
     /// Waits until no call is in flight on any backend, or `grace` has passed.
     /// Calls waiting for a client's retry are cancelled first: no retry can come any more.
     pub async fn drain(&self, grace: Duration) {
@@ -146,6 +193,12 @@ impl Gateway {
         let leaders = backends.iter().filter_map(|(_, b)| b.pid()).collect();
         let groups = self.scans.groups(leaders).await;
         let sessions = self.session_status();
+        let held = |server: &str| -> Vec<String> {
+            (table.catalog.pin_changes.iter())
+                .filter(|c| c.held && c.server == server)
+                .map(|c| format!("{} ({})", c.change.tool, c.change.what().join(", ")))
+                .collect()
+        };
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -164,6 +217,7 @@ impl Gateway {
             backends: backends
                 .into_iter()
                 .map(|(name, backend)| BackendStatus {
+                    held: held(&name),
                     name,
                     ..backend.status(&groups)
                 })
@@ -197,4 +251,19 @@ fn new_backend(
 ) -> Arc<Backend> {
     let events: Weak<dyn BackendEvents> = gateway.clone();
     Backend::new(spec.clone(), config, cache.clone(), events, None)
+}
+
+/// The backend of the configured server `server`, or an error naming the configured ones.
+pub fn known_server<'t>(table: &'t Table, server: &str) -> Result<&'t Arc<Backend>, String> {
+    table.backends.get(server).ok_or_else(|| {
+        let known: Vec<&str> = table.backends.keys().map(String::as_str).collect();
+        if known.is_empty() {
+            format!("unknown server `{server}`: the gateway config defines no servers")
+        } else {
+            format!(
+                "unknown server `{server}`; known servers: {}",
+                known.join(", ")
+            )
+        }
+    })
 }

@@ -120,7 +120,8 @@ impl Gateway {
             ));
         }
         let config = Arc::new(config);
-        Table::build(config.clone(), Some(prev), prev.tools.clone(), |spec| {
+        let (tools, pins) = (prev.tools.clone(), prev.pins.clone());
+        Table::build(config.clone(), Some(prev), tools, pins, |spec| {
             new_backend(spec, &config, &self.cache, &self.myself)
         })
     }

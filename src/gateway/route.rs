@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use crate::backend::Backend;
 use crate::backend::Caller;
+use crate::backend::listed::Listed;
 use crate::table::{RoleView, Table, Target, prefix_of};
 
 /// How long after a failed start a list does not try to discover that server again.
@@ -33,6 +34,11 @@ const DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
 /// see the name, the error carries that failure: "unknown tool" alone would hide why a tool
 /// the user configured is gone.
 fn unknown(table: &Table, kind: &str, name: &str, role: Option<&str>) -> McpError {
+    if kind == "tool"
+        && let Some(held) = held_for(table, name, role)
+    {
+        return held;
+    }
     let role_note = role
         .map(|role| format!(" (role `{role}`)"))
         .unwrap_or_default();
@@ -49,6 +55,36 @@ fn unknown(table: &Table, kind: &str, name: &str, role: Option<&str>) -> McpErro
         None => format!("unknown {kind} `{name}`{role_note}"),
     };
     McpError::invalid_params(message, None)
+}
+
+/// The answer to a call of a tool held back by its pin, for a role that would see it: what
+/// changed and how to accept it (the user's step; nothing a client can do).
+fn held_for(table: &Table, name: &str, role: Option<&str>) -> Option<McpError> {
+    let change = table
+        .catalog
+        .pin_changes
+        .iter()
+        .find(|c| c.held && c.exposed == name)?;
+    let tool = serde_json::from_value(change.change.current.clone()).ok()?;
+    if !table.roles.allows_tool(role, &Listed::known(tool)) {
+        return None;
+    }
+    let (server, original) = (&change.server, &change.change.tool);
+    let what = change.change.what().join(", ");
+    let message = if change.change.pinned.is_none() {
+        format!(
+            "tool `{name}` is held back: server `{server}` did not have it when its tools were \
+             pinned. Review it with `mcpgwctl diff {server}` and accept it with \
+             `mcpgwctl approve {server} {original}`"
+        )
+    } else {
+        format!(
+            "tool `{name}` is held back: its definition changed since it was approved ({what}). \
+             Review it with `mcpgwctl diff {server}` and accept it with \
+             `mcpgwctl approve {server} {original}`"
+        )
+    };
+    Some(McpError::invalid_params(message, None))
 }
 
 /// The failure of a server that never listed because its start failed, and whose prefix

@@ -188,6 +188,19 @@ pub struct Catalog {
     pub templates: Vec<Owned<ResourceTemplate>>,
     /// Human-readable notes about names that clashed and how they were resolved.
     pub collisions: Vec<String>,
+    /// Tools that differ from their pins ([`crate::pins`]), held back or (`pin: warn`) not.
+    pub pin_changes: Vec<PinChange>,
+}
+
+/// A tool that differs from its pin. A held one is not in the catalog: not listed, and a call
+/// to it is answered with why.
+pub struct PinChange {
+    /// The name it is (or would be) exposed under.
+    pub exposed: String,
+    pub server: String,
+    /// `pin: quarantine`: held back.
+    pub held: bool,
+    pub change: crate::pins::Change,
 }
 
 impl Catalog {
@@ -195,6 +208,7 @@ impl Catalog {
         config: &crate::config::Config,
         backends: &BTreeMap<String, Arc<Backend>>,
         tools: &crate::tools::Tools,
+        pins: &crate::pins::Pins,
     ) -> Self {
         let mut catalog = Catalog::default();
         for builtin in Builtin::ALL {
@@ -260,7 +274,22 @@ impl Catalog {
             // The shaping in this table's config (a reload may have changed only that).
             let shaping = config.servers.get(&backend.name).unwrap_or(&backend.spec);
             let shape = Shape::new(&shaping.tools);
+            // Pins judge the server's tools as it wrote them: shaping is the user's own word.
+            let mode = shaping.effective_pin(config.pin);
+            let changes = pins.judge(&backend.name, mode, &schema.tools);
+            let held = mode == crate::config::PinMode::Quarantine;
             for tool in schema.tools.iter().filter(|t| shape.admits(&t.name)) {
+                if let Some(change) = changes.iter().find(|c| *c.tool == *tool.name) {
+                    catalog.pin_changes.push(PinChange {
+                        exposed: exposed_name(names.of(backend), shape.name(&tool.name)),
+                        server: backend.name.clone(),
+                        held,
+                        change: change.clone(),
+                    });
+                    if held {
+                        continue;
+                    }
+                }
                 let exposed = catalog.tools.name_for(
                     backend,
                     &names,

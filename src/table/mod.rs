@@ -32,6 +32,8 @@ pub struct Table {
     pub catalog: Catalog,
     /// The embedder's tools ([`crate::tools`]), the same in every table.
     pub tools: crate::tools::Tools,
+    /// The servers' pinned tool definitions ([`crate::pins`]), the same in every table.
+    pub pins: Arc<crate::pins::Pins>,
     /// What each role sees, computed on first use: a table never changes, so neither do these.
     views: std::sync::Mutex<std::collections::HashMap<Option<String>, Arc<RoleView>>>,
 }
@@ -59,6 +61,7 @@ impl Table {
         config: Arc<Config>,
         prev: Option<&Table>,
         tools: crate::tools::Tools,
+        pins: Arc<crate::pins::Pins>,
         mut new_backend: impl FnMut(&crate::config::ServerConfig) -> Arc<Backend>,
     ) -> Result<Self, String> {
         let roles = Roles::compile(&config.roles)?;
@@ -90,13 +93,14 @@ impl Table {
             };
             backends.insert(name.clone(), backend);
         }
-        let catalog = Catalog::build(&config, &backends, &tools);
+        let catalog = Catalog::build(&config, &backends, &tools, &pins);
         Ok(Self {
             config,
             backends,
             roles,
             catalog,
             tools,
+            pins,
             views: Default::default(),
         })
     }
@@ -107,8 +111,9 @@ impl Table {
             config: self.config.clone(),
             backends: self.backends.clone(),
             roles: self.roles.clone(),
-            catalog: Catalog::build(&self.config, &self.backends, &self.tools),
+            catalog: Catalog::build(&self.config, &self.backends, &self.tools, &self.pins),
             tools: self.tools.clone(),
+            pins: self.pins.clone(),
             views: Default::default(),
         }
     }

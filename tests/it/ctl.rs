@@ -509,7 +509,7 @@ async fn reload_applies_an_edit_or_reports_every_error() {
 }
 
 /// Every verb of mcpgwctl: its completions and man pages must name each.
-const VERBS: [&str; 10] = [
+const VERBS: [&str; 12] = [
     "status",
     "reload",
     "kill",
@@ -517,6 +517,8 @@ const VERBS: [&str; 10] = [
     "stop",
     "list",
     "logs",
+    "diff",
+    "approve",
     "check",
     "completions",
     "man",

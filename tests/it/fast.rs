@@ -360,7 +360,8 @@ async fn tool_list_pages_on_the_fast_path_equal_rmcps() {
     for fast in [true, false] {
         // Each run its own env: the tool added below would otherwise be in the next one's cache.
         let env = Env::new();
-        one_server(&env, "");
+        // The tool added below must be listed, not held back as new since the pins.
+        one_server(&env, "pin: off\n");
         let mut daemon = daemon_with(&env, fast, &[("MCPGW_PAGE_SIZE", "4")]).await;
         let mut raw = RawClient::connect(&env, None).await;
         let mut seen = Vec::new();

@@ -19,6 +19,7 @@ mod lifecycle;
 mod listen;
 mod mrtr;
 mod npm;
+mod pins;
 mod plugins;
 mod reload;
 mod remote;

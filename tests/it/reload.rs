@@ -98,8 +98,9 @@ async fn removed_and_changed_backends_are_stopped_unchanged_ones_kept() {
 
     save_by_rename(
         &env,
+        // Without pins: the changed server's new tool is served at once (see `pins::`).
         &format!(
-            "servers:\n{keep}{}",
+            "pin: off\nservers:\n{keep}{}",
             env.fixture_server("changed", &["--extra-tools", "1"])
         ),
     );

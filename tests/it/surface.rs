@@ -352,7 +352,11 @@ async fn lists_page_with_opaque_cursors() {
 #[tokio::test]
 async fn a_backends_list_change_reaches_clients() {
     let env = Env::new();
-    one_server(&env, "fx");
+    // Without pins: a new tool would be held back until approved (see `pins::`).
+    env.write_config(&format!(
+        "pin: off\nservers:\n{}",
+        env.fixture_server("fx", &[])
+    ));
     let _daemon = env.daemon().await;
     let client = env.client(None).await;
     let before = client.tool_names().await;
