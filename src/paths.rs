@@ -207,6 +207,12 @@ fn not_found(looked: &[PathBuf], no_config_home: bool, discovery: Discovery) -> 
     }
 }
 
+/// The user's own config file, `<config home>/mcpgw/gateway.yaml`, whether it exists or not
+/// (where `mcpgwctl import` creates one); `None` without a user config dir.
+pub fn user_config_file() -> Option<PathBuf> {
+    user_config_home().map(|home| home.join("mcpgw").join("gateway.yaml"))
+}
+
 /// `$XDG_CONFIG_HOME`, else `$HOME/.config`. The XDG spec says to ignore a relative value.
 fn user_config_home() -> Option<PathBuf> {
     let absolute = |var: &str| {

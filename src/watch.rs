@@ -1,8 +1,10 @@
 //! What triggers a reload besides `mcpgwctl reload`: a change of the config file (watched
 //! through its directory, so editors that save by rename or truncate-and-write, and a file
-//! briefly missing, are all seen), a change of a plugin's source files (their package
-//! directory, or their file's directory), and SIGHUP. All end in [`Gateway::reload`]; a plugin
-//! edit is a changed server there because its files are hashed into its spec.
+//! briefly missing, are all seen), of an env file it names (`env_file:`, watched the same
+//! way, through its directory and, for a symlink, its target's), of a plugin's source files
+//! (their package directory, or their file's directory), and SIGHUP. All end in
+//! [`Gateway::reload`]; a plugin edit is a changed server there because its files are hashed
+//! into its spec, an env file edit because the values it expands to are.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,14 @@ pub struct ConfigWatch {
 struct Touched {
     config: bool,
     plugin: bool,
+    /// An env file: its bytes are not compared here (reading it is the reload's business).
+    env_file: bool,
+}
+
+impl Touched {
+    fn any(&self) -> bool {
+        self.config || self.plugin || self.env_file
+    }
 }
 
 /// Watches the config file and the plugins' files and reloads on change.
@@ -74,6 +84,7 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
         config: path.clone(),
         config_name: name,
         watched: Vec::new(),
+        env_files: Vec::new(),
         dirs: BTreeSet::new(),
     };
     plugins.follow(&gateway);
@@ -98,7 +109,7 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
             };
             let mut touched = Touched::default();
             plugins.add_touched(&paths, &mut touched);
-            if !(touched.config || touched.plugin) {
+            if !touched.any() {
                 continue;
             }
             if !quiet(&mut rx, &mut touched, &plugins).await {
@@ -108,12 +119,15 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
                 tracing::warn!(path = %path.display(), "config file is missing; keeping the live config");
                 continue;
             };
-            if last.as_ref() == Some(&now) && !touched.plugin {
+            if last.as_ref() == Some(&now) && !touched.plugin && !touched.env_file {
                 continue;
             }
             last = Some(now);
             if touched.plugin {
                 tracing::info!("a plugin's source changed: reloading");
+            }
+            if touched.env_file {
+                tracing::info!("an env file changed: reloading");
             }
             // A reload that takes is a new generation, and `follow` runs on it (above): even
             // for an unchanged config, since a replaced package directory needs its watch again.
@@ -123,21 +137,26 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
     Some(ConfigWatch { _watcher: watcher })
 }
 
-/// The plugins' files being watched, kept in step with the live config.
+/// The plugins' files and the env files being watched, kept in step with the live config.
 struct PluginWatches {
     watcher: std::sync::Weak<Mutex<notify::RecommendedWatcher>>,
     config: PathBuf,
     config_name: std::ffi::OsString,
     watched: Vec<PluginWatched>,
+    /// The env files the config names, and for each that is a symlink the file it leads to
+    /// (what an edit through the link changes).
+    env_files: Vec<PathBuf>,
     /// Directories watched for them: a package recursively, and the directory holding a
-    /// package or a module file (to see the file replaced, or the package directory).
+    /// package, a module file or an env file (to see the file replaced, or the package
+    /// directory).
     dirs: BTreeSet<(PathBuf, bool)>,
 }
 
 impl PluginWatches {
-    /// Watches what the live config's plugin hosts are read from, and no longer what they
-    /// are not. Every directory is watched again each time: one replaced since (a checkout
-    /// that swaps the package directory) lost its watch with its inode.
+    /// Watches what the live config's plugin hosts and `${VAR}`s are read from, and no longer
+    /// what they are not. Every directory is watched again each time: one replaced since (a
+    /// checkout that swaps the package directory) lost its watch with its inode, and a link
+    /// may lead elsewhere now.
     fn follow(&mut self, gateway: &Gateway) {
         let table = gateway.table();
         let watched: Vec<PluginWatched> = table
@@ -154,6 +173,20 @@ impl PluginWatches {
                 dirs.insert((w.path.clone(), true));
             }
             if let Some(parent) = w.path.parent() {
+                dirs.insert((parent.to_path_buf(), false));
+            }
+        }
+        let mut env_files = Vec::new();
+        for path in &table.config.env_files {
+            env_files.push(path.clone());
+            if let Ok(target) = std::fs::canonicalize(path)
+                && target != *path
+            {
+                env_files.push(target);
+            }
+        }
+        for path in &env_files {
+            if let Some(parent) = path.parent() {
                 dirs.insert((parent.to_path_buf(), false));
             }
         }
@@ -178,14 +211,17 @@ impl PluginWatches {
         }
         self.dirs = dirs;
         self.watched = watched;
+        self.env_files = env_files;
     }
 
-    /// Adds what the paths of one event touched: the config file, or a plugin's source (a
-    /// `.py` file of a package outside `__pycache__`, a package directory itself, a module's
-    /// file).
+    /// Adds what the paths of one event touched: the config file, an env file, or a plugin's
+    /// source (a `.py` file of a package outside `__pycache__`, a package directory itself, a
+    /// module's file).
     fn add_touched(&self, paths: &[PathBuf], touched: &mut Touched) {
         for path in paths {
-            if path.file_name() == Some(self.config_name.as_os_str()) {
+            if self.env_files.contains(path) {
+                touched.env_file = true;
+            } else if path.file_name() == Some(self.config_name.as_os_str()) {
                 touched.config = true;
             } else if self.is_source(path) {
                 touched.plugin = true;
@@ -222,9 +258,10 @@ async fn quiet(
             Ok(Some(paths)) => {
                 let mut now = Touched::default();
                 plugins.add_touched(&paths, &mut now);
-                if now.config || now.plugin {
+                if now.any() {
                     touched.config |= now.config;
                     touched.plugin |= now.plugin;
+                    touched.env_file |= now.env_file;
                     until = tokio::time::Instant::now() + DEBOUNCE;
                 }
             }

@@ -1,13 +1,20 @@
 //! `mcpgwctl`: the operator's view of a running mcpgw daemon.
 //!
 //! Exit codes: 0 success, 1 the operation failed, 2 usage, 3 no daemon running. No verb ever
-//! starts a daemon; `check`, `completions` and `man` do not even talk to one. With `--json`
-//! every verb prints exactly one JSON document on stdout (`{"error": "..."}` when it fails).
+//! starts a daemon; `check`, `completions`, `man`, `import` and `connect` do not even talk to
+//! one (`import` and `connect` work on files: gateway.yaml, its env file and the MCP clients'
+//! configs). With `--json` every verb prints exactly one JSON document on stdout
+//! (`{"error": "..."}` when it fails).
 
 mod check;
 mod client;
+mod clients;
+mod connect;
 mod diff;
 mod docs;
+mod files;
+mod import;
+mod jsonc;
 mod render;
 
 use std::path::PathBuf;
@@ -105,6 +112,38 @@ enum Verb {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Read MCP clients' configs (every one found, or FILE) and print the gateway.yaml
+    /// servers they hold; with --write, add them to gateway.yaml. Secrets go to its env file.
+    Import {
+        /// A client's config file (default: every known one found, and the current project's).
+        file: Option<PathBuf>,
+        /// Whose format FILE is, or the one client to look for.
+        #[arg(long, value_enum)]
+        from: Option<clients::Client>,
+        /// Add the servers to gateway.yaml (keeping a backup of it), not only print them.
+        #[arg(long)]
+        write: bool,
+        /// The gateway config to add to (default: the one `check` finds, else
+        /// ~/.config/mcpgw/gateway.yaml, created).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Make a client use the gateway: its servers, once imported, are replaced by one entry
+    /// running mcpgw-shim (the original is kept); --undo puts the original back.
+    Connect {
+        /// The client whose config is changed.
+        #[arg(value_enum)]
+        client: clients::Client,
+        /// The role the client gets (`mcpgw-shim --role ROLE`).
+        #[arg(long)]
+        role: Option<String>,
+        /// Put the client's config back as it was before `connect`.
+        #[arg(long, conflicts_with = "role")]
+        undo: bool,
+        /// The gateway config the client's servers must be in (as for `import`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 pub const EXIT_FAILED: u8 = 1;
@@ -120,6 +159,34 @@ fn main() -> ExitCode {
         Verb::Check { config } => return check::run(config.as_deref(), out),
         Verb::Completions { shell } => return docs::completions(shell, out),
         Verb::Man { dir } => return docs::man(dir.as_deref(), out),
+        Verb::Import {
+            file,
+            from,
+            write,
+            config,
+        } => {
+            let args = import::Args {
+                file,
+                from,
+                write,
+                config,
+            };
+            return import::run(args, out);
+        }
+        Verb::Connect {
+            client,
+            role,
+            undo,
+            config,
+        } => {
+            let args = connect::Args {
+                client,
+                role,
+                undo,
+                config,
+            };
+            return connect::run(args, out);
+        }
         Verb::Status => ControlRequest::Status,
         Verb::Reload => ControlRequest::Reload,
         Verb::Kill { server } => ControlRequest::Kill { server },

@@ -6,7 +6,7 @@
 //! ("found a string"), not what it was.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::ConfigError;
@@ -27,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "commands",
     "http",
     "pin",
+    "env_file",
 ];
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +50,10 @@ pub(super) struct Checked {
     pub commands: Vec<super::CommandTool>,
     pub pin: super::PinMode,
     pub warnings: Vec<String>,
+    /// The global `env_file`, absolute.
+    pub env_file: Option<PathBuf>,
+    /// Every env file the config names (global first), absolute, readable or not.
+    pub env_files: Vec<PathBuf>,
 }
 
 pub(super) struct Checker<'a> {
@@ -57,6 +62,13 @@ pub(super) struct Checker<'a> {
     pub(super) env: &'a dyn Fn(&str) -> Option<String>,
     /// Relative `cwd`s resolve against this (absolute) directory.
     pub(super) config_dir: &'a Path,
+    /// The global `env_file`'s variables, looked up before `env`.
+    global_vars: BTreeMap<String, String>,
+    /// The `env_file` of the server being checked, looked up before the global one; empty
+    /// outside a server.
+    pub(super) server_vars: BTreeMap<String, String>,
+    /// The env files named so far.
+    pub(super) env_files: Vec<PathBuf>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
 }
@@ -93,15 +105,22 @@ pub(super) fn check(
         locator: Locator::new(text),
         env,
         config_dir,
+        global_vars: BTreeMap::new(),
+        server_vars: BTreeMap::new(),
+        env_files: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
     let mut checked = checker.root(root);
     if checker.errors.is_empty() {
         checked.warnings = checker.warnings;
+        checked.env_files = checker.env_files;
         Ok(checked)
     } else {
-        checker.errors.sort_by_key(|e| (e.line, e.column));
+        // The config's own errors first, then those in the env files it names.
+        checker
+            .errors
+            .sort_by_key(|e| (e.file != file, e.line, e.column));
         Err(checker.errors)
     }
 }
@@ -137,6 +156,8 @@ impl Checker<'_> {
             commands: Vec::new(),
             pin: super::PinMode::default(),
             warnings: Vec::new(),
+            env_file: None,
+            env_files: Vec::new(),
         };
         let top = NodePath::default();
         let map = match root {
@@ -153,6 +174,11 @@ impl Checker<'_> {
             }
         };
         let fields = self.fields(map, &top, TOP_KEYS, "at the top level");
+        // First: every `${VAR}` below may name one of its variables.
+        if let Some(entry) = optional(&fields, "env_file") {
+            self.global_vars = self.env_file(entry, "`env_file`");
+            checked.env_file = self.env_files.first().cloned();
+        }
         if let Some(entry) = optional(&fields, "idle_timeout") {
             checked.idle_timeout = self
                 .duration(entry, "`idle_timeout`")
@@ -472,6 +498,21 @@ impl Checker<'_> {
         };
         self.error(&entry.value_at, message);
         None
+    }
+
+    /// A variable for `${NAME}`: the server's env file's, else the global env file's, else the
+    /// environment's. The files come first: they are what the user wrote for this purpose.
+    pub(super) fn lookup(&self, name: &str) -> Option<String> {
+        self.server_vars
+            .get(name)
+            .or_else(|| self.global_vars.get(name))
+            .cloned()
+            .or_else(|| (self.env)(name))
+    }
+
+    /// Records an error made elsewhere (in an env file).
+    pub(super) fn push_error(&mut self, error: ConfigError) {
+        self.errors.push(error);
     }
 
     pub(super) fn error(&mut self, at: &NodePath, message: impl Into<String>) {

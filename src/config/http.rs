@@ -308,7 +308,7 @@ impl Checker<'_> {
             self.error(&entry.value_at, format!("{subject} must not be empty"));
             return TokenItem::Invalid;
         }
-        let expansion = match expand::expand(raw, self.env) {
+        let expansion = match expand::expand(raw, &|name| self.lookup(name)) {
             Ok(expansion) => expansion,
             Err(e) => {
                 let mark = self.mark_inside(&entry.value_at, raw, e.offset, 2);

@@ -13,15 +13,18 @@
 //! - `locate` finds where a node of that tree is in the text (yaml_serde has no spans);
 //! - `checker`, `server` (with `names` for server names and prefixes, `remote` for `url`,
 //!   `headers` and `transport`) and `http` check the tree against the format and build the values;
+//! - `env_file` reads the dotenv files `env_file:` names, whose variables `${VAR}` sees first;
 //! - `expand` (`${VAR}`), `duration`, `size`, `suggest` (did you mean) and `hash` (spec hashes) are the
 //!   small pieces they use. Where the file is, is [`crate::paths`]' business.
 //!
 //! This module only reads: it never starts anything and never touches the environment itself
-//! except through the lookup [`load`] hands to [`parse`].
+//! except through the lookup [`load`] hands to [`parse`]. Files it reads: the config, the env
+//! files it names (in `parse`) and, in `load`, the plugins' sources.
 
 mod checker;
 mod commands;
 mod duration;
+mod env_file;
 mod error;
 mod expand;
 mod hash;
@@ -47,6 +50,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use commands::{CommandTool, DEFAULT_COMMAND_TIMEOUT, Param, ParamKind, placeholder};
+pub use env_file::{
+    EnvFile, EnvFileError, MAX_ENV_FILE, env_file_line, is_env_name, parse_env_file, read_env_file,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
 pub use names::named_under;
@@ -96,6 +102,11 @@ pub struct Config {
     pub pin: PinMode,
     /// Non-fatal problems, each `file:line:col: message`.
     pub warnings: Vec<String>,
+    /// The global `env_file` (absolute), whose variables `${VAR}` sees before the environment.
+    pub env_file: Option<PathBuf>,
+    /// Every env file the config names (the global one and the servers'), absolute: a change
+    /// to one is a change of the config (the watch follows them).
+    pub env_files: Vec<PathBuf>,
 }
 
 /// One backend MCP server, as the config describes it: a local program (`command`, spoken to
@@ -521,7 +532,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Checks config text. `path` is where it came from: messages cite it as given, relative `cwd`s
-/// resolve against its directory. `env` looks up variables for `${VAR}`.
+/// and env files resolve against its directory. `env` looks up variables for `${VAR}` that no
+/// env file (`env_file:`, read from disk here) sets.
 pub fn parse(
     text: &str,
     path: &Path,
@@ -547,6 +559,8 @@ pub fn parse(
         commands: checked.commands,
         pin: checked.pin,
         warnings: checked.warnings,
+        env_file: checked.env_file,
+        env_files: checked.env_files,
     })
 }
 

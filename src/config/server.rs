@@ -16,6 +16,7 @@ const SERVER_KEYS: &[&str] = &[
     "command",
     "args",
     "env",
+    "env_file",
     "pass_env",
     "cwd",
     "url",
@@ -105,6 +106,8 @@ impl Checker<'_> {
                 servers.insert(config.name.clone(), config);
             }
         }
+        // A server's env file is its own.
+        self.server_vars.clear();
         servers
     }
 
@@ -137,6 +140,11 @@ impl Checker<'_> {
             missing: Vec::new(),
         };
         let fields = self.fields(map, &server.value_at, SERVER_KEYS, &check.context);
+        // Before anything is expanded: its variables come first in this server's `${VAR}`s.
+        self.server_vars = match optional(&fields, "env_file") {
+            Some(entry) => self.env_file(entry, &format!("`env_file` {}", check.context)),
+            None => Default::default(),
+        };
         let kind = self.kind(&fields, server, &check);
         let command_entry = fields.iter().find(|e| e.key == "command");
         let command = command_entry.map(|e| self.command(e, &check));
@@ -450,7 +458,7 @@ impl Checker<'_> {
         subject: &str,
         check: &mut ServerCheck<'_>,
     ) -> Option<Expanded> {
-        let expansion = match expand::expand(raw, self.env) {
+        let expansion = match expand::expand(raw, &|name| self.lookup(name)) {
             Ok(expansion) => expansion,
             Err(e) => {
                 let mark = self.mark_inside(at, raw, e.offset, 2);

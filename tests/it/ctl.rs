@@ -509,7 +509,7 @@ async fn reload_applies_an_edit_or_reports_every_error() {
 }
 
 /// Every verb of mcpgwctl: its completions and man pages must name each.
-const VERBS: [&str; 12] = [
+const VERBS: [&str; 14] = [
     "status",
     "reload",
     "kill",
@@ -520,6 +520,8 @@ const VERBS: [&str; 12] = [
     "diff",
     "approve",
     "check",
+    "import",
+    "connect",
     "completions",
     "man",
 ];

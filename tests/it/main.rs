@@ -14,6 +14,7 @@ mod everything;
 mod fast;
 mod fast_http;
 mod http;
+mod import;
 mod interop;
 mod lifecycle;
 mod listen;

@@ -362,3 +362,59 @@ async fn an_empty_file_is_refused_but_an_explicit_empty_server_list_is_not() {
             .all(|n| !n.starts_with("alpha_"))
     );
 }
+
+/// `env_file:`: its variables reach the servers whose `${VAR}`s name them; an edit of it is a
+/// change of those servers (restarted with the new value, by `mcpgwctl reload` or the watch),
+/// and of no other.
+#[tokio::test]
+async fn an_env_file_feeds_its_servers_and_an_edit_restarts_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let secrets = env.path("secrets.env");
+    let write_secret = |value: &str| {
+        // Written by rename, as editors do: the watch must see the new file.
+        let tmp = env.path(".secrets.env.tmp");
+        std::fs::write(&tmp, format!("# the fixture's token\nTOKEN=\"{value}\"\n")).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &secrets).unwrap();
+    };
+    write_secret("first-s3cret");
+    env.write_config(&format!(
+        "env_file: secrets.env\nservers:\n{}    env: {{T: \"${{TOKEN}}\"}}\n{}",
+        env.fixture_server("alpha", &[]),
+        env.fixture_server("beta", &[]),
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let read = || client.call_text("alpha_env", json!({"name": "T"}));
+    assert_eq!(read().await, "first-s3cret");
+    let alpha_pid = client.call_text("alpha_pid", json!({})).await;
+    let beta_pid = client.call_text("beta_pid", json!({})).await;
+
+    write_secret("second-s3cret");
+    let out = env.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read().await, "second-s3cret");
+    assert_ne!(client.call_text("alpha_pid", json!({})).await, alpha_pid);
+    assert_eq!(
+        client.call_text("beta_pid", json!({})).await,
+        beta_pid,
+        "a server that does not use the file is kept"
+    );
+
+    // The watch follows the file too: no `mcpgwctl reload` this time.
+    write_secret("third-s3cret");
+    let start = std::time::Instant::now();
+    while read().await != "third-s3cret" {
+        assert!(start.elapsed() < DEADLINE, "the env file edit was not seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = env.status_json().to_string();
+    assert!(!status.contains("s3cret"), "{status}");
+    assert!(!env.daemon_log_contains("s3cret"));
+    client.close().await;
+}

@@ -111,7 +111,7 @@ fn unknown_key_in_a_server_with_did_you_mean() {
             "gateway.yaml:2:3: server `filesystem` is missing `command` (the program to run) or `url` \
              (a remote server)",
             "gateway.yaml:3:5: unknown key `comand` in server `filesystem`: did you mean `command`? \
-             (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
+             (expected one of: command, args, env, env_file, pass_env, cwd, url, headers, transport, prefix, scope, \
              enabled, idle_timeout, call_timeout, max_message, tools, prompts, pin)",
         ]
     );
@@ -122,17 +122,17 @@ fn unknown_keys_at_every_level() {
     assert_eq!(
         error("severs: {}\n"),
         "gateway.yaml:1:1: unknown key `severs` at the top level: did you mean `servers`? \
-         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, commands, http, pin)"
+         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, commands, http, pin, env_file)"
     );
     assert_eq!(
         error("idle_timeout: 3\nIdle_Timeout: 4\n"),
         "gateway.yaml:2:1: unknown key `Idle_Timeout` at the top level: did you mean `idle_timeout`? \
-         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, commands, http, pin)"
+         (expected one of: servers, idle_timeout, startup_timeout, discovery_wait, call_timeout, max_message, roles, plugins, commands, http, pin, env_file)"
     );
     assert_eq!(
         error("servers:\n  a:\n    command: x\n    restart: always\n"),
         "gateway.yaml:4:5: unknown key `restart` in server `a` \
-         (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
+         (expected one of: command, args, env, env_file, pass_env, cwd, url, headers, transport, prefix, scope, \
          enabled, idle_timeout, call_timeout, max_message, tools, prompts, pin)"
     );
 }
@@ -143,7 +143,7 @@ fn flow_style_positions() {
     assert_eq!(
         error(text),
         "gateway.yaml:1:30: unknown key `arsg` in server `fs`: did you mean `args`? \
-         (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
+         (expected one of: command, args, env, env_file, pass_env, cwd, url, headers, transport, prefix, scope, \
          enabled, idle_timeout, call_timeout, max_message, tools, prompts, pin)"
     );
 }

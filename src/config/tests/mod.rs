@@ -4,6 +4,7 @@
 mod checker;
 mod commands;
 mod duration;
+mod env_file;
 mod error;
 mod expand;
 mod hash;

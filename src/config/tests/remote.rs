@@ -222,7 +222,7 @@ fn transport_must_agree_with_command_or_url() {
     assert_eq!(
         error("servers:\n  a:\n    url: https://h/\n    type: sse\n"),
         "gateway.yaml:4:5: unknown key `type` in server `a`: did you mean `transport`? \
-         (expected one of: command, args, env, pass_env, cwd, url, headers, transport, prefix, scope, \
+         (expected one of: command, args, env, env_file, pass_env, cwd, url, headers, transport, prefix, scope, \
          enabled, idle_timeout, call_timeout, max_message, tools, prompts, pin)"
     );
 }

@@ -1,0 +1,284 @@
+//! `mcpgwctl connect CLIENT`: the client's own config (the user-level file, see
+//! `clients.rs`) gets one server, `mcpgw`, running `mcpgw-shim`, in place of the servers
+//! gateway.yaml now serves; `--undo` puts the original back.
+//!
+//! Rules:
+//! - Every server of the file that can be imported must be in gateway.yaml (same command and
+//!   arguments, or URL): connect refuses otherwise, naming them (`import --write` first).
+//!   Connecting is a separate, reviewable step; it never imports by itself.
+//! - Entries that cannot be imported (a transport mcpgw does not serve, an editor-only
+//!   variable) stay in the client's file, as do other scopes (Claude Code's project servers).
+//! - The original's exact bytes are kept in `<file>.mcpgw-backup` (created exclusively, with
+//!   the file's mode); a file with a backup is connected already and is not connected again.
+//! - `--undo` without a backup is refused. With one: when the file is still what connect made
+//!   of it, the backup's bytes are written back as they were; when the client changed the file
+//!   since (Claude Code writes `~/.claude.json` all the time), only its servers are put back
+//!   and the client's other changes are kept. Then the backup is removed.
+//! - JSON is edited as text (the servers member only, other bytes as they were; comments of
+//!   VS Code's file included); Codex's TOML through `toml_edit`, which keeps the rest of the
+//!   file's layout and comments. Files are replaced atomically, keeping their mode.
+
+mod edit;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::clients::{Client, Location, Scope};
+use crate::files::{self, MAX_CLIENT_FILE};
+use crate::import::{self, Context, Existing, Identity};
+use crate::{EXIT_FAILED, Out};
+use edit::{connected, put_back, servers_in, unchanged};
+
+/// The name of the gateway's entry in a client's config.
+pub const ENTRY: &str = "mcpgw";
+
+pub struct Args {
+    pub client: Client,
+    pub role: Option<String>,
+    pub undo: bool,
+    pub config: Option<PathBuf>,
+}
+
+/// What the client runs to reach the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub command: String,
+    pub args: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Done {
+    client: &'static str,
+    file: String,
+    backup: String,
+    undone: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<Entry>,
+    replaced: Vec<String>,
+    kept: Vec<String>,
+    /// `--undo` of a file the client changed since: its servers put back, the rest kept.
+    merged: bool,
+    notes: Vec<String>,
+}
+
+pub fn run(args: Args, out: Out) -> ExitCode {
+    let done = Context::new().and_then(|cx| match args.undo {
+        true => undo(&args, &cx),
+        false => connect(&args, &cx),
+    });
+    match done {
+        Ok(done) => out.print(&done, || human(&done)),
+        Err(message) => out.fail(EXIT_FAILED, &message),
+    }
+}
+
+fn connect(args: &Args, cx: &Context) -> Result<Done, String> {
+    let client = args.client;
+    let file = client.user_file(&cx.home);
+    let backup = files::beside(&file, ".mcpgw-backup");
+    let (shown, shown_backup) = (cx.shown(&file), cx.shown(&backup));
+    if backup.exists() {
+        return Err(format!(
+            "{shown} is connected already (its original is {shown_backup}): `mcpgwctl connect {} \
+             --undo` puts it back",
+            client.name()
+        ));
+    }
+    let entry = entry(args)?;
+    if !file.is_file() {
+        return Err(format!(
+            "{shown} does not exist: {} has no config to connect; add the gateway to it as a \
+             server running `{}` with the arguments {:?}",
+            client.name(),
+            entry.command,
+            entry.args
+        ));
+    }
+    let original = files::read_text(&file, MAX_CLIENT_FILE)?;
+    let location = Location {
+        client,
+        path: file.clone(),
+        scope: Scope::User,
+    };
+    let parsed = import::read_location(&location, cx)?;
+    let config = import::config_path(args.config.as_deref())?;
+    if !config.is_file() {
+        return Err(format!(
+            "there is no gateway config at {} yet: `mcpgwctl import --from {} --write` creates \
+             it with {}'s servers",
+            config.display(),
+            client.name(),
+            client.name()
+        ));
+    }
+    let existing = Existing::load(&config)?;
+    let served: Vec<&import::Found> = parsed.found.iter().filter(|f| !f.nested).collect();
+    let missing: Vec<&str> = served
+        .iter()
+        .filter(|f| !f.is_gateway())
+        .filter(|f| {
+            let identity = Identity::of(&f.spec).resolved(&existing.env_vars);
+            existing.same(&identity).is_none()
+        })
+        .map(|f| f.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "not in {} yet: {} (from {shown}); `mcpgwctl import --from {} --write` adds them, \
+             then connect again",
+            config.display(),
+            missing.join(", "),
+            client.name()
+        ));
+    }
+    let replaced: Vec<String> = served.iter().map(|f| f.name.clone()).collect();
+    let kept: Vec<String> = servers_in(client, &original)?
+        .into_iter()
+        .filter(|name| !replaced.contains(name) && name != ENTRY)
+        .collect();
+    let connected = connected(client, &original, &entry, &kept)?;
+    let mode = files::mode_of(&file).unwrap_or(0o600);
+    files::write_new(&backup, original.as_bytes(), mode)?;
+    if let Err(e) = files::write_atomic(&file, connected.as_bytes(), mode) {
+        let _ = std::fs::remove_file(&backup);
+        return Err(e);
+    }
+    let mut notes = Vec::new();
+    let projects = client.locations(&cx.home, &cx.cwd);
+    if parsed.found.iter().any(|f| f.nested) || projects.iter().skip(1).any(|l| l.path.is_file()) {
+        notes.push(format!(
+            "{}'s project-level servers (a project's own config) are not changed: the client \
+             runs them beside the gateway",
+            client.name()
+        ));
+    }
+    Ok(Done {
+        client: client.name(),
+        file: shown,
+        backup: shown_backup,
+        undone: false,
+        entry: Some(entry),
+        replaced,
+        kept,
+        merged: false,
+        notes,
+    })
+}
+
+fn undo(args: &Args, cx: &Context) -> Result<Done, String> {
+    let client = args.client;
+    let file = client.user_file(&cx.home);
+    let backup = files::beside(&file, ".mcpgw-backup");
+    let (shown, shown_backup) = (cx.shown(&file), cx.shown(&backup));
+    if !backup.is_file() {
+        return Err(format!(
+            "no backup at {shown_backup}: {shown} was not connected by `mcpgwctl connect` (or \
+             was restored already), so there is nothing to undo"
+        ));
+    }
+    let original = std::fs::read(&backup).map_err(|e| format!("{shown_backup}: {e}"))?;
+    let mode = files::mode_of(&backup).unwrap_or(0o600);
+    let current = match file.exists() {
+        true => Some(files::read_text(&file, MAX_CLIENT_FILE)?),
+        false => None,
+    };
+    let restored = match (&current, std::str::from_utf8(&original)) {
+        (Some(current), Ok(text)) if !unchanged(client, text, current)? => {
+            Some(put_back(client, current, text)?)
+        }
+        _ => None,
+    };
+    let merged = restored.is_some();
+    let bytes = restored.map_or(original, String::into_bytes);
+    files::write_atomic(&file, &bytes, mode)?;
+    std::fs::remove_file(&backup).map_err(|e| format!("{shown_backup}: {e}"))?;
+    Ok(Done {
+        client: client.name(),
+        file: shown,
+        backup: shown_backup,
+        undone: true,
+        entry: None,
+        replaced: Vec::new(),
+        kept: Vec::new(),
+        merged,
+        notes: Vec::new(),
+    })
+}
+
+/// `mcpgw-shim` beside this mcpgwctl if it is there (clients start servers with a reduced
+/// `PATH`), else from `PATH`; `--role`, and `--config` when the config is not the user's own
+/// (the one a shim's daemon finds by itself).
+fn entry(args: &Args) -> Result<Entry, String> {
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("mcpgw-shim"))
+        .filter(|shim| shim.is_file());
+    let command = match beside {
+        Some(shim) => std::fs::canonicalize(&shim)
+            .unwrap_or(shim)
+            .display()
+            .to_string(),
+        None => "mcpgw-shim".to_owned(),
+    };
+    let mut shim_args = Vec::new();
+    if let Some(role) = &args.role {
+        shim_args.extend(["--role".to_owned(), role.clone()]);
+    }
+    let config = import::config_path(args.config.as_deref())?;
+    if mcpgw::paths::user_config_file().as_deref() != Some(config.as_path()) {
+        shim_args.extend(["--config".to_owned(), config.display().to_string()]);
+    }
+    Ok(Entry {
+        command,
+        args: shim_args,
+    })
+}
+
+fn human(done: &Done) -> String {
+    let mut out = String::new();
+    if done.undone {
+        out.push_str(&match done.merged {
+            false => format!(
+                "restored {} as it was before `connect` (from {}, now removed)\n",
+                done.file, done.backup
+            ),
+            true => format!(
+                "put {}'s servers back in {} as they were before `connect`; {} changed the \
+                 file since, and its other changes are kept ({} removed)\n",
+                done.client, done.file, done.client, done.backup
+            ),
+        });
+        return out;
+    }
+    let entry = done.entry.as_ref().expect("connect has an entry");
+    let mut command = entry.command.clone();
+    for arg in &entry.args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    let replaced = match done.replaced.is_empty() {
+        true => String::new(),
+        false => format!(" in place of {}", done.replaced.join(", ")),
+    };
+    out.push_str(&format!(
+        "connected {}: {} runs the gateway as server `{ENTRY}` (`{command}`){replaced}\n",
+        done.client, done.file
+    ));
+    if !done.kept.is_empty() {
+        out.push_str(&format!(
+            "kept as they were (not importable): {}\n",
+            done.kept.join(", ")
+        ));
+    }
+    for note in &done.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out.push_str(&format!(
+        "the original is kept as {}; `mcpgwctl connect {} --undo` puts it back\nrestart {} \
+         (or reload its MCP servers) to use the gateway\n",
+        done.backup, done.client, done.client
+    ));
+    out
+}

@@ -1,0 +1,330 @@
+//! `mcpgwctl import`: reads MCP clients' configs and adds their servers to gateway.yaml.
+//!
+//! Without `--write` it prints the YAML it would add; with it, it adds that YAML to the
+//! user's gateway.yaml as text (a backup of the old file kept beside it), after checking that
+//! the result loads. Literal secrets go to the env file (`secrets.rs`), never to the YAML nor
+//! to anything printed: what is shown, in text or `--json`, holds `${VAR}` in their place.
+//!
+//! The parts: `claude.rs`, `vscode.rs`, `codex.rs` read the clients' formats into [`Found`]
+//! servers (`vars.rs` translating their variables), `plan.rs` decides what is added under
+//! which name, `secrets.rs` moves secrets out, `emit.rs` writes the YAML, `merge.rs` reads
+//! the existing config and inserts into its text, `write.rs` writes the files.
+
+mod claude;
+mod codex;
+mod emit;
+pub mod merge;
+mod plan;
+mod report;
+mod secrets;
+mod vars;
+mod vscode;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::clients::{Client, Format, Location, Scope, tilde};
+use crate::files::{self, MAX_CLIENT_FILE};
+use crate::{EXIT_FAILED, Out};
+
+pub use merge::{Existing, Identity};
+pub use vars::Fill;
+
+/// What `import` was asked.
+pub struct Args {
+    pub file: Option<PathBuf>,
+    pub from: Option<Client>,
+    pub write: bool,
+    pub config: Option<PathBuf>,
+}
+
+/// Where the import runs: the home directory and the current (project) directory.
+pub struct Context {
+    pub home: PathBuf,
+    pub cwd: PathBuf,
+}
+
+impl Context {
+    pub fn new() -> Result<Context, String> {
+        let home = crate::clients::home()?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| format!("cannot tell the current directory: {e}"))?;
+        Ok(Context { home, cwd })
+    }
+
+    /// A path for messages, `~` for the home directory.
+    pub fn shown(&self, path: &Path) -> String {
+        tilde(path, &self.home)
+    }
+}
+
+/// One server as a client defines it, in mcpgw's terms: references translated to `${VAR}`,
+/// literal secrets still in place (`secrets::extract` moves them).
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// As the client names it.
+    pub name: String,
+    /// The file (and scope) it came from, for messages: `~/.claude.json (user scope)`.
+    pub origin: String,
+    pub client: Client,
+    pub spec: Spec,
+    pub enabled: bool,
+    /// Variables the user must fill in (VS Code inputs).
+    pub fills: Vec<Fill>,
+    /// From a project's part of a user file (Claude Code's local scope), not from the
+    /// servers `connect` replaces.
+    pub nested: bool,
+}
+
+impl Found {
+    /// Whether this entry runs mcpgw itself (a client already connected).
+    pub fn is_gateway(&self) -> bool {
+        match &self.spec {
+            Spec::Local { command, .. } => Path::new(command)
+                .file_name()
+                .is_some_and(|name| name == "mcpgw-shim"),
+            Spec::Remote { .. } => false,
+        }
+    }
+}
+
+/// How a server is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spec {
+    Local {
+        command: String,
+        args: Vec<String>,
+        env: Vec<Pair>,
+        cwd: Option<String>,
+    },
+    Remote {
+        url: String,
+        /// The legacy HTTP+SSE transport (else Streamable HTTP).
+        sse: bool,
+        headers: Vec<Pair>,
+    },
+}
+
+/// An `env` variable or a header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair {
+    pub key: String,
+    pub value: String,
+    /// A secret whatever its name or value (it came from an env file).
+    pub secret: bool,
+}
+
+impl Pair {
+    pub fn new(key: String, value: String) -> Pair {
+        Pair {
+            key,
+            value,
+            secret: false,
+        }
+    }
+}
+
+/// What one file gave: its servers, and notes on what was not imported and why.
+#[derive(Default, Debug)]
+pub struct Parsed {
+    pub found: Vec<Found>,
+    pub notes: Vec<String>,
+}
+
+pub fn run(args: Args, out: Out) -> ExitCode {
+    let result = Context::new().and_then(|cx| {
+        let Sources {
+            read,
+            parsed,
+            notes,
+        } = sources(&args, &cx)?;
+        let config = config_path(args.config.as_deref())?;
+        let existing = Existing::load(&config)?;
+        let plan = plan::plan(parsed, existing, &cx);
+        let written = match args.write && !plan.entries.is_empty() {
+            true => Some(write::write(&plan)?),
+            false => None,
+        };
+        Ok(report::Report::new(&cx, &args, read, notes, &plan, written))
+    });
+    match result {
+        Ok(report) => out.print(&report.json(), || report.human()),
+        Err(message) => out.fail(EXIT_FAILED, &message),
+    }
+}
+
+/// The config an import adds to: `--config`, else the one `mcpgwctl check` would find, else
+/// the user's (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml`), which the import creates.
+pub fn config_path(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    let found = mcpgw::paths::discover(explicit, mcpgw::paths::Discovery::WorkingDirFirst);
+    match found {
+        Ok(path) => Ok(std::path::absolute(&path).unwrap_or(path)),
+        Err(missing) if explicit.is_some() || !missing.path.as_os_str().is_empty() => {
+            // Named (`--config`, `MCPGW_CONFIG`) but not there: created there.
+            match missing.path.is_dir() {
+                true => Err(missing.to_string()),
+                false => Ok(std::path::absolute(&missing.path).unwrap_or(missing.path)),
+            }
+        }
+        Err(missing) => mcpgw::paths::user_config_file().ok_or(missing.to_string()),
+    }
+}
+
+/// A file read, with how many servers it had.
+pub struct Read {
+    pub location: Location,
+    pub servers: usize,
+}
+
+/// The files read, what each gave, and notes on those that could not be read.
+struct Sources {
+    read: Vec<Read>,
+    parsed: Vec<Parsed>,
+    notes: Vec<String>,
+}
+
+/// The files to read (the one named, else every known location that exists) and what each
+/// gave. A file found by looking that cannot be read is a note; one named is an error.
+fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
+    let mut locations = Vec::new();
+    let named = args.file.is_some();
+    if let Some(file) = &args.file {
+        let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        let text = files::read_text(&path, MAX_CLIENT_FILE)?;
+        let client = args.from.unwrap_or_else(|| Client::guess(&path, &text));
+        let scope = client
+            .locations(&cx.home, &cx.cwd)
+            .into_iter()
+            .find(|l| l.path == path)
+            .map_or(Scope::Given, |l| l.scope);
+        locations.push(Location {
+            client,
+            path,
+            scope,
+        });
+    } else {
+        let clients = match args.from {
+            Some(client) => vec![client],
+            None => Client::ALL.to_vec(),
+        };
+        for client in clients {
+            locations.extend(
+                client
+                    .locations(&cx.home, &cx.cwd)
+                    .into_iter()
+                    .filter(|l| l.path.is_file()),
+            );
+        }
+        if locations.is_empty() {
+            let looked: Vec<String> = match args.from {
+                Some(client) => client.locations(&cx.home, &cx.cwd),
+                None => Client::ALL
+                    .iter()
+                    .flat_map(|c| c.locations(&cx.home, &cx.cwd))
+                    .collect(),
+            }
+            .iter()
+            .map(|l| cx.shown(&l.path))
+            .collect();
+            return Err(format!(
+                "found no client config to import; looked for {}",
+                looked.join(", ")
+            ));
+        }
+    }
+    let (mut read, mut parsed, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for location in locations {
+        match read_location(&location, cx) {
+            Ok(file) => {
+                read.push(Read {
+                    location,
+                    servers: file.found.len(),
+                });
+                parsed.push(file);
+            }
+            Err(e) if named => return Err(e),
+            Err(e) => notes.push(format!("not read: {e}")),
+        }
+    }
+    Ok(Sources {
+        read,
+        parsed,
+        notes,
+    })
+}
+
+/// The servers of one client file.
+pub fn read_location(at: &Location, cx: &Context) -> Result<Parsed, String> {
+    let shown = cx.shown(&at.path);
+    let text = files::read_text(&at.path, MAX_CLIENT_FILE)?;
+    let mut parsed = match at.client.format() {
+        Format::McpServers => crate::jsonc::parse(&text).and_then(|v| claude::parse(&v, at, cx)),
+        Format::Vscode => crate::jsonc::parse(&text).and_then(|v| vscode::parse(&v, at, cx)),
+        Format::CodexToml => codex::parse(&text, at, cx),
+    }
+    .map_err(|e| format!("{shown}: {e}"))?;
+    // A project's servers ran in the project (their relative paths are its): so they do here.
+    if at.scope != Scope::User {
+        let project = project_root(&at.path);
+        for found in &mut parsed.found {
+            if let Spec::Local {
+                cwd: cwd @ None, ..
+            } = &mut found.spec
+            {
+                *cwd = Some(project.display().to_string());
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// The project a project-level file belongs to: `.vscode/mcp.json`'s, `.cursor/mcp.json`'s
+/// and `.codex/config.toml`'s grandparent, `.mcp.json`'s parent.
+fn project_root(path: &Path) -> PathBuf {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let hidden = parent
+        .file_name()
+        .is_some_and(|n| matches!(n.to_str(), Some(".vscode" | ".cursor" | ".codex")));
+    match (hidden, parent.parent()) {
+        (true, Some(project)) => project.to_path_buf(),
+        _ => parent.to_path_buf(),
+    }
+}
+
+/// The variables a client's `envFile` sets, each as `KEY: ${VAR}` with the value a secret
+/// (it is why it was in a file); a file that cannot be read is a note.
+pub fn env_file_pairs(
+    server: &str,
+    file: &str,
+    cx: &Context,
+    notes: &mut Vec<String>,
+) -> Vec<Pair> {
+    let path = Path::new(file);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cx.cwd.join(path)
+    };
+    let parsed = files::read_text(&path, mcpgw::config::MAX_ENV_FILE).and_then(|text| {
+        mcpgw::config::parse_env_file(&text)
+            .map_err(|e| format!("{}: {}", path.display(), merge::env_error(&e)))
+    });
+    match parsed {
+        Ok(file) => file
+            .vars
+            .into_iter()
+            .map(|(key, value)| Pair {
+                key,
+                value,
+                secret: true,
+            })
+            .collect(),
+        Err(e) => {
+            notes.push(format!(
+                "`{server}`: its envFile was not read ({e}); its variables are not imported"
+            ));
+            Vec::new()
+        }
+    }
+}

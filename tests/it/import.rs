@@ -1,0 +1,691 @@
+//! `mcpgwctl import` and `connect` on real-shaped client configs, in a home and config dir of
+//! the test's own (`HOME`, `XDG_CONFIG_HOME`): every client format, secrets kept out of
+//! everything printed and put in a private env file, duplicates, the written config loading
+//! (and serving, through the shim), and `connect` undone byte for byte.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const GH_TOKEN: &str = "ghp_0123456789abcdefghijABCDEFGHIJKL";
+const TRACKER_KEY: &str = "sk-live-Zq81vXn2Lm4Kp7Rt9Wy3";
+const DB_PASSWORD: &str = "hunter2-db-pass";
+
+/// A test's world: its home, its project directory (the current directory of mcpgwctl).
+struct World {
+    env: Env,
+}
+
+impl World {
+    fn new() -> Self {
+        let env = Env::new();
+        std::fs::create_dir_all(env.path("project")).unwrap();
+        World { env }
+    }
+
+    fn home(&self, rel: &str) -> PathBuf {
+        self.env.path("home").join(rel)
+    }
+
+    fn project(&self, rel: &str) -> PathBuf {
+        match rel {
+            "" => self.env.path("project"),
+            rel => self.env.path("project").join(rel),
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME/<rel>`.
+    fn config_home(&self, rel: &str) -> PathBuf {
+        self.env.path("config").join(rel)
+    }
+
+    fn user_config(&self) -> PathBuf {
+        self.env.user_config_path()
+    }
+
+    fn env_file(&self) -> PathBuf {
+        self.config_home("mcpgw/mcpgw.env")
+    }
+
+    fn write(&self, path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// mcpgwctl in the project directory.
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.env
+            .command(&bin("mcpgwctl"))
+            .current_dir(self.project(""))
+            .args(args)
+            .output()
+            .expect("run mcpgwctl")
+    }
+
+    /// A verb that must succeed; its stdout. Nothing it prints holds a secret.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "mcpgwctl {args:?}:\n{stdout}{stderr}"
+        );
+        no_secret(&stdout);
+        no_secret(&stderr);
+        stdout
+    }
+
+    /// A verb that must fail with exit code 1; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "mcpgwctl {args:?}:\n{stdout}{stderr}"
+        );
+        no_secret(&stdout);
+        no_secret(&stderr);
+        stderr
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.ok(&args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// The servers `mcpgwctl check` finds in the user's config, with whether each is enabled.
+    fn checked_servers(&self) -> Vec<(String, bool)> {
+        let check = self.json(&["check"]);
+        assert_eq!(check["ok"], true, "{check}");
+        check["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_owned(),
+                    s["enabled"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The env file's text, after checking it is private.
+    fn secrets(&self) -> String {
+        let path = self.env_file();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+        std::fs::read_to_string(path).unwrap()
+    }
+}
+
+fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn no_secret(text: &str) {
+    for secret in [GH_TOKEN, TRACKER_KEY, DB_PASSWORD] {
+        assert!(!text.contains(secret), "a secret was shown:\n{text}");
+    }
+}
+
+fn claude_json(project: &Path) -> String {
+    serde_json::to_string_pretty(&json!({
+        "numStartups": 41,
+        "installMethod": "npm",
+        "mcpServers": {
+            "github": {
+                "type": "stdio",
+                "command": "npx",
+                "args": ["-y", "@modelcontextprotocol/server-github"],
+                "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": GH_TOKEN}
+            },
+            "tracker": {
+                "type": "http",
+                "url": "https://tracker.example.com/mcp",
+                "headers": {"Authorization": format!("Bearer {TRACKER_KEY}")}
+            },
+            "events": {"type": "sse", "url": "https://events.example.com/sse"},
+            "socket": {"type": "ws", "url": "wss://ws.example.com"}
+        },
+        "projects": {
+            project.display().to_string(): {
+                "allowedTools": [],
+                "mcpServers": {
+                    "db": {"command": "db-mcp", "args": [format!("postgres://app:{DB_PASSWORD}@localhost/app")]}
+                }
+            },
+            "/somewhere/else": {"mcpServers": {"other": {"command": "other-mcp"}}}
+        }
+    }))
+    .unwrap()
+        + "\n"
+}
+
+#[test]
+fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
+    let world = World::new();
+    world.write(
+        &world.home(".claude.json"),
+        &claude_json(&world.project("")),
+    );
+    world.write(
+        &world.project(".mcp.json"),
+        r#"{"mcpServers": {
+  "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]},
+  "notes": {"command": "node", "args": ["./tools/notes.js"], "env": {"NOTES_DIR": "${NOTES_DIR:-./notes}"}}
+}}"#,
+    );
+
+    // Looking writes nothing, and shows `${VAR}` where the secrets are.
+    let shown = world.ok(&["import", "--from", "claude-code"]);
+    assert!(
+        shown.contains("GITHUB_PERSONAL_ACCESS_TOKEN: \"${GITHUB_PERSONAL_ACCESS_TOKEN}\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Authorization: \"Bearer ${TRACKER_AUTHORIZATION}\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("postgres://app:${DB_PASSWORD}@localhost/app"),
+        "{shown}"
+    );
+    assert!(shown.contains("# 3 secrets would go to"), "{shown}");
+    assert!(shown.contains("not imported: `socket`"), "{shown}");
+    assert!(
+        shown.contains("skipped `github` from")
+            && shown.contains("the same command and arguments as `github`"),
+        "{shown}"
+    );
+    assert!(!world.user_config().exists() && !world.env_file().exists());
+
+    let report = world.json(&["import", "--from", "claude-code"]);
+    let added: Vec<&str> = report["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(added, ["events", "github", "tracker", "db", "notes"]);
+    assert_eq!(report["secrets"], 3);
+    assert_eq!(report["written"], false);
+
+    let written = world.ok(&["import", "--from", "claude-code", "--write"]);
+    assert!(written.contains("added 5 servers to"), "{written}");
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    no_secret(&yaml);
+    assert!(yaml.contains("env_file: mcpgw.env"), "{yaml}");
+    let secrets = world.secrets();
+    for secret in [GH_TOKEN, TRACKER_KEY, DB_PASSWORD] {
+        assert!(secrets.contains(secret), "{secrets}");
+    }
+    // The project's servers run in the project, where the client ran them.
+    assert!(
+        yaml.contains(&format!("cwd: \"{}\"", world.project("").display())),
+        "{yaml}"
+    );
+    assert_eq!(
+        world.checked_servers(),
+        [
+            ("db".to_owned(), true),
+            ("events".to_owned(), true),
+            ("github".to_owned(), true),
+            ("notes".to_owned(), true),
+            ("tracker".to_owned(), true)
+        ]
+    );
+
+    // Again: everything is there already; nothing is written, no backup made.
+    let again = world.ok(&["import", "--from", "claude-code", "--write"]);
+    assert!(again.contains("nothing to import"), "{again}");
+    assert_eq!(std::fs::read_to_string(world.user_config()).unwrap(), yaml);
+    assert_eq!(world.secrets(), secrets);
+    let backups = std::fs::read_dir(world.config_home("mcpgw"))
+        .unwrap()
+        .count();
+    assert_eq!(backups, 2, "gateway.yaml and mcpgw.env only");
+}
+
+#[test]
+fn duplicates_against_the_users_config_and_its_comments_kept() {
+    let world = World::new();
+    let mine = "# my gateway, my comments\nidle_timeout: 60\n\nservers:\n    # the one I use\n    github:\n        command: npx\n        args: [\"-y\", \"@modelcontextprotocol/server-github\"]\n    fs:\n        command: my-fs\n    files:\n        command: npx\n        args: [\"-y\", \"@modelcontextprotocol/server-filesystem\", \"/srv\"]\n\n# roles come last\nroles:\n  all: null\n";
+    world.write(&world.user_config(), mine);
+    world.write(
+        &world.config_home("Claude/claude_desktop_config.json"),
+        r#"{
+  "mcpServers": {
+    "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]},
+    "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv"]},
+    "memory": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
+    "my tools": {"command": "tools-mcp"}
+  },
+  "globalShortcut": "Ctrl+Space"
+}"#,
+    );
+    let out = world.ok(&["import", "--from", "claude-desktop", "--write"]);
+    assert!(
+        out.contains("skipped `github` from") && out.contains(": already in gateway.yaml\n"),
+        "{out}"
+    );
+    assert!(out.contains("already in gateway.yaml as `files`"), "{out}");
+    assert!(
+        out.contains("`my tools`") && out.contains("imported as `my-tools`"),
+        "{out}"
+    );
+    assert!(out.contains("added 2 servers"), "{out}");
+
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    // The user's text is all there, the new entries inside its servers block, indented alike.
+    assert!(
+        yaml.starts_with(
+            "# my gateway, my comments\nidle_timeout: 60\n\nservers:\n    # the one I use\n"
+        ),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("\n    memory:\n      command: \"npx\"\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.ends_with("\n# roles come last\nroles:\n  all: null\n"),
+        "{yaml}"
+    );
+    let servers: Vec<String> = world
+        .checked_servers()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(servers, ["files", "fs", "github", "memory", "my-tools"]);
+
+    // The old bytes are kept beside it.
+    let backup = std::fs::read_dir(world.config_home("mcpgw"))
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("gateway.yaml.bak-")
+        })
+        .expect("a backup");
+    assert_eq!(std::fs::read_to_string(backup.path()).unwrap(), mine);
+
+    // A name taken by another definition: imported under a new name, not over the user's.
+    world.write(
+        &world.home(".cursor/mcp.json"),
+        r#"{"mcpServers": {"fs": {"command": "cursor-fs"}}}"#,
+    );
+    let out = world.ok(&["import", "--from", "cursor", "--write"]);
+    assert!(
+        out.contains("`fs` from ~/.cursor/mcp.json (user) is imported as `fs-cursor`"),
+        "{out}"
+    );
+    let servers: Vec<String> = world
+        .checked_servers()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(servers.contains(&"fs-cursor".to_owned()), "{servers:?}");
+}
+
+#[test]
+fn cursor_configs_user_and_project() {
+    let world = World::new();
+    world.write(
+        &world.home(".cursor/mcp.json"),
+        &format!(
+            r#"{{"mcpServers": {{
+  "context7": {{"url": "https://mcp.context7.com/mcp", "headers": {{"CONTEXT7_API_KEY": "{TRACKER_KEY}"}}}},
+  "legacy": {{"url": "https://legacy.example.com/sse"}},
+  "home": {{"command": "ls-mcp", "args": ["${{userHome}}/docs"], "env": {{"FROM_ENV": "${{env:SHELL}}"}}}}
+}}}}"#
+        ),
+    );
+    world.write(
+        &world.project(".cursor/mcp.json"),
+        r#"{"mcpServers": {"sqlite": {"command": "uvx", "args": ["mcp-server-sqlite", "--db-path", "${workspaceFolder}/app.db"]}}}"#,
+    );
+    world.ok(&["import", "--from", "cursor", "--write"]);
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    assert!(
+        yaml.contains("CONTEXT7_API_KEY: \"${CONTEXT7_API_KEY}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("url: \"https://legacy.example.com/sse\"\n    transport: sse\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("args: [\"${HOME}/docs\"]"), "{yaml}");
+    assert!(yaml.contains("FROM_ENV: \"${SHELL}\""), "{yaml}");
+    let db = format!("{}/app.db", world.project("").display());
+    assert!(yaml.contains(&db), "{yaml}");
+    assert!(world.secrets().contains(TRACKER_KEY));
+    let servers: Vec<String> = world
+        .checked_servers()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(servers, ["context7", "home", "legacy", "sqlite"]);
+}
+
+const VSCODE_PROJECT: &str = r#"{
+  // Prompted for when the server starts.
+  "inputs": [
+    {
+      "type": "promptString",
+      "id": "perplexity-key",
+      "description": "Perplexity API Key",
+      "password": true
+    }
+  ],
+  "servers": {
+    "perplexity": {
+      "type": "stdio",
+      "command": "npx",
+      "args": ["-y", "server-perplexity-ask"],
+      "env": {
+        "PERPLEXITY_API_KEY": "${input:perplexity-key}"
+      }
+    },
+    "fetch": {
+      "type": "stdio",
+      "command": "uvx",
+      "args": ["mcp-server-fetch"],
+      "envFile": "${workspaceFolder}/.env", // its secrets
+    },
+    "github": {
+      "type": "http",
+      "url": "https://api.githubcopilot.com/mcp/"
+    },
+  }
+}
+"#;
+
+#[test]
+fn vscode_inputs_become_variables_to_fill_in() {
+    let world = World::new();
+    world.write(&world.project(".vscode/mcp.json"), VSCODE_PROJECT);
+    // A project's .env, as VS Code reads it (not private: it is the project's).
+    world.write(
+        &world.project(".env"),
+        &format!("FETCH_TOKEN={DB_PASSWORD}\n# a comment\nUSER_AGENT=mcp\n"),
+    );
+    world.write(
+        &world.config_home("Code/User/mcp.json"),
+        r#"{"servers": {"time": {"type": "stdio", "command": "uvx", "args": ["mcp-server-time"]}}}"#,
+    );
+    let out = world.ok(&["import", "--from", "vscode", "--write"]);
+    assert!(out.contains("fill in `PERPLEXITY_KEY`"), "{out}");
+    assert!(out.contains("Perplexity API Key"), "{out}");
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    assert!(
+        yaml.contains("PERPLEXITY_API_KEY: \"${PERPLEXITY_KEY}\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("FETCH_TOKEN: \"${FETCH_TOKEN}\""), "{yaml}");
+    assert!(
+        yaml.contains("USER_AGENT: \"${FETCH_USER_AGENT}\""),
+        "{yaml}"
+    );
+    let secrets = world.secrets();
+    assert!(secrets.contains(DB_PASSWORD), "{secrets}");
+    assert!(secrets.contains("# PERPLEXITY_KEY=\n"), "{secrets}");
+    // Until it is filled in, the server that needs it is disabled; the others run.
+    assert_eq!(
+        world.checked_servers(),
+        [
+            ("fetch".to_owned(), true),
+            ("github".to_owned(), true),
+            ("perplexity".to_owned(), false),
+            ("time".to_owned(), true)
+        ]
+    );
+    let filled = secrets.replace("# PERPLEXITY_KEY=\n", "PERPLEXITY_KEY=pplx-filled-in\n");
+    std::fs::write(world.env_file(), filled).unwrap();
+    assert!(world.checked_servers().iter().all(|(_, enabled)| *enabled));
+}
+
+#[test]
+fn codex_config_toml() {
+    let world = World::new();
+    world.write(
+        &world.home(".codex/config.toml"),
+        &format!(
+            r#"model = "o4-mini"
+approval_policy = "on-request"
+
+# MCP servers
+[mcp_servers.github]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-github"]
+env_vars = ["GITHUB_HOST"]
+
+[mcp_servers.github.env]
+GITHUB_PERSONAL_ACCESS_TOKEN = "{GH_TOKEN}"
+
+[mcp_servers.docs]
+url = "https://docs.example.com/mcp"
+bearer_token_env_var = "DOCS_TOKEN"
+http_headers = {{ "X-Team" = "core" }}
+tool_timeout_sec = 30
+"#
+        ),
+    );
+    let out = world.ok(&["import", "--from", "codex", "--write"]);
+    assert!(
+        out.contains("tool_timeout_sec"),
+        "what is left out is said: {out}"
+    );
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    assert!(yaml.contains("GITHUB_HOST: \"${GITHUB_HOST:-}\""), "{yaml}");
+    assert!(
+        yaml.contains("Authorization: \"Bearer ${DOCS_TOKEN}\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("X-Team: \"core\""), "{yaml}");
+    assert!(world.secrets().contains(GH_TOKEN));
+    // DOCS_TOKEN comes from the daemon's environment, which has none here.
+    assert_eq!(
+        world.checked_servers(),
+        [("docs".to_owned(), false), ("github".to_owned(), true)]
+    );
+}
+
+/// `connect` refuses until the servers are imported, then replaces them with the gateway;
+/// `--undo` gives the file back byte for byte.
+fn connect_round_trip(world: &World, client: &str, file: &Path, check: impl Fn(&str)) {
+    let original = std::fs::read(file).unwrap();
+    let refused = world.fails(&["connect", client]);
+    assert!(
+        refused.contains(&format!("mcpgwctl import --from {client} --write")),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(file).unwrap(), original);
+
+    world.ok(&["import", "--from", client, "--write"]);
+    let mode = std::fs::metadata(file).unwrap().permissions().mode();
+    let out = world.ok(&["connect", client, "--role", "dev"]);
+    assert!(out.contains("--undo"), "{out}");
+    let connected = std::fs::read_to_string(file).unwrap();
+    assert!(
+        connected.contains(&bin("mcpgw-shim").display().to_string()),
+        "{connected}"
+    );
+    assert!(
+        connected.contains("--role") && connected.contains("dev"),
+        "{connected}"
+    );
+    check(&connected);
+    assert_eq!(std::fs::metadata(file).unwrap().permissions().mode(), mode);
+    let backup = PathBuf::from(format!("{}.mcpgw-backup", file.display()));
+    assert_eq!(std::fs::read(&backup).unwrap(), original);
+
+    let again = world.fails(&["connect", client]);
+    assert!(again.contains("connected already"), "{again}");
+
+    world.ok(&["connect", client, "--undo"]);
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        original,
+        "restored byte for byte"
+    );
+    assert!(!backup.exists());
+    let none = world.fails(&["connect", client, "--undo"]);
+    assert!(none.contains("nothing to undo"), "{none}");
+}
+
+#[test]
+fn connect_claude_code_and_undo() {
+    let world = World::new();
+    let file = world.home(".claude.json");
+    world.write(&file, &claude_json(&world.project("")));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    connect_round_trip(&world, "claude-code", &file, |text| {
+        let value: Value = serde_json::from_str(text).unwrap();
+        let servers = value["mcpServers"].as_object().unwrap();
+        let names: Vec<&String> = servers.keys().collect();
+        // `socket` cannot be imported: the client keeps it.
+        assert_eq!(names, ["mcpgw", "socket"]);
+        assert_eq!(value["numStartups"], 41);
+        assert_eq!(value["mcpServers"]["mcpgw"]["type"], "stdio");
+        // The local scope is the project's: left alone.
+        assert!(text.contains(DB_PASSWORD));
+    });
+}
+
+#[test]
+fn connect_vscode_codex_cursor_and_desktop_and_undo() {
+    let world = World::new();
+    let vscode = world.config_home("Code/User/mcp.json");
+    let user_vscode = VSCODE_PROJECT.replace("\"envFile\": \"${workspaceFolder}/.env\", ", "");
+    world.write(&vscode, &user_vscode);
+    connect_round_trip(&world, "vscode", &vscode, |text| {
+        assert!(
+            text.starts_with("{\n  // Prompted for when the server starts.\n  \"inputs\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"mcpgw\": {\n      \"type\": \"stdio\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("server-perplexity-ask") && !text.contains("mcp-server-fetch"),
+            "{text}"
+        );
+    });
+
+    let codex = world.home(".codex/config.toml");
+    world.write(
+        &codex,
+        "# mine\nmodel = \"o3\"\n\n[mcp_servers.time]\ncommand = \"uvx\"\nargs = [\"mcp-server-time\"]\n\n[profiles.quick]\nmodel = \"mini\"\n",
+    );
+    connect_round_trip(&world, "codex", &codex, |text| {
+        assert!(text.starts_with("# mine\nmodel = \"o3\"\n"), "{text}");
+        assert!(
+            text.contains("[profiles.quick]\nmodel = \"mini\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[mcp_servers.mcpgw]") && !text.contains("mcp-server-time"),
+            "{text}"
+        );
+    });
+
+    let cursor = world.home(".cursor/mcp.json");
+    world.write(&cursor, "{\n  \"mcpServers\": {\n    \"git\": {\"command\": \"uvx\", \"args\": [\"mcp-server-git\"]}\n  }\n}\n");
+    connect_round_trip(&world, "cursor", &cursor, |text| {
+        assert!(
+            !text.contains("\"type\""),
+            "Cursor's entries have no type: {text}"
+        );
+    });
+
+    let desktop = world.config_home("Claude/claude_desktop_config.json");
+    world.write(&desktop, "{\"mcpServers\": {\"memory\": {\"command\": \"npx\", \"args\": [\"-y\", \"@modelcontextprotocol/server-memory\"]}}, \"globalShortcut\": \"\"}");
+    connect_round_trip(&world, "claude-desktop", &desktop, |text| {
+        assert!(text.contains("\"globalShortcut\": \"\""), "{text}");
+    });
+}
+
+/// The whole way: a Claude Code config whose server is the fixture, imported into the
+/// gateway's config, served by the daemon (its secret from the env file reaching it), and the
+/// client connected to the gateway calling the same tool through the shim.
+#[tokio::test]
+async fn an_imported_claude_code_server_is_served_through_the_shim() {
+    let world = World::new();
+    let env = &world.env;
+    let fixture = fixture().display().to_string();
+    world.write(
+        &world.home(".claude.json"),
+        &serde_json::to_string_pretty(&json!({
+            "mcpServers": {
+                "fixture": {
+                    "type": "stdio",
+                    "command": fixture,
+                    "args": ["--marker", env.marker, "--name", "fixture"],
+                    "env": {"API_TOKEN": GH_TOKEN}
+                }
+            }
+        }))
+        .unwrap(),
+    );
+    let config = env.config_path().display().to_string();
+    world.ok(&["import", "--config", &config, "--write"]);
+    let yaml = std::fs::read_to_string(env.config_path()).unwrap();
+    no_secret(&yaml);
+
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    assert_eq!(
+        client
+            .call_text("fixture_echo", json!({"text": "imported"}))
+            .await,
+        "imported"
+    );
+    assert_eq!(
+        client
+            .call_text("fixture_env", json!({"name": "API_TOKEN"}))
+            .await,
+        GH_TOKEN,
+        "the secret reaches the server from the env file"
+    );
+    client.close().await;
+
+    // The client, connected, runs the shim with the config it was imported into.
+    world.ok(&["connect", "claude-code", "--config", &config]);
+    let connected: Value =
+        serde_json::from_str(&std::fs::read_to_string(world.home(".claude.json")).unwrap())
+            .unwrap();
+    let entry = &connected["mcpServers"]["mcpgw"];
+    assert_eq!(entry["command"], bin("mcpgw-shim").display().to_string());
+    let args: Vec<&str> = entry["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args, ["--config", config.as_str()]);
+    let through = env.shim_client(&args, &[]).await;
+    assert_eq!(
+        through
+            .call_text("fixture_echo", json!({"text": "connected"}))
+            .await,
+        "connected"
+    );
+    through.close().await;
+    let status = env.status_json().to_string();
+    no_secret(&status);
+    assert!(!env.daemon_log_contains(GH_TOKEN));
+}
