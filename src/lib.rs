@@ -31,6 +31,8 @@ pub mod shim;
 #[cfg(unix)]
 mod process;
 
+#[cfg(feature = "config")]
+pub mod cache_files;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "config")]

@@ -213,14 +213,34 @@ pub fn user_config_file() -> Option<PathBuf> {
     user_config_home().map(|home| home.join("mcpgw").join("gateway.yaml"))
 }
 
+/// The schema cache's directory: `$MCPGW_CACHE_DIR`, else `mcpgw` in the user's cache dir
+/// (`$XDG_CACHE_HOME`, else `~/.cache`; `~/Library/Caches` on macOS); `None` without a home.
+/// The daemon writes it, `mcpgwctl check` reads it.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = env::var_os("MCPGW_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let home = || absolute_var("HOME");
+    let base = if cfg!(target_os = "macos") {
+        home().map(|home| home.join("Library/Caches"))
+    } else {
+        absolute_var("XDG_CACHE_HOME").or_else(|| home().map(|home| home.join(".cache")))
+    };
+    base.map(|base| base.join("mcpgw"))
+}
+
+/// An environment variable holding an absolute path (the XDG spec says to ignore a relative
+/// value).
+fn absolute_var(var: &str) -> Option<PathBuf> {
+    env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+}
+
 /// `$XDG_CONFIG_HOME`, else `$HOME/.config`. The XDG spec says to ignore a relative value.
 fn user_config_home() -> Option<PathBuf> {
-    let absolute = |var: &str| {
-        env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|path| path.is_absolute())
-    };
-    absolute("XDG_CONFIG_HOME").or_else(|| absolute("HOME").map(|home| home.join(".config")))
+    absolute_var("XDG_CONFIG_HOME")
+        .or_else(|| absolute_var("HOME").map(|home| home.join(".config")))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use mcpgw::cache_files;
 use mcpgw::config::{self, Config, ConfigError, ConfigErrors, ServerConfig};
 use mcpgw::plugin_host::{self, Report};
 use serde_json::json;
@@ -31,6 +32,9 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
                 None => Vec::new(),
             };
             let skipped = has_plugins && !import;
+            let surface = Surface::of(&config);
+            let mut warnings = config.warnings.clone();
+            warnings.extend(surface.warnings.iter().cloned());
             let document = json!({
                 "ok": true,
                 "path": config.path,
@@ -48,10 +52,22 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "plugins_imported": has_plugins && import,
-                "warnings": config.warnings,
+                "warnings": warnings,
+                "never_listed": surface.never_listed,
             });
             out.print(&document, || {
                 let mut text = render::check(&path, &config, &plugins);
+                for warning in &surface.warnings {
+                    text.push_str(&format!("warning: {warning}\n"));
+                }
+                if surface.matters(&config) && !surface.never_listed.is_empty() {
+                    text.push_str(&format!(
+                        "note: roles and `tools:`/`prompts:` of servers that never listed ({}) \
+                         are not checked against their tools: the daemon caches a server's \
+                         lists once it has run it (`mcpgwctl start SERVER`)\n",
+                        surface.never_listed.join(", ")
+                    ));
+                }
                 if skipped {
                     text.push_str(&format!(
                         "note: plugins not imported: this config was found in the working \
@@ -64,6 +80,55 @@ pub fn run(explicit: Option<&Path>, out: Out) -> ExitCode {
             })
         }
         Err(errors) => invalid(Some(&path), &errors, out),
+    }
+}
+
+/// What the config names of the servers' items that they do not offer (a role entry, a
+/// `tools:` rename, that matches nothing: a silent hole), judged against what each server
+/// listed when the daemon last ran it — the schema cache, read only: `check` starts nothing.
+struct Surface {
+    warnings: Vec<String>,
+    /// Enabled servers with no cached lists (for this spec): what they offer is unknown.
+    never_listed: Vec<String>,
+}
+
+impl Surface {
+    fn of(config: &Config) -> Self {
+        let dir = mcpgw::paths::cache_dir();
+        let (mut offered, mut never_listed) = (Vec::new(), Vec::new());
+        for server in config.servers.values().filter(|s| s.enabled) {
+            let cached = (dir.as_deref())
+                .and_then(|dir| cache_files::offered(dir, &server.name, server.spec_hash()));
+            match cached {
+                Some(offer) => offered.push(offer),
+                None => never_listed.push(server.name.clone()),
+            }
+        }
+        let mut warnings = config::shaping_warnings(config, &offered);
+        // A role entry may name what a server not yet listed offers: judged only with all.
+        if never_listed.is_empty() {
+            let names = config::exposed_names(config, &offered);
+            warnings.extend(config::role_warnings(
+                config,
+                names.iter().map(String::as_str),
+            ));
+        }
+        Self {
+            warnings,
+            never_listed,
+        }
+    }
+
+    /// Whether the config has anything to judge against servers' lists.
+    fn matters(&self, config: &Config) -> bool {
+        let shaped = config
+            .servers
+            .values()
+            .any(|s| !s.tools.is_identity() || !s.prompts.is_identity());
+        let globs = config.roles.values().any(|role| {
+            matches!(role, config::Role::Patterns(p) if p.iter().any(|p| !p.starts_with('@')))
+        });
+        shaped || globs
     }
 }
 

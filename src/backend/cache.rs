@@ -44,9 +44,6 @@ pub struct CachedSchema {
     pub problems: Vec<String>,
 }
 
-/// The cache's format, in its file names: a new one discovers every server again once.
-const FORMAT: &[u8] = b"format-2";
-
 #[derive(Debug, Clone)]
 pub struct SchemaCache {
     dir: PathBuf,
@@ -70,24 +67,14 @@ impl SchemaCache {
         Self { dir, key }
     }
 
-    /// `$MCPGW_CACHE_DIR`, else the platform cache dir (`$XDG_CACHE_HOME/mcpgw` on Linux).
+    /// [`crate::paths::cache_dir`] (where `mcpgwctl check` looks too), else the temp dir's.
     pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("MCPGW_CACHE_DIR").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        dirs::cache_dir()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("mcpgw")
+        crate::paths::cache_dir().unwrap_or_else(|| std::env::temp_dir().join("mcpgw"))
     }
 
     fn path(&self, server: &str, spec_hash: u64) -> Option<PathBuf> {
-        let mut keyed = Vec::from(self.key?);
-        keyed.extend_from_slice(&spec_hash.to_le_bytes());
-        // Caches before this format were also written by per-client instances, with one
-        // client's capabilities, and without what rmcp's types do not know: not used again.
-        keyed.extend_from_slice(FORMAT);
-        let name = crate::config::fnv1a64(&keyed);
-        Some(self.dir.join(format!("{server}-{name:016x}.json")))
+        let name = crate::cache_files::file_name(self.key.as_ref()?, server, spec_hash);
+        Some(self.dir.join(name))
     }
 
     /// The cached schema, or None when there is none or it cannot be read (then the server is
@@ -136,12 +123,10 @@ fn open(dir: &Path) -> Result<[u8; 16], String> {
         };
         unusable(problem.why, fix)
     })?;
-    let path = dir.join("key");
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(key) = <[u8; 16]>::try_from(bytes.as_slice())
-    {
+    if let Some(key) = crate::cache_files::read_key(dir) {
         return Ok(key);
     }
+    let path = dir.join("key");
     let mut key = [0u8; 16];
     getrandom::fill(&mut key).map_err(|e| unusable(format!("has no key ({e})"), ""))?;
     crate::private::write_atomically(&path, &key)

@@ -38,6 +38,7 @@ mod server;
 mod shaping;
 mod size;
 mod suggest;
+mod surface;
 mod tree;
 
 #[cfg(test)]
@@ -55,10 +56,14 @@ pub use env_file::{
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;
-pub use names::named_under;
+pub use names::{MAX_NAME, exposed_name, named_under, shorten};
 pub use plugin_sources::{Sources as PluginSources, Watched as PluginWatched};
 pub use plugins::{DEFAULT_PYTHON, PLUGINS_SERVER, PluginHost, PluginModule};
+pub use shaping::Shape;
 pub use size::display as display_size;
+pub use surface::{
+    BUILTIN_TOOLS, Offered, exposed_names, resource_role_name, role_warnings, shaping_warnings,
+};
 
 /// Finds the config file as a daemon a person starts does ([`crate::paths::discover`], the
 /// working directory first), with a missing one as a [`ConfigError`].

@@ -133,3 +133,26 @@ impl Checker<'_> {
         None
     }
 }
+
+/// MCP clients commonly reject tool names longer than this.
+pub const MAX_NAME: usize = 64;
+
+/// `<prefix>_<name>` (the prefix is the server's name unless configured; empty = the bare
+/// name), shortened deterministically to [`MAX_NAME`] when longer: the first 55 bytes, `_`, and
+/// 8 hex digits of a hash of the full name, so it stays unique and stable.
+pub fn exposed_name(prefix: &str, name: &str) -> String {
+    let full = if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}_{name}")
+    };
+    if full.len() <= MAX_NAME {
+        return full;
+    }
+    shorten(&full, &full)
+}
+
+pub fn shorten(name: &str, hash_input: &str) -> String {
+    let hash = super::fnv1a64(hash_input.as_bytes()) as u32;
+    format!("{}_{hash:08x}", super::cut_at(name, MAX_NAME - 9))
+}

@@ -30,3 +30,15 @@ impl Builtin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `mcpgwctl check` knows the gateway's tools by name only (it has no MCP types).
+    #[test]
+    fn the_configs_list_of_builtin_names_is_this_one() {
+        let names: Vec<String> = Builtin::ALL.iter().map(|b| b.tool().name.into()).collect();
+        assert_eq!(names, crate::config::BUILTIN_TOOLS);
+    }
+}

@@ -13,12 +13,9 @@ use std::sync::Arc;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use super::builtin::Builtin;
-use super::shaping::Shape;
 use crate::backend::Backend;
 use crate::backend::listed::Listed;
-
-/// MCP clients commonly reject tool names longer than this.
-pub const MAX_NAME: usize = 64;
+use crate::config::{Shape, exposed_name, shorten};
 
 /// Where a request for an exposed item goes.
 #[derive(Clone)]
@@ -386,32 +383,6 @@ impl Catalog {
     }
 }
 
-/// The name roles match resources and templates by: `<server>_resource:<uri>`, so a role's
-/// `filesystem_*` covers the filesystem server's resources as well as its tools.
-pub fn resource_role_name(server: &str, uri: &str) -> String {
-    format!("{server}_resource:{uri}")
-}
-
-/// `<prefix>_<name>` (the prefix is the server's name unless configured; empty = the bare
-/// name), shortened deterministically to [`MAX_NAME`] when longer: the first 55 bytes, `_`, and
-/// 8 hex digits of a hash of the full name, so it stays unique and stable.
-pub fn exposed_name(prefix: &str, name: &str) -> String {
-    let full = if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}_{name}")
-    };
-    if full.len() <= MAX_NAME {
-        return full;
-    }
-    shorten(&full, &full)
-}
-
-fn shorten(name: &str, hash_input: &str) -> String {
-    let hash = crate::config::fnv1a64(hash_input.as_bytes()) as u32;
-    format!("{}_{hash:08x}", crate::config::cut_at(name, MAX_NAME - 9))
-}
-
 /// Whether `uri` fits an RFC 6570 template, treating every `{…}` expression as "one or more
 /// characters up to the next literal part". Enough to route reads; the server does the real
 /// expansion.
@@ -445,29 +416,6 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_names_are_plain_prefixes() {
-        assert_eq!(
-            exposed_name("filesystem", "read_file"),
-            "filesystem_read_file"
-        );
-    }
-
-    #[test]
-    fn an_empty_prefix_exposes_the_bare_name() {
-        assert_eq!(exposed_name("", "read_file"), "read_file");
-    }
-
-    #[test]
-    fn long_names_shorten_deterministically() {
-        let tool = "a".repeat(80);
-        let name = exposed_name("srv", &tool);
-        assert_eq!(name.len(), MAX_NAME);
-        assert_eq!(name, exposed_name("srv", &tool));
-        assert_ne!(name, exposed_name("srv", &format!("{tool}b")));
-        assert!(name.starts_with("srv_aaaa"));
-    }
 
     #[test]
     fn templates_match_uris() {

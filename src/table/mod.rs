@@ -10,7 +10,6 @@ mod catalog;
 mod instructions;
 pub mod pages;
 mod roles;
-mod shaping;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,8 +20,9 @@ use crate::backend::Backend;
 use crate::backend::listed::{Listed, Members};
 use crate::config::Config;
 
+pub use crate::config::resource_role_name;
 pub use builtin::Builtin;
-pub use catalog::{Catalog, Named, Target, prefix_of, resource_role_name};
+pub use catalog::{Catalog, Named, Target, prefix_of};
 pub use roles::Roles;
 
 pub struct Table {
@@ -210,20 +210,22 @@ impl Table {
     }
 
     fn shaping_warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        for (name, spec) in self.config.servers.iter().filter(|(_, s)| s.enabled) {
-            let Some(schema) = self.backends.get(name).and_then(|b| b.schema()) else {
-                continue;
-            };
-            let tools = shaping::Shape::new(&spec.tools)
-                .unmatched("tools", schema.tools.iter().map(|t| t.name.as_ref()));
-            let prompts = shaping::Shape::new(&spec.prompts)
-                .unmatched("prompts", schema.prompts.iter().map(|p| p.name.as_str()));
-            for note in tools.into_iter().chain(prompts) {
-                warnings.push(format!("server `{name}`: {note}"));
-            }
-        }
-        warnings
+        let offered: Vec<crate::config::Offered> = (self.config.servers.keys())
+            .filter_map(|name| {
+                let schema = self.backends.get(name)?.schema()?;
+                let mut resources: Vec<String> =
+                    schema.resources.iter().map(|r| r.uri.clone()).collect();
+                let templates = schema.resource_templates.iter();
+                resources.extend(templates.map(|t| t.uri_template.clone()));
+                Some(crate::config::Offered {
+                    server: name.clone(),
+                    tools: schema.tools.iter().map(|t| t.name.to_string()).collect(),
+                    prompts: schema.prompts.iter().map(|p| p.name.clone()).collect(),
+                    resources,
+                })
+            })
+            .collect();
+        crate::config::shaping_warnings(&self.config, &offered)
     }
 
     fn role_warnings(&self) -> Vec<String> {
@@ -247,6 +249,7 @@ impl Table {
                     .map(|t| resource_role_name(&t.backend.name, &t.item.uri_template)),
             )
             .collect::<Vec<_>>();
+        // The names the catalog gave (clashes settled), and the tools it holds back.
         let names = self
             .catalog
             .tools
@@ -260,8 +263,9 @@ impl Table {
                     .iter()
                     .map(|p| p.item.name.as_str()),
             )
+            .chain(self.catalog.pin_changes.iter().map(|c| c.exposed.as_str()))
             .chain(resources.iter().map(String::as_str));
-        self.roles.unmatched(names)
+        crate::config::role_warnings(&self.config, names)
     }
 
     /// Whether `role` may see and use a resource (or template) of `server`.

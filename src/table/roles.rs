@@ -35,16 +35,13 @@ struct Compiled {
     not_destructive: bool,
     /// Only exclusions: everything else is let through.
     all_but_excluded: bool,
-    /// The glob entries as written (`!` included), in order, each with its index in
-    /// `exclude` (`true`) or `include`: to tell which matches nothing.
-    written: Vec<(String, bool, usize)>,
 }
 
 impl Compiled {
     fn new(name: &str, patterns: &[String]) -> Result<Self, String> {
         let (mut include, mut exclude) = (GlobSetBuilder::new(), GlobSetBuilder::new());
         let (mut read_only, mut not_destructive) = (false, false);
-        let (mut written, mut includes, mut excludes) = (Vec::new(), 0, 0);
+        let (mut includes, mut excludes) = (0, 0);
         for pattern in patterns {
             let glob = |text: &str| {
                 Glob::new(text).map_err(|e| format!("role `{name}`: bad pattern `{pattern}`: {e}"))
@@ -60,12 +57,10 @@ impl Compiled {
                 }
                 negated if negated.starts_with('!') => {
                     exclude.add(glob(&negated[1..])?);
-                    written.push((pattern.clone(), true, excludes));
                     excludes += 1;
                 }
                 plain => {
                     include.add(glob(plain)?);
-                    written.push((pattern.clone(), false, includes));
                     includes += 1;
                 }
             }
@@ -79,28 +74,7 @@ impl Compiled {
             not_destructive,
             // An empty role (`[]`) lets nothing through, as it always did.
             all_but_excluded: includes == 0 && excludes > 0 && !read_only && !not_destructive,
-            written,
         })
-    }
-
-    /// The glob entries, as written, that match none of `names`.
-    fn unmatched<'n>(&self, names: impl Iterator<Item = &'n str>) -> Vec<&str> {
-        let mut seen = [
-            vec![false; self.include.len()],
-            vec![false; self.exclude.len()],
-        ];
-        for name in names {
-            for (set, seen) in [&self.include, &self.exclude].into_iter().zip(&mut seen) {
-                for i in set.matches(name) {
-                    seen[i] = true;
-                }
-            }
-        }
-        self.written
-            .iter()
-            .filter(|(_, excluding, i)| !seen[usize::from(*excluding)][*i])
-            .map(|(pattern, _, _)| pattern.as_str())
-            .collect()
     }
 
     fn allows(&self, exposed: &str, annotations: Option<&ToolAnnotations>) -> bool {
@@ -136,22 +110,6 @@ impl Roles {
             out.insert(name.clone(), compiled);
         }
         Ok(Self { roles: out })
-    }
-
-    /// A warning for every glob entry of a role that matches none of `names` (every exposed
-    /// tool, prompt and resource name): a typo (`filesytem_*`) would otherwise let nothing
-    /// through, or keep nothing out, without a word.
-    pub fn unmatched<'a>(&self, names: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
-        let mut warnings = Vec::new();
-        for (role, compiled) in &self.roles {
-            let Some(compiled) = compiled else { continue };
-            for pattern in compiled.unmatched(names.clone()) {
-                warnings.push(format!(
-                    "role `{role}`: `{pattern}` matches nothing any configured server offers"
-                ));
-            }
-        }
-        warnings
     }
 
     /// Checks a role asked for at hello; the error names the known roles.
@@ -253,19 +211,6 @@ mod tests {
         let only_exclusions = roles(&["!fs_write_*"]);
         assert!(only_exclusions.allows(Some("r"), "git_log"));
         assert!(!only_exclusions.allows(Some("r"), "fs_write_file"));
-    }
-
-    #[test]
-    fn an_entry_that_matches_nothing_is_named() {
-        let r = roles(&["fs_*", "!fs_wrte_*", "@read-only", "gti_*"]);
-        let names = ["fs_read", "fs_write_file", "git_log"];
-        assert_eq!(
-            r.unmatched(names.iter().copied()),
-            [
-                "role `r`: `!fs_wrte_*` matches nothing any configured server offers",
-                "role `r`: `gti_*` matches nothing any configured server offers",
-            ]
-        );
     }
 
     #[test]

@@ -295,3 +295,43 @@ async fn lists_are_in_one_order_across_daemons() {
     assert_eq!(resources, &sorted, "resources in URI order");
     assert_eq!(lists[0], lists[1], "the same lists from both daemons");
 }
+
+/// `mcpgwctl check` judges role entries and `tools:` entries against what the servers listed
+/// when the daemon last ran them (the schema cache), starting nothing itself.
+#[tokio::test]
+async fn check_warns_of_entries_that_name_nothing_once_servers_have_listed() {
+    let env = Env::new();
+    let server = env.fixture_server("alpha", &[]);
+    env.write_config(&format!(
+        "servers:\n{server}    tools:\n      rename: {{ ecco: say }}\nroles:\n  ro: [\"alpha_*\", \"alpah_*\", \"!alpha_nothing\"]\n"
+    ));
+    let config = env.config_path();
+    let check = |env: &Env| {
+        let out = env.ctl(&["check", "--config", config.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = check(&env);
+    assert!(
+        before.contains("servers that never listed (alpha) are not checked"),
+        "{before}"
+    );
+    assert!(!before.contains("alpah_*"), "{before}");
+
+    let mut daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let _ = client.tool_names().await;
+    client.close().await;
+    daemon.stop().await;
+
+    let after = check(&env);
+    for expected in [
+        "warning: server `alpha`: `tools.rename` names `ecco`, which it does not have",
+        "warning: role `ro`: `alpah_*` matches nothing any configured server offers",
+        "warning: role `ro`: `!alpha_nothing` matches nothing any configured server offers",
+    ] {
+        assert!(after.contains(expected), "{expected}\n{after}");
+    }
+    assert!(!after.contains("`alpha_*`"), "{after}");
+    assert!(!after.contains("never listed"), "{after}");
+}

@@ -1,6 +1,7 @@
-//! Server names and prefixes: valid, not reserved, unique.
+//! Server names and prefixes: valid, not reserved, unique; and the exposed names they start.
 
 use super::{error, errors, ok};
+use crate::config::{MAX_NAME, exposed_name};
 
 #[test]
 fn server_names_are_checked() {
@@ -75,4 +76,27 @@ fn prefixes_are_checked_and_unique() {
         ok("servers:\n  a:\n    command: x\n    prefix:\n").servers["a"].prefix,
         "a"
     );
+}
+
+#[test]
+fn short_names_are_plain_prefixes() {
+    assert_eq!(
+        exposed_name("filesystem", "read_file"),
+        "filesystem_read_file"
+    );
+}
+
+#[test]
+fn an_empty_prefix_exposes_the_bare_name() {
+    assert_eq!(exposed_name("", "read_file"), "read_file");
+}
+
+#[test]
+fn long_names_shorten_deterministically() {
+    let tool = "a".repeat(80);
+    let name = exposed_name("srv", &tool);
+    assert_eq!(name.len(), MAX_NAME);
+    assert_eq!(name, exposed_name("srv", &tool));
+    assert_ne!(name, exposed_name("srv", &format!("{tool}b")));
+    assert!(name.starts_with("srv_aaaa"));
 }

@@ -89,3 +89,42 @@ fn mistakes_are_errors_at_their_place() {
          `rename` and/or `describe`, found a list"
     );
 }
+
+#[test]
+fn entries_that_name_nothing_offered_are_warned_about() {
+    use crate::config::{Offered, exposed_names, role_warnings, shaping_warnings};
+    let config = ok(r#"servers:
+  fs:
+    command: x
+    tools: { deny: ["wrte_*"], rename: { read: cat } }
+roles:
+  r: ["fs_*", "!fs_wrte_*", "@read-only", "gti_*", "fs_cat", "gateway_status", "fs_resource:*"]
+"#);
+    let offered = [Offered {
+        server: "fs".into(),
+        tools: vec!["read".into(), "write_file".into()],
+        prompts: vec![],
+        resources: vec!["file:///x".into()],
+    }];
+    assert_eq!(
+        shaping_warnings(&config, &offered),
+        ["server `fs`: `tools.deny` entry `wrte_*` matches none of its tools"]
+    );
+    let names = exposed_names(&config, &offered);
+    assert_eq!(
+        names,
+        [
+            "gateway_status",
+            "fs_cat",
+            "fs_write_file",
+            "fs_resource:file:///x"
+        ]
+    );
+    assert_eq!(
+        role_warnings(&config, names.iter().map(String::as_str)),
+        [
+            "role `r`: `!fs_wrte_*` matches nothing any configured server offers",
+            "role `r`: `gti_*` matches nothing any configured server offers",
+        ]
+    );
+}
