@@ -60,16 +60,17 @@ fn raise_descriptor_limit() {
     }
 }
 
-/// Where the daemon keeps its state: `$MCPGW_STATE_DIR`, else the platform state dir
-/// (`$XDG_STATE_HOME/mcpgw`, `~/.local/state/mcpgw` on Linux; the local data dir elsewhere).
+/// Where the daemon keeps its state ([`crate::paths::state_dir`]), else a per-user
+/// directory under the temp dir (no home: the pins dir's checks guard it).
 pub fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MCPGW_STATE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("mcpgw")
+    crate::paths::state_dir().unwrap_or_else(|| {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        #[cfg(unix)]
+        let uid = unsafe { libc::getuid() };
+        #[cfg(not(unix))]
+        let uid = 0;
+        std::env::temp_dir().join(format!("mcpgw-state-{uid}"))
+    })
 }
 
 /// Where schemas are cached: `$MCPGW_CACHE_DIR`, else the platform cache dir.

@@ -229,6 +229,22 @@ pub fn cache_dir() -> Option<PathBuf> {
     base.map(|base| base.join("mcpgw"))
 }
 
+/// The daemon's state (the tool pins): `$MCPGW_STATE_DIR`, else `mcpgw` in the user's state
+/// dir (`$XDG_STATE_HOME`, else `~/.local/state`; `~/Library/Application Support` on macOS);
+/// `None` without a home.
+pub fn state_dir() -> Option<PathBuf> {
+    if let Some(dir) = env::var_os("MCPGW_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let home = || absolute_var("HOME");
+    let base = if cfg!(target_os = "macos") {
+        home().map(|home| home.join("Library/Application Support"))
+    } else {
+        absolute_var("XDG_STATE_HOME").or_else(|| home().map(|home| home.join(".local/state")))
+    };
+    base.map(|base| base.join("mcpgw"))
+}
+
 /// An environment variable holding an absolute path (the XDG spec says to ignore a relative
 /// value).
 fn absolute_var(var: &str) -> Option<PathBuf> {

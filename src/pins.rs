@@ -1,9 +1,10 @@
 //! Tool pinning: trust on first use of each server's tool definitions.
 //!
 //! The first time the gateway sees a server's tools (from its schema cache or its first
-//! listing: nothing is started for it) it pins each tool's definition — name, title,
-//! description, input and output schema, annotations, as the server wrote them (before the
-//! config's `tools:` shaping, which is the user's own and never counts as a change). Later
+//! listing: nothing is started for it) it pins each tool's definition — the whole tool object
+//! as the server wrote it (name, title, description, schemas, annotations, `_meta`, members
+//! no SDK knows yet), before the config's `tools:` shaping, which is the user's own and never
+//! counts as a change. A server's instructions, prompts and resources are not pinned. Later
 //! lists are compared with the pins: a tool whose definition differs, or a tool the pinned
 //! server did not have, is a change. With `pin: quarantine` (the default) the catalog holds
 //! it back until the user approves it (`mcpgwctl diff`, `mcpgwctl approve`); with `warn` it is
@@ -12,30 +13,23 @@
 //!
 //! Pins are kept per server name in `<state dir>/pins/<server>.json` (0600 in a 0700 dir),
 //! across restarts and config edits: a changed command (an upgrade) is exactly when tools
-//! change. If they cannot be written the gateway keeps them in memory and says so once.
+//! change. If they cannot be written the gateway keeps them in memory and says so. Pins that
+//! exist but cannot be read fail closed: the server counts as pinned with nothing, so every
+//! tool it lists is held until approved — never pinned again as it lists now, which would let
+//! a server that makes its own pins unreadable (huge definitions) escape them for good.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use rmcp::model::Tool;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::backend::listed::Listed;
 use crate::config::PinMode;
 
-/// The members of a tool that make its definition: what a model reads and how it is called.
-const PINNED_MEMBERS: &[&str] = &[
-    "name",
-    "title",
-    "description",
-    "inputSchema",
-    "outputSchema",
-    "annotations",
-];
-
-/// The largest pin file read back (a server's tools, as large as its lists may be).
-const MAX_PIN_FILE: u64 = 64 << 20;
+/// The largest pin file written and read back; pins past it stay in memory (said once).
+const MAX_PIN_FILE: usize = 64 << 20;
 
 /// A tool held back, or (with `warn`) served despite a change.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,15 +44,21 @@ pub struct Change {
 
 impl Change {
     /// The members that differ (`["description"]`), or `["new"]`.
-    pub fn what(&self) -> Vec<&'static str> {
+    pub fn what(&self) -> Vec<String> {
         let Some(pinned) = &self.pinned else {
-            return vec!["new"];
+            return vec!["new".into()];
         };
-        PINNED_MEMBERS
-            .iter()
-            .copied()
-            .filter(|member| pinned.get(member) != self.current.get(member))
-            .collect()
+        let members = |v: &Value| -> Vec<String> {
+            v.as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let mut all: Vec<String> = members(pinned);
+        all.extend(members(&self.current));
+        all.sort();
+        all.dedup();
+        all.retain(|member| pinned.get(member) != self.current.get(member));
+        all
     }
 }
 
@@ -73,8 +73,9 @@ pub struct Pins {
 struct Server {
     /// The pinned definitions by tool name; `None` until the server's tools were first seen.
     pinned: Option<BTreeMap<String, Value>>,
-    /// Changes already logged, by tool, with the definition logged: each is said once.
-    logged: HashMap<String, Value>,
+    /// Changes already logged, by tool, with a hash of the definition logged: each is said
+    /// once. Only the current changes are kept.
+    logged: HashMap<String, u64>,
 }
 
 impl Pins {
@@ -114,15 +115,24 @@ impl Pins {
     }
 
     /// Compares `tools`, what `server` lists now, with its pins, pinning them all if it has
-    /// none yet. Returns the changes (none with `off`); each is logged once.
-    pub fn judge(&self, server: &str, mode: PinMode, tools: &[Listed<Tool>]) -> Vec<Change> {
+    /// none yet. Returns the changes by tool name (none with `off`); each is logged once.
+    /// Of two tools listed under one name the first counts, as in the catalog.
+    pub fn judge(
+        &self,
+        server: &str,
+        mode: PinMode,
+        tools: &[Listed<Tool>],
+    ) -> HashMap<String, Change> {
         if mode == PinMode::Off {
-            return Vec::new();
+            return HashMap::new();
         }
-        let current: Vec<(String, Value)> = tools
-            .iter()
-            .map(|t| (t.name.to_string(), definition(t)))
-            .collect();
+        let mut current: Vec<(String, Value)> = Vec::with_capacity(tools.len());
+        let mut seen = std::collections::HashSet::new();
+        for tool in tools {
+            if seen.insert(tool.name.as_ref()) {
+                current.push((tool.name.to_string(), definition(tool)));
+            }
+        }
         let mut servers = self.servers.lock().unwrap();
         let entry = self.entry(&mut servers, server);
         let Some(pinned) = &entry.pinned else {
@@ -130,24 +140,26 @@ impl Pins {
             tracing::info!("server `{server}`: pinned its {} tools", first.len());
             self.save(server, &first);
             entry.pinned = Some(first);
-            return Vec::new();
+            return HashMap::new();
         };
-        let changes: Vec<Change> = current
+        let changes: HashMap<String, Change> = current
             .into_iter()
             .filter(|(name, now)| pinned.get(name) != Some(now))
-            .map(|(tool, current)| Change {
-                pinned: pinned.get(&tool).cloned(),
-                tool,
-                current,
+            .map(|(tool, current)| {
+                let change = Change {
+                    pinned: pinned.get(&tool).cloned(),
+                    tool: tool.clone(),
+                    current,
+                };
+                (tool, change)
             })
             .collect();
-        for change in &changes {
-            if entry.logged.get(&change.tool) == Some(&change.current) {
+        entry.logged.retain(|tool, _| changes.contains_key(tool));
+        for change in changes.values() {
+            let digest = crate::config::fnv1a64(change.current.to_string().as_bytes());
+            if entry.logged.insert(change.tool.clone(), digest) == Some(digest) {
                 continue;
             }
-            entry
-                .logged
-                .insert(change.tool.clone(), change.current.clone());
             let (tool, what) = (&change.tool, change.what().join(", "));
             match mode {
                 PinMode::Warn => tracing::warn!(
@@ -164,49 +176,54 @@ impl Pins {
         changes
     }
 
-    /// Pins the definitions of `names` (every changed tool when `None`) as `tools` lists them
-    /// now. Returns the tools approved; a name that is not a change is an error.
+    /// Pins each `reviewed` definition of `server` (as `diff` showed it) if it is still what
+    /// `tools`, the server's list, says now: a definition that changed again since it was
+    /// reviewed is not approved (all or nothing). Returns the tools approved.
     pub fn approve(
         &self,
         server: &str,
         tools: &[Listed<Tool>],
-        names: Option<&[String]>,
+        reviewed: &[(String, Value)],
     ) -> Result<Vec<String>, String> {
+        if reviewed.is_empty() {
+            return Err(format!("nothing of server `{server}` to approve"));
+        }
         let mut servers = self.servers.lock().unwrap();
         let entry = self.entry(&mut servers, server);
         let pinned = entry.pinned.get_or_insert_with(BTreeMap::new);
-        let changed: BTreeMap<String, Value> = tools
-            .iter()
-            .map(|t| (t.name.to_string(), definition(t)))
-            .filter(|(name, now)| pinned.get(name) != Some(now))
-            .collect();
-        let chosen: Vec<String> = match names {
-            None => changed.keys().cloned().collect(),
-            Some(names) => {
-                if let Some(unchanged) = names.iter().find(|n| !changed.contains_key(*n)) {
-                    let held: Vec<&str> = changed.keys().map(String::as_str).collect();
+        for (name, definition_seen) in reviewed {
+            // The first of a name counts, as in `judge`.
+            let now = tools.iter().find(|t| t.name == *name).map(definition);
+            match now {
+                None => {
                     return Err(format!(
-                        "server `{server}` has no changed tool `{unchanged}` to approve{}",
-                        if held.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (changed: {})", held.join(", "))
-                        }
+                        "server `{server}` no longer lists `{name}`; nothing was approved"
                     ));
                 }
-                names.to_vec()
+                Some(now) if now != *definition_seen => {
+                    return Err(format!(
+                        "server `{server}`'s tool `{name}` changed again since you reviewed it; \
+                         nothing was approved: run `mcpgwctl diff {server}` again"
+                    ));
+                }
+                Some(_) if pinned.get(name) == Some(definition_seen) => {
+                    return Err(format!(
+                        "server `{server}`'s tool `{name}` is already approved as it is"
+                    ));
+                }
+                Some(_) => {}
             }
-        };
-        for name in &chosen {
-            pinned.insert(name.clone(), changed[name].clone());
+        }
+        let mut approved = Vec::new();
+        for (name, definition) in reviewed {
+            pinned.insert(name.clone(), definition.clone());
             entry.logged.remove(name);
+            approved.push(name.clone());
         }
-        if !chosen.is_empty() {
-            let pinned = entry.pinned.as_ref().expect("set above");
-            self.save(server, pinned);
-            tracing::info!("server `{server}`: approved {}", chosen.join(", "));
-        }
-        Ok(chosen)
+        let pinned = entry.pinned.as_ref().expect("set above");
+        self.save(server, pinned);
+        tracing::info!("server `{server}`: approved {}", approved.join(", "));
+        Ok(approved)
     }
 
     fn entry<'s>(&self, servers: &'s mut HashMap<String, Server>, server: &str) -> &'s mut Server {
@@ -221,8 +238,8 @@ impl Pins {
         Some(self.dir.as_ref()?.join(format!("{server}.json")))
     }
 
-    /// The server's pins on disk; `None` when it has none (or they cannot be read: then the
-    /// tools it lists now are pinned again, which is said).
+    /// The server's pins on disk; `None` when it has none. Pins that exist but cannot be read
+    /// are an empty set (fail closed: every tool is held until approved), which is said.
     fn load(&self, server: &str) -> Option<BTreeMap<String, Value>> {
         use std::io::Read;
         let path = self.path(server)?;
@@ -235,19 +252,22 @@ impl Pins {
             }
         };
         let mut bytes = Vec::new();
-        let read = file.take(MAX_PIN_FILE).read_to_end(&mut bytes);
-        let parsed = read
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_slice::<PinFile>(&bytes).map_err(|e| e.to_string()));
+        let read = file.take(MAX_PIN_FILE as u64 + 1).read_to_end(&mut bytes);
+        let parsed = read.map_err(|e| e.to_string()).and_then(|_| {
+            if bytes.len() > MAX_PIN_FILE {
+                return Err(format!("larger than {MAX_PIN_FILE} bytes"));
+            }
+            serde_json::from_slice::<PinFile>(&bytes).map_err(|e| e.to_string())
+        });
         match parsed {
             Ok(file) => Some(file.tools),
             Err(e) => {
                 tracing::warn!(
-                    "ignoring unreadable tool pins {} ({e}): server `{server}`'s tools are pinned \
-                     again as it lists them now",
+                    "cannot read the tool pins {} ({e}): every tool of server `{server}` is \
+                     held back until approved (`mcpgwctl diff {server}`)",
                     path.display()
                 );
-                None
+                Some(BTreeMap::new())
             }
         }
     }
@@ -257,11 +277,23 @@ impl Pins {
             return;
         };
         let file = PinFileRef { tools: pinned };
-        let written = serde_json::to_vec_pretty(&file)
+        let written = serde_json::to_vec(&file)
             .map_err(std::io::Error::from)
-            .and_then(|bytes| crate::private::write_atomically(&path, &bytes));
+            .and_then(|bytes| {
+                // What could not be read back is not written: the pins stay in memory.
+                if bytes.len() > MAX_PIN_FILE {
+                    return Err(std::io::Error::other(format!(
+                        "{} bytes, more than {MAX_PIN_FILE}",
+                        bytes.len()
+                    )));
+                }
+                crate::private::write_atomically(&path, &bytes)
+            });
         if let Err(e) = written {
-            tracing::warn!("cannot write the tool pins {}: {e}", path.display());
+            tracing::warn!(
+                "cannot write the tool pins {} ({e}): kept in memory until the daemon stops",
+                path.display()
+            );
         }
     }
 }
@@ -276,16 +308,9 @@ struct PinFileRef<'a> {
     tools: &'a BTreeMap<String, Value>,
 }
 
-/// The pinned members of a tool as the server wrote it (unknown members included).
+/// A tool as the server wrote it (unknown members included): its pinned definition.
 fn definition(tool: &Listed<Tool>) -> Value {
-    let Ok(Value::Object(all)) = serde_json::to_value(tool) else {
-        return Value::Null;
-    };
-    let kept: Map<String, Value> = all
-        .into_iter()
-        .filter(|(key, _)| PINNED_MEMBERS.contains(&key.as_str()))
-        .collect();
-    Value::Object(kept)
+    serde_json::to_value(tool).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -306,6 +331,16 @@ mod tests {
         ))
     }
 
+    fn names(changes: &HashMap<String, Change>) -> Vec<&str> {
+        let mut names: Vec<&str> = changes.keys().map(String::as_str).collect();
+        names.sort();
+        names
+    }
+
+    fn reviewed(changes: &HashMap<String, Change>, name: &str) -> (String, Value) {
+        (name.to_owned(), changes[name].current.clone())
+    }
+
     #[test]
     fn first_sight_pins_then_changes_and_new_tools_are_held_until_approved() {
         let pins = Pins::in_memory();
@@ -319,10 +354,9 @@ mod tests {
             tool("rm", "Removes."),
         ];
         let held = pins.judge("s", q, &v2);
-        let names: Vec<&str> = held.iter().map(|c| c.tool.as_str()).collect();
-        assert_eq!(names, ["echo", "rm"]);
-        assert_eq!(held[0].what(), ["description"]);
-        assert_eq!(held[1].what(), ["new"]);
+        assert_eq!(names(&held), ["echo", "rm"]);
+        assert_eq!(held["echo"].what(), ["description"]);
+        assert_eq!(held["rm"].what(), ["new"]);
         assert_eq!(
             pins.judge("s", PinMode::Warn, &v2),
             held,
@@ -330,23 +364,79 @@ mod tests {
         );
         assert!(pins.judge("s", PinMode::Off, &v2).is_empty());
 
-        let err = pins.approve("s", &v2, Some(&["add".into()])).unwrap_err();
         assert_eq!(
-            err,
-            "server `s` has no changed tool `add` to approve (changed: echo, rm)"
-        );
-        assert_eq!(
-            pins.approve("s", &v2, Some(&["echo".into()])).unwrap(),
+            pins.approve("s", &v2, &[reviewed(&held, "echo")]).unwrap(),
             ["echo"]
         );
-        let names: Vec<String> = pins
-            .judge("s", q, &v2)
-            .into_iter()
-            .map(|c| c.tool)
-            .collect();
-        assert_eq!(names, ["rm"]);
-        assert_eq!(pins.approve("s", &v2, None).unwrap(), ["rm"]);
+        assert_eq!(names(&pins.judge("s", q, &v2)), ["rm"]);
+        let again = pins
+            .approve("s", &v2, &[reviewed(&held, "echo")])
+            .unwrap_err();
+        assert_eq!(
+            again,
+            "server `s`'s tool `echo` is already approved as it is"
+        );
+        assert_eq!(
+            pins.approve("s", &v2, &[reviewed(&held, "rm")]).unwrap(),
+            ["rm"]
+        );
         assert!(pins.judge("s", q, &v2).is_empty());
+    }
+
+    /// What `diff` showed is what is approved: a tool that changed again since is not.
+    #[test]
+    fn a_definition_that_changed_since_it_was_reviewed_is_not_approved() {
+        let pins = Pins::in_memory();
+        let q = PinMode::Quarantine;
+        pins.judge("s", q, &[tool("echo", "Echoes.")]);
+        let shown = pins.judge("s", q, &[tool("echo", "Benign.")]);
+        let now = [tool("echo", "Malicious.")];
+        let err = pins
+            .approve("s", &now, &[reviewed(&shown, "echo")])
+            .unwrap_err();
+        assert!(err.contains("changed again since you reviewed it"), "{err}");
+        assert_eq!(names(&pins.judge("s", q, &now)), ["echo"]);
+        let err = pins
+            .approve("s", &[], &[reviewed(&shown, "echo")])
+            .unwrap_err();
+        assert!(err.contains("no longer lists `echo`"), "{err}");
+        assert!(
+            pins.approve("s", &now, &[]).is_err(),
+            "an empty approval approves nothing"
+        );
+    }
+
+    /// Two tools under one name: the first counts, and approving it settles it.
+    #[test]
+    fn of_two_tools_of_one_name_the_first_counts() {
+        let pins = Pins::in_memory();
+        let q = PinMode::Quarantine;
+        let twice = [tool("echo", "One."), tool("echo", "Two.")];
+        assert!(pins.judge("s", q, &twice).is_empty());
+        assert!(pins.judge("s", q, &twice).is_empty(), "not held forever");
+        assert!(pins.judge("s", q, &[tool("echo", "One.")]).is_empty());
+    }
+
+    /// Pins that exist but cannot be read (here: past the size bound, which writing refuses
+    /// to reach) fail closed: every tool is held, none is pinned again as it lists now.
+    #[test]
+    fn unreadable_pins_hold_everything_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pins_dir = dir.path().join("pins");
+        let v1 = [tool("echo", "Echoes."), tool("add", "Adds.")];
+        assert!(
+            Pins::new(pins_dir.clone())
+                .judge("s", PinMode::Quarantine, &v1)
+                .is_empty()
+        );
+        std::fs::write(pins_dir.join("s.json"), b"{\"tools\": {\"echo\": [[[").unwrap();
+        let held = Pins::new(pins_dir.clone()).judge("s", PinMode::Quarantine, &v1);
+        assert_eq!(names(&held), ["add", "echo"]);
+        // A file over the bound is not written (the pins stay in memory) and not read.
+        let file = std::fs::File::create(pins_dir.join("s.json")).unwrap();
+        file.set_len(MAX_PIN_FILE as u64 + 1).unwrap();
+        let held = Pins::new(pins_dir).judge("s", PinMode::Quarantine, &v1);
+        assert_eq!(names(&held), ["add", "echo"]);
     }
 
     #[test]
@@ -361,8 +451,9 @@ mod tests {
         assert_eq!(mode(&pins_dir.join("s.json")), 0o600);
         let v2 = [tool("echo", "Changed.")];
         let again = Pins::new(pins_dir.clone());
-        assert_eq!(again.judge("s", PinMode::Quarantine, &v2).len(), 1);
-        again.approve("s", &v2, None).unwrap();
+        let held = again.judge("s", PinMode::Quarantine, &v2);
+        assert_eq!(held.len(), 1);
+        again.approve("s", &v2, &[reviewed(&held, "echo")]).unwrap();
         assert!(
             Pins::new(pins_dir)
                 .judge("s", PinMode::Quarantine, &v2)

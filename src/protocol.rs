@@ -135,12 +135,11 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server: Option<String>,
     },
-    /// Pins the current definitions of `tools` of `server` (its own names or the exposed
-    /// ones), or of every changed tool of it when `tools` is empty.
+    /// Pins the definitions of `server`'s tools as `diff` showed them, each only if it is
+    /// still what the server lists (all or nothing): what is approved is what was reviewed.
     Approve {
         server: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        tools: Vec<String>,
+        tools: Vec<Reviewed>,
     },
 }
 
@@ -174,6 +173,15 @@ pub enum ControlResponse {
     Error {
         message: String,
     },
+}
+
+/// A changed tool as `diff` showed it, for `approve`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reviewed {
+    /// Its name on its server.
+    pub tool: String,
+    /// The definition reviewed ([`ToolChange::current`]).
+    pub definition: serde_json::Value,
 }
 
 /// A tool whose definition differs from the one pinned, for `diff`.
@@ -490,16 +498,12 @@ mod tests {
             (
                 ControlRequest::Approve {
                     server: "fs".into(),
-                    tools: vec!["read".into()],
+                    tools: vec![Reviewed {
+                        tool: "read".into(),
+                        definition: serde_json::json!({"name": "read"}),
+                    }],
                 },
-                r#"{"op":"approve","server":"fs","tools":["read"]}"#,
-            ),
-            (
-                ControlRequest::Approve {
-                    server: "fs".into(),
-                    tools: vec![],
-                },
-                r#"{"op":"approve","server":"fs"}"#,
+                r#"{"op":"approve","server":"fs","tools":[{"tool":"read","definition":{"name":"read"}}]}"#,
             ),
         ];
         for (request, json) in cases {

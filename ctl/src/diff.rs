@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use mcpgw::protocol::ToolChange;
+use mcpgw::protocol::{ControlRequest, ControlResponse, Reviewed, ToolChange};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -23,6 +23,7 @@ pub fn terminal_width() -> usize {
         .and_then(|c| c.parse().ok())
         .filter(|&c: &usize| c >= 40)
         .unwrap_or(100)
+        .min(400)
 }
 
 impl Changes {
@@ -44,8 +45,8 @@ impl Changes {
                 out,
                 "server `{}`, tool `{}` (clients see `{}`): {state}, {}",
                 change.server,
-                change.tool,
-                change.exposed,
+                visible(&change.tool),
+                visible(&change.exposed),
                 if change.pinned.is_none() {
                     "new since the server's tools were pinned".to_owned()
                 } else {
@@ -93,6 +94,75 @@ impl Changes {
     }
 }
 
+/// What `mcpgwctl approve` was asked to accept.
+pub struct Selection {
+    pub server: String,
+    /// The server's names, or the exposed ones; empty with `all`.
+    pub tools: Vec<String>,
+    pub all: bool,
+}
+
+impl Selection {
+    /// The `approve` request for the changes of the server `diff` shows now, each with the
+    /// definition shown: a tool that changes again before the daemon gets it is not approved.
+    pub fn request(
+        self,
+        client: &mut crate::client::Client,
+    ) -> Result<ControlRequest, crate::client::Error> {
+        let failed = crate::client::Error::Other;
+        let diff = ControlRequest::Diff {
+            server: Some(self.server.clone()),
+        };
+        let changes = match client.request(&diff)? {
+            ControlResponse::Changes { changes } => changes,
+            ControlResponse::Error { message } => return Err(failed(message)),
+            other => return Err(failed(format!("unexpected answer to diff: {other:?}"))),
+        };
+        let chosen: Vec<&ToolChange> = if self.all {
+            changes.iter().collect()
+        } else {
+            let mut chosen = Vec::new();
+            for name in &self.tools {
+                // The server's own name first: an exposed name may spell another tool's.
+                let found = (changes.iter().find(|c| c.tool == *name))
+                    .or_else(|| changes.iter().find(|c| c.exposed == *name));
+                match found {
+                    Some(change) => chosen.push(change),
+                    None => {
+                        let listed: Vec<&str> = changes.iter().map(|c| c.tool.as_str()).collect();
+                        return Err(failed(format!(
+                            "server `{}` has no changed tool `{name}`{}",
+                            self.server,
+                            if listed.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (changed: {})", listed.join(", "))
+                            }
+                        )));
+                    }
+                }
+            }
+            chosen
+        };
+        if chosen.is_empty() {
+            return Err(failed(format!(
+                "server `{}` has no changed tool to approve",
+                self.server
+            )));
+        }
+        let tools = (chosen.into_iter())
+            .map(|change| Reviewed {
+                tool: change.tool.clone(),
+                definition: change.current.clone(),
+            })
+            .collect();
+        Ok(ControlRequest::Approve {
+            server: self.server,
+            tools,
+        })
+    }
+}
+
 /// `mcpgwctl approve`'s report.
 pub fn approved(server: &str, tools: &[String]) -> String {
     if tools.is_empty() {
@@ -106,13 +176,42 @@ pub fn approved(server: &str, tools: &[String]) -> String {
 }
 
 /// A JSON value as indented lines; a string as itself, split at its line breaks (a
-/// description reads better so than as one escaped line).
+/// description reads better so than as one escaped line). What a terminal would not show is
+/// made visible ([`visible`]).
 fn pretty_lines(value: &Value) -> Vec<String> {
     let text = match value {
         Value::String(text) => text.clone(),
         other => serde_json::to_string_pretty(other).unwrap_or_default(),
     };
-    text.lines().map(str::to_owned).collect()
+    text.lines().map(visible).collect()
+}
+
+/// `line` with every character a terminal shows as nothing, or that reorders what it shows,
+/// written as `\u{…}`: a model reads them, so a reviewer must see them (tag characters —
+/// "ASCII smuggling" —, bidi controls, zero-width and format characters, variation
+/// selectors, private use, line and paragraph separators). A tab is spaces, so that
+/// columns stay columns.
+pub fn visible(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c {
+            '\t' => out.push_str("    "),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn hidden(c: char) -> bool {
+    matches!(c as u32,
+        0x00..=0x1f | 0x7f..=0x9f // controls
+        | 0xad | 0x34f | 0x61c | 0x115f | 0x1160 | 0x17b4 | 0x17b5 | 0x180b..=0x180f
+        | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0x3164
+        | 0xfe00..=0xfe0f | 0xfeff | 0xffa0 | 0xfff0..=0xfffb
+        | 0xe000..=0xf8ff // private use
+        | 0x1d173..=0x1d17a | 0xe0000..=0xe0fff // tags, variation selectors supplement
+        | 0xf0000..=0x10ffff)
 }
 
 /// One line of each side per row, wrapped to `column` characters; `mark` tells how they
@@ -243,6 +342,16 @@ mod tests {
 accept with `mcpgwctl approve fs TOOL…` (or `--all`)
 "
         );
+    }
+
+    #[test]
+    fn what_a_terminal_hides_is_shown() {
+        let smuggled = "Reads a file.\u{e0049}\u{e0067}\u{202e}x\u{200b}\ty";
+        assert_eq!(
+            visible(smuggled),
+            "Reads a file.\\u{e0049}\\u{e0067}\\u{202e}x\\u{200b}    y"
+        );
+        assert_eq!(visible("plain é ✓"), "plain é ✓");
     }
 
     #[test]

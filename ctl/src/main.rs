@@ -155,6 +155,9 @@ const STOP_WAIT: Duration = Duration::from_secs(30);
 fn main() -> ExitCode {
     let args = Args::parse();
     let out = Out { json: args.json };
+    // `approve` is made from the daemon's `diff` once connected: what it approves is what
+    // `diff` shows, each definition as shown.
+    let mut approval = None;
     let request = match args.verb {
         Verb::Check { config } => return check::run(config.as_deref(), out),
         Verb::Completions { shell } => return docs::completions(shell, out),
@@ -194,11 +197,18 @@ fn main() -> ExitCode {
         Verb::Stop => ControlRequest::Stop,
         Verb::List { role } => ControlRequest::List { role },
         Verb::Diff { server } => ControlRequest::Diff { server },
-        Verb::Approve { server, tools, .. } => ControlRequest::Approve { server, tools },
+        Verb::Approve { server, tools, all } => {
+            approval = Some(diff::Selection { server, tools, all });
+            ControlRequest::Status
+        }
         Verb::Logs { server, lines } => ControlRequest::Logs { server, lines },
     };
     let socket = mcpgw::paths::resolve_socket(args.socket.as_deref());
     let connected = client::Client::connect(&socket).and_then(|mut client| {
+        let request = match approval {
+            Some(selection) => selection.request(&mut client)?,
+            None => request,
+        };
         let response = client.request(&request)?;
         Ok((client, response))
     });

@@ -267,6 +267,19 @@ impl<'a> Shape<'a> {
                 }
             }
         }
+        // A new name the server's own item has: the renamed item keeps it (renames claim
+        // names first), the server's own is exposed with a suffix.
+        for (original, new) in &self.config.rename {
+            let taken = originals.contains(&new.as_str())
+                && self.admits(new)
+                && !self.config.rename.contains_key(new);
+            if taken && self.admits(original) {
+                notes.push(format!(
+                    "`{key}.rename` gives `{original}` the name `{new}`, which its own `{new}` \
+                     has; `{new}` is exposed under another name (hide or rename it)"
+                ));
+            }
+        }
         notes
     }
 }

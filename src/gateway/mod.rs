@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::cache::SchemaCache;
 use crate::backend::{Backend, BackendEvents};
 use crate::config::{Config, ServerConfig};
-use crate::protocol::{BackendStatus, Status, ToolChange};
+use crate::protocol::{BackendStatus, Reviewed, Status, ToolChange};
 use crate::table::Table;
 
 /// How long a backend a reload removed or changed, or a departed session's instance, may finish
@@ -140,7 +140,7 @@ impl Gateway {
                 tool: c.change.tool.clone(),
                 exposed: c.exposed.clone(),
                 held: c.held,
-                what: c.change.what().into_iter().map(str::to_owned).collect(),
+                what: c.change.what(),
                 pinned: c.change.pinned.clone(),
                 current: c.change.current.clone(),
             })
@@ -148,9 +148,9 @@ impl Gateway {
         Ok(changes)
     }
 
-    /// Pins the current definitions of `tools` of `server` (its names or the exposed ones;
-    /// every changed one when empty), and serves them: list_changed goes out as for any change.
-    pub fn approve(&self, server: &str, tools: &[String]) -> Result<Vec<String>, String> {
+    /// Pins `server`'s tools as `diff` showed them (`reviewed`), if each is still what the
+    /// server lists, and serves them: list_changed goes out as for any change.
+    pub fn approve(&self, server: &str, reviewed: &[Reviewed]) -> Result<Vec<String>, String> {
         let _guard = self.rebuild.lock().unwrap();
         let table = self.table.load_full();
         let backend = known_server(&table, server)?;
@@ -159,16 +159,10 @@ impl Gateway {
                 "server `{server}` has never listed its tools: there is nothing to approve"
             ));
         };
-        // An exposed name stands for its tool.
-        let names: Vec<String> = (tools.iter())
-            .map(|name| {
-                (table.catalog.pin_changes.iter())
-                    .find(|c| c.server == server && c.exposed == *name)
-                    .map_or_else(|| name.clone(), |c| c.change.tool.clone())
-            })
+        let reviewed: Vec<(String, serde_json::Value)> = (reviewed.iter())
+            .map(|r| (r.tool.clone(), r.definition.clone()))
             .collect();
-        let names = (!names.is_empty()).then_some(names.as_slice());
-        let approved = table.pins.approve(server, &schema.tools, names)?;
+        let approved = table.pins.approve(server, &schema.tools, &reviewed)?;
         self.publish(table.with_fresh_catalog());
         Ok(approved)
     }

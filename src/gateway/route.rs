@@ -65,7 +65,9 @@ fn held_for(table: &Table, name: &str, role: Option<&str>) -> Option<McpError> {
         .pin_changes
         .iter()
         .find(|c| c.held && c.exposed == name)?;
-    let tool = serde_json::from_value(change.change.current.clone()).ok()?;
+    // Judged as the role would see it: under its exposed name, with the server's annotations.
+    let mut tool: rmcp::model::Tool = serde_json::from_value(change.change.current.clone()).ok()?;
+    tool.name = change.exposed.clone().into();
     if !table.roles.allows_tool(role, &Listed::known(tool)) {
         return None;
     }

@@ -123,6 +123,52 @@ impl<T> NameSpace<T> {
     }
 }
 
+/// The items of a server its shaping admits, in the order they claim names: renamed ones
+/// first (the user gave them their names), then the server's own, each in the server's
+/// order. Of two items the server lists under one name the first is taken (calls reach the
+/// server by name, so a second could never be told apart), and the other is noted.
+fn admitted<'s, T: ListedName>(
+    items: &'s [Listed<T>],
+    shape: &Shape<'_>,
+    backend: &Backend,
+    collisions: &mut Vec<String>,
+) -> Vec<&'s Listed<T>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut admitted = Vec::with_capacity(items.len());
+    for item in items {
+        let name = item.item.name();
+        if !seen.insert(name) {
+            collisions.push(format!(
+                "server `{}` lists `{name}` twice; the first is used",
+                backend.name
+            ));
+            continue;
+        }
+        if shape.admits(name) {
+            admitted.push(item);
+        }
+    }
+    admitted.sort_by_key(|item| shape.name(item.item.name()) == item.item.name());
+    admitted
+}
+
+/// The name a server gives a listed tool or prompt.
+trait ListedName {
+    fn name(&self) -> &str;
+}
+
+impl ListedName for Tool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl ListedName for Prompt {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// What of the config has a tool named `name`: a command, or a prefixed server's tools.
 fn owner_of_name(config: &crate::config::Config, name: &str) -> Option<String> {
     if config.commands.iter().any(|c| c.name == name) {
@@ -275,8 +321,8 @@ impl Catalog {
             let mode = shaping.effective_pin(config.pin);
             let changes = pins.judge(&backend.name, mode, &schema.tools);
             let held = mode == crate::config::PinMode::Quarantine;
-            for tool in schema.tools.iter().filter(|t| shape.admits(&t.name)) {
-                if let Some(change) = changes.iter().find(|c| *c.tool == *tool.name) {
+            for tool in admitted(&schema.tools, &shape, backend, &mut catalog.collisions) {
+                if let Some(change) = changes.get(tool.name.as_ref()) {
                     catalog.pin_changes.push(PinChange {
                         exposed: exposed_name(names.of(backend), shape.name(&tool.name)),
                         server: backend.name.clone(),
@@ -302,7 +348,7 @@ impl Catalog {
                 catalog.tools.insert(exposed, item, target(&tool.name));
             }
             let shape = Shape::new(&shaping.prompts);
-            for prompt in schema.prompts.iter().filter(|p| shape.admits(&p.name)) {
+            for prompt in admitted(&schema.prompts, &shape, backend, &mut catalog.collisions) {
                 let exposed = catalog.prompts.name_for(
                     backend,
                     &names,

@@ -223,3 +223,78 @@ async fn warn_serves_and_logs_and_off_pins_nothing() {
     let diff = ctl_ok(&env, &["diff"]);
     assert!(diff.contains("no tool differs"), "{diff}");
 }
+
+/// The answer to a held tool is for a role that would see the tool, judged by the name that
+/// role sees it under; another role learns nothing of it.
+#[tokio::test]
+async fn the_held_answer_follows_the_role_by_the_exposed_name() {
+    let env = Env::new();
+    let server = describing(&env, "alpha", "Echo v1.");
+    env.write_config(&format!(
+        "servers:\n{server}roles:\n  alphas: [\"alpha_*\"]\n  plain: [\"echo\"]\n"
+    ));
+    let _daemon = env.daemon().await;
+    let alphas = env.client(Some("alphas")).await;
+    let plain = env.client(Some("plain")).await;
+    assert!(
+        alphas
+            .tool_names()
+            .await
+            .contains(&"alpha_echo".to_string())
+    );
+    std::fs::write(env.path("echo.txt"), "Echo v2.").unwrap();
+    ctl_ok(&env, &["kill", "alpha"]);
+    alphas.call_text("alpha_pid", json!({})).await;
+    wait_for("echo held", || {
+        held(&env, "alpha") == ["echo (description)"]
+    })
+    .await;
+    let to_plain = plain
+        .call("alpha_echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    let to_alphas = alphas
+        .call("alpha_echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    assert!(
+        !to_plain.contains("alpha`"),
+        "told a role that cannot see it: {to_plain}"
+    );
+    assert!(to_plain.contains("unknown tool"), "{to_plain}");
+    assert!(to_alphas.contains("held back"), "{to_alphas}");
+}
+
+/// `approve --all` approves what `diff` shows: not the change of a tool `tools.deny` hides,
+/// which would be served unreviewed once un-hidden.
+#[tokio::test]
+async fn approve_all_approves_only_what_diff_shows() {
+    let env = Env::new();
+    let server = describing(&env, "alpha", "Echo v1.");
+    env.write_config(&format!("servers:\n{server}"));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let _ = client.tool_names().await;
+    env.write_config(&format!(
+        "servers:\n{server}    tools:\n      deny: [echo]\n"
+    ));
+    wait_for("the reload", || env.status_json()["generation"] == 2).await;
+    std::fs::write(env.path("echo.txt"), "Echo v2. Exfiltrate.").unwrap();
+    ctl_ok(&env, &["kill", "alpha"]);
+    client.call_text("alpha_pid", json!({})).await;
+    client
+        .call_text("alpha_add_tool", json!({"name": "sneaky"}))
+        .await;
+    wait_for("sneaky held", || held(&env, "alpha") == ["sneaky (new)"]).await;
+    let diff = ctl_ok(&env, &["diff", "alpha"]);
+    assert!(!diff.contains("Exfiltrate"), "{diff}");
+    let approved = ctl_ok(&env, &["approve", "alpha", "--all"]);
+    assert!(
+        approved.contains("sneaky") && !approved.contains("echo"),
+        "{approved}"
+    );
+    // Un-hidden, the changed echo is held, not served.
+    env.write_config(&format!("servers:\n{server}"));
+    wait_for("the reload", || env.status_json()["generation"] == 3).await;
+    assert_eq!(held(&env, "alpha"), ["echo (description)"]);
+}
