@@ -312,13 +312,7 @@ impl Checker<'_> {
                         }
                     }
                 }
-                other => {
-                    let (n, found, hint) = (i + 1, other.describe(), quote_hint(other));
-                    let message = format!(
-                        "{subject} must be a list of glob patterns; item {n} is {found}{hint}"
-                    );
-                    self.error(&at, message);
-                }
+                other => self.not_a_glob(&at, subject, i, other),
             }
         }
         patterns
@@ -391,6 +385,14 @@ impl Checker<'_> {
             None => format!("unknown key `{key}` {context} (expected one of: {expected})"),
         };
         self.error(&entry.key_at, message);
+    }
+
+    /// Records that item `i` of a list of globs is not a string.
+    pub(super) fn not_a_glob(&mut self, at: &NodePath, subject: &str, i: usize, other: &Node) {
+        let (n, found, hint) = (i + 1, other.describe(), quote_hint(other));
+        let message =
+            format!("{subject} must be a list of glob patterns; item {n} is {found}{hint}");
+        self.error(at, message);
     }
 
     /// Records "`subject` must be `expected`, found …" at the value.

@@ -81,13 +81,7 @@ impl Checker<'_> {
                         self.error(&at, message);
                     }
                 },
-                other => {
-                    let (n, found, hint) = (i + 1, other.describe(), quote_hint(other));
-                    let message = format!(
-                        "{subject} must be a list of glob patterns; item {n} is {found}{hint}"
-                    );
-                    self.error(&at, message);
-                }
+                other => self.not_a_glob(&at, subject, i, other),
             }
         }
         globs
