@@ -53,12 +53,30 @@ fn reads_the_dotenv_core() {
     assert_eq!(vars("export=1\n"), pairs(&[("export", "1")]));
 }
 
+/// dotenv's rule: an unquoted `#` starts a comment only after a blank, so a value may start
+/// with one (`KEY=#x`), and `KEY= # note` is empty.
+#[test]
+fn a_hash_starts_a_comment_only_after_a_blank() {
+    assert_eq!(
+        vars("A=#x\nB= #x\nC=a#b\nD=a #b\nE=a\t#b\nF=#\n"),
+        pairs(&[
+            ("A", "#x"),
+            ("B", ""),
+            ("C", "a#b"),
+            ("D", "a"),
+            ("E", "a"),
+            ("F", "#")
+        ])
+    );
+}
+
 #[test]
 fn malformed_lines_are_errors_at_their_line_without_their_text() {
     let cases = [
         ("A=1\nhunter2-secret\n", 2, "expected `KEY=value`"),
         ("A=1\n\nsecret value=1\n", 3, "expected `KEY=value`"),
-        ("1A=secret\n", 1, "`1A` is not a variable name"),
+        // The key may be a pasted secret: not shown either.
+        ("1secretkey=x\n", 1, "not a variable name"),
         ("A=\"secret\n", 1, "the value of `A` has no closing \""),
         (
             "A='secret' trailing\n",
@@ -185,6 +203,24 @@ fn only_a_private_file_of_the_user_is_read() {
     );
     let dir = read_env_file(files.dir.path()).unwrap_err();
     assert!(dir.message.contains("not a regular file"), "{dir:?}");
+}
+
+/// A FIFO (or any special file) named as the env file is refused at once: opening one for
+/// reading would wait for a writer, and the daemon's reload with it.
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let files = Files::new();
+    let fifo = files.path("fifo.env");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(read_env_file(&fifo)).unwrap());
+    let error = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("reading a FIFO must not block")
+        .unwrap_err();
+    assert!(error.message.contains("not a regular file"), "{error:?}");
 }
 
 #[test]
