@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::checker::{Checker, Entry};
 use super::error::ConfigError;
@@ -370,6 +370,48 @@ fn unquoted(rest: &str, blank_before: bool) -> String {
         }
     }
     rest[..end].trim().to_owned()
+}
+
+/// The env files config text names (`env_file:` at the top level and in each server),
+/// absolute, whether or not they exist and whatever else is wrong with the config. A reload
+/// that a missing env file made fail leaves the old config live, which does not name the new
+/// file: the watch follows these too, so that creating the file is seen. `path` is the
+/// config's (relative paths are its directory's).
+pub fn named_env_files(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<PathBuf> {
+    let Ok(Node::Map(top)) = super::tree::parse(text) else {
+        return Vec::new();
+    };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = absolute.parent().unwrap_or(Path::new("/"));
+    let mut named = vec![member(&top, "env_file")];
+    if let Some(Node::Map(servers)) = member(&top, "servers") {
+        for (_, server) in servers {
+            if let Node::Map(server) = server {
+                named.push(member(server, "env_file"));
+            }
+        }
+    }
+    named
+        .into_iter()
+        .filter_map(|node| match node {
+            Some(Node::Str(value)) if !value.trim().is_empty() => {
+                super::checker::config_relative(value, dir, env)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The value of `key` in a mapping's entries (its first, as the checker reads it).
+fn member<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
+    entries
+        .iter()
+        .find(|(k, _)| matches!(k, Node::Str(k) if k == key))
+        .map(|(_, v)| v)
 }
 
 impl Checker<'_> {

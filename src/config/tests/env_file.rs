@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{SECRET, env};
 use crate::config::{
-    ConfigErrors, EnvFileError, MAX_ENV_FILE, env_file_line, parse, parse_env_file, read_env_file,
+    ConfigErrors, EnvFileError, MAX_ENV_FILE, env_file_line, named_env_files, parse,
+    parse_env_file, read_env_file,
 };
 
 fn vars(text: &str) -> Vec<(String, String)> {
@@ -346,4 +347,21 @@ fn home_relative_paths_use_home() {
     let yaml = "servers:\n  a: {command: x, env_file: ~/home.env, args: [\"${A}\"]}\n";
     let config = parse(yaml, Path::new("/nowhere/gateway.yaml"), &lookup).unwrap();
     assert_eq!(config.servers["a"].args, ["from-home"]);
+}
+
+/// What the watch follows: every env file the text names, however broken the rest is.
+#[test]
+fn the_env_files_a_config_names_even_when_it_does_not_load() {
+    let yaml = "env_file: g.env\nidle_timeuot: 5\nservers:\n  a:\n    env_file: ~/a.env\n  \
+                b:\n    command: x\n  c:\n    env_file: ../c.env\n";
+    let home = |name: &str| (name == "HOME").then(|| "/home/u".to_string());
+    assert_eq!(
+        named_env_files(yaml, Path::new("/etc/mcpgw/gateway.yaml"), &home),
+        [
+            PathBuf::from("/etc/mcpgw/g.env"),
+            PathBuf::from("/home/u/a.env"),
+            PathBuf::from("/etc/mcpgw/../c.env"),
+        ]
+    );
+    assert!(named_env_files("[not: yaml", Path::new("/g.yaml"), &home).is_empty());
 }
