@@ -123,8 +123,9 @@ enum Verb {
         /// Add the servers to gateway.yaml (keeping a backup of it), not only print them.
         #[arg(long)]
         write: bool,
-        /// The gateway config to add to (default: the one `check` finds, else
-        /// ~/.config/mcpgw/gateway.yaml, created).
+        /// The gateway config to add to (default: $MCPGW_CONFIG, else
+        /// ~/.config/mcpgw/gateway.yaml, created; never a gateway.yaml of the current
+        /// directory).
         #[arg(long)]
         config: Option<PathBuf>,
     },

@@ -689,3 +689,37 @@ async fn an_imported_claude_code_server_is_served_through_the_shim() {
     no_secret(&status);
     assert!(!env.daemon_log_contains(GH_TOKEN));
 }
+
+/// A cloned repository's gateway.yaml in the current directory is not the user's: import
+/// writes to the user's own config (and its env file beside it, not into the repository),
+/// and connect points the client at no `--config` the user did not name.
+#[test]
+fn the_current_directorys_gateway_yaml_is_never_used() {
+    let world = World::new();
+    let repo_config = "servers:\n  repo:\n    command: repo-mcp\n";
+    world.write(&world.project("gateway.yaml"), repo_config);
+    world.write(
+        &world.home(".claude.json"),
+        &serde_json::to_string(&json!({"mcpServers": {
+            "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+                       "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": GH_TOKEN}}
+        }}))
+        .unwrap(),
+    );
+    let out = world.ok(&["import", "--from", "claude-code", "--write"]);
+    assert!(out.contains("added 1 server to"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(world.project("gateway.yaml")).unwrap(),
+        repo_config
+    );
+    assert!(!world.project("mcpgw.env").exists());
+    assert!(world.secrets().contains(GH_TOKEN));
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    assert!(yaml.contains("github:"), "{yaml}");
+
+    world.ok(&["connect", "claude-code"]);
+    let connected: Value =
+        serde_json::from_str(&std::fs::read_to_string(world.home(".claude.json")).unwrap())
+            .unwrap();
+    assert_eq!(connected["mcpServers"]["mcpgw"]["args"], json!([]));
+}

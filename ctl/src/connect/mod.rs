@@ -209,7 +209,8 @@ fn undo(args: &Args, cx: &Context) -> Result<Done, String> {
 
 /// `mcpgw-shim` beside this mcpgwctl if it is there (clients start servers with a reduced
 /// `PATH`), else from `PATH`; `--role`, and `--config` when the config is not the user's own
-/// (the one a shim's daemon finds by itself).
+/// (the one a shim's daemon finds by itself): then it is one the user named, with `--config`
+/// or `$MCPGW_CONFIG` (`import::config_path` never picks one in the current directory).
 fn entry(args: &Args) -> Result<Entry, String> {
     let beside = std::env::current_exe()
         .ok()

@@ -99,8 +99,9 @@ fn local_scope(
     }
     if elsewhere > 0 {
         parsed.notes.push(format!(
-            "{shown} has local-scope servers of {elsewhere} other project{}: run the import in \
-             that project's directory to import them",
+            "{shown} has local-scope servers of {elsewhere} other project{}: `mcpgwctl import \
+             --from claude-code` run in a project's directory imports its own (into your \
+             gateway config all the same)",
             if elsewhere == 1 { "" } else { "s" }
         ));
     }

@@ -154,10 +154,14 @@ pub fn run(args: Args, out: Out) -> ExitCode {
     }
 }
 
-/// The config an import adds to: `--config`, else the one `mcpgwctl check` would find, else
-/// the user's (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml`), which the import creates.
+/// The config an import adds to (and `connect` checks against): `--config`, else
+/// `$MCPGW_CONFIG`, else the user's own (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml`), which the
+/// import creates. Never a `gateway.yaml` of the current directory, which `mcpgwctl check`
+/// would find: in a cloned repository that is the repository's, and importing into it would
+/// write the user's secrets into the repository and point the client at its servers (the
+/// reason a daemon the shim starts does not look there either, `Discovery::UserOnly`).
 pub fn config_path(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    let found = mcpgw::paths::discover(explicit, mcpgw::paths::Discovery::WorkingDirFirst);
+    let found = mcpgw::paths::discover(explicit, mcpgw::paths::Discovery::UserOnly);
     match found {
         Ok(path) => Ok(std::path::absolute(&path).unwrap_or(path)),
         Err(missing) if explicit.is_some() || !missing.path.as_os_str().is_empty() => {
