@@ -115,7 +115,8 @@ enum Verb {
     /// Read MCP clients' configs (every one found, or FILE) and print the gateway.yaml
     /// servers they hold; with --write, add them to gateway.yaml. Secrets go to its env file.
     Import {
-        /// A client's config file (default: every known one found, and the current project's).
+        /// A client's config file, imported as it is (default: every client's user-level
+        /// config found).
         file: Option<PathBuf>,
         /// Whose format FILE is, or the one client to look for.
         #[arg(long, value_enum)]
@@ -123,6 +124,11 @@ enum Verb {
         /// Add the servers to gateway.yaml (keeping a backup of it), not only print them.
         #[arg(long)]
         write: bool,
+        /// Read the current project's configs too (.mcp.json, .cursor/mcp.json,
+        /// .vscode/mcp.json, .codex/config.toml): only for a project you trust. Of Claude
+        /// Code's .mcp.json, only the servers approved in Claude Code.
+        #[arg(long, conflicts_with = "file")]
+        project: bool,
         /// The gateway config to add to (default: $MCPGW_CONFIG, else
         /// ~/.config/mcpgw/gateway.yaml, created; never a gateway.yaml of the current
         /// directory).
@@ -164,6 +170,7 @@ fn main() -> ExitCode {
             file,
             from,
             write,
+            project,
             config,
         } => {
             let args = import::Args {
@@ -171,6 +178,7 @@ fn main() -> ExitCode {
                 from,
                 write,
                 config,
+                project,
             };
             return import::run(args, out);
         }

