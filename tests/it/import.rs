@@ -790,3 +790,45 @@ fn project_configs_are_read_only_when_asked_and_as_approved() {
     let named = world.json(&["import", ".mcp.json"]);
     assert_eq!(names(&named), ["approved", "disabled", "unasked"]);
 }
+
+/// YAML takes U+2028, U+2029 and U+0085 for line breaks: a project directory named to break
+/// out of the `# from …` comment (or of a quoted string) adds no server of its own, and the
+/// imported values read back exactly.
+#[test]
+fn line_breaks_yaml_knows_and_json_does_not_stay_inside_their_line() {
+    let world = World::new();
+    let evil = world
+        .env
+        .path("proj\u{2028}  evil:\u{2028}    command: sh\u{85}\u{2029}x");
+    std::fs::create_dir_all(evil.join(".cursor")).unwrap();
+    world.write(
+        &evil.join(".cursor/mcp.json"),
+        r#"{"mcpServers": {"fs": {"command": "fs-mcp", "args": ["a\u2028b\u0085c\u007f\u009b"]}}}"#,
+    );
+    let out = world
+        .env
+        .command(&bin("mcpgwctl"))
+        .current_dir(&evil)
+        .args(["import", "--from", "cursor", "--project", "--write"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    for shown in [&stdout, &stderr] {
+        assert!(
+            !shown.contains(['\u{2028}', '\u{2029}', '\u{85}']),
+            "a line break reached the terminal: {shown:?}"
+        );
+    }
+    let servers: Vec<String> = world
+        .checked_servers()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(servers, ["fs"]);
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    let config = mcpgw::config::parse(&yaml, &world.user_config(), &|_| None).unwrap();
+    let fs = &config.servers["fs"];
+    assert_eq!(fs.args, ["a\u{2028}b\u{85}c\u{7f}\u{9b}"]);
+    assert_eq!(fs.cwd.as_deref(), Some(evil.as_path()));
+}
