@@ -162,7 +162,7 @@ fn claude_json(project: &Path) -> String {
         "projects": {
             project.display().to_string(): {
                 "allowedTools": [],
-                "enabledMcpjsonServers": ["github", "notes"],
+                "enabledMcpjsonServers": ["notes"],
                 "mcpServers": {
                     "db": {"command": "db-mcp", "args": [format!("postgres://app:{DB_PASSWORD}@localhost/app")]}
                 }
@@ -184,7 +184,6 @@ fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
     world.write(
         &world.project(".mcp.json"),
         r#"{"mcpServers": {
-  "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]},
   "notes": {"command": "node", "args": ["./tools/notes.js"], "env": {"NOTES_DIR": "${NOTES_DIR:-./notes}"}}
 }}"#,
     );
@@ -205,11 +204,6 @@ fn claude_code_secrets_go_to_a_private_env_file_and_never_to_output() {
     );
     assert!(shown.contains("# 3 secrets would go to"), "{shown}");
     assert!(shown.contains("not imported: `socket`"), "{shown}");
-    assert!(
-        shown.contains("skipped `github` from")
-            && shown.contains("the same command and arguments as `github`"),
-        "{shown}"
-    );
     assert!(!world.user_config().exists() && !world.env_file().exists());
 
     let report = world.json(&["import", "--from", "claude-code", "--project"]);
@@ -831,4 +825,51 @@ fn line_breaks_yaml_knows_and_json_does_not_stay_inside_their_line() {
     let fs = &config.servers["fs"];
     assert_eq!(fs.args, ["a\u{2028}b\u{85}c\u{7f}\u{9b}"]);
     assert_eq!(fs.cwd.as_deref(), Some(evil.as_path()));
+}
+
+/// Servers that differ only in their environment (two accounts' tokens) are two servers:
+/// both imported under their own names, and `connect` replaces both; the same server in
+/// another client's file is skipped, saying where it came from.
+#[test]
+fn same_command_other_token_is_another_server() {
+    let world = World::new();
+    let github = |token: &str| {
+        json!({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+               "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": token}})
+    };
+    world.write(
+        &world.home(".claude.json"),
+        &json!({"mcpServers": {"gh-personal": github(GH_TOKEN), "gh-work": github(TRACKER_KEY)}})
+            .to_string(),
+    );
+    world.write(
+        &world.home(".cursor/mcp.json"),
+        &json!({"mcpServers": {"github": github(TRACKER_KEY)}}).to_string(),
+    );
+    let out = world.ok(&["import", "--write"]);
+    assert!(out.contains("added 2 servers"), "{out}");
+    assert!(
+        out.contains("skipped `github` from ~/.cursor/mcp.json (user): the same command, arguments, environment and directory as `gh-work` from ~/.claude.json"),
+        "{out}"
+    );
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    assert!(
+        yaml.contains("${GH_PERSONAL_GITHUB_PERSONAL_ACCESS_TOKEN}")
+            && yaml.contains("${GH_WORK_GITHUB_PERSONAL_ACCESS_TOKEN}"),
+        "{yaml}"
+    );
+    let secrets = world.secrets();
+    assert!(
+        secrets.contains(GH_TOKEN) && secrets.contains(TRACKER_KEY),
+        "{secrets}"
+    );
+
+    // Both are in gateway.yaml: connect replaces both, and again nothing is imported twice.
+    let again = world.ok(&["import"]);
+    assert!(again.contains("nothing to import"), "{again}");
+    let connected = world.ok(&["connect", "claude-code"]);
+    assert!(
+        connected.contains("in place of gh-personal, gh-work"),
+        "{connected}"
+    );
 }

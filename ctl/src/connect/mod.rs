@@ -3,8 +3,9 @@
 //! gateway.yaml now serves; `--undo` puts the original back.
 //!
 //! Rules:
-//! - Every server of the file that can be imported must be in gateway.yaml (same command and
-//!   arguments, or URL): connect refuses otherwise, naming them (`import --write` first).
+//! - Every server of the file that can be imported must be in gateway.yaml (the same server:
+//!   command, arguments, environment and directory, or URL and headers; `import::Identity`):
+//!   connect refuses otherwise, naming them (`import --write` first).
 //!   Connecting is a separate, reviewable step; it never imports by itself.
 //! - Entries that cannot be imported (a transport mcpgw does not serve, an editor-only
 //!   variable) stay in the client's file, as do other scopes (Claude Code's project servers).

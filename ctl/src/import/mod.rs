@@ -13,6 +13,7 @@
 mod claude;
 mod codex;
 mod emit;
+mod identity;
 pub mod merge;
 mod plan;
 mod report;

@@ -4,8 +4,10 @@
 //! The rules, in order, for each server found (files in the order read: a client's user file
 //! before its project's):
 //! - an entry that runs `mcpgw-shim` is mcpgw itself: skipped;
-//! - the same server (same command and arguments, or the same URL; see [`Identity`]) in
-//!   gateway.yaml, or imported from an earlier file, under any name: skipped, saying where;
+//! - the same server (same command, arguments, environment and directory, or the same URL and
+//!   headers; see [`Identity`]) in gateway.yaml, or imported from an earlier file, under any
+//!   name: skipped, saying where (a server that differs in a token is another server, imported
+//!   under its own name);
 //! - a name mcpgw does not accept (see `config/names.rs`) is made into one;
 //! - a name gateway.yaml already uses (as a server's name or prefix) for another definition:
 //!   imported as `<name>-<client>` (`github-cursor`), then `-2`, … so that every server of the
@@ -15,7 +17,7 @@ use super::emit;
 use super::merge::{DEFAULT_ENV_FILE, Existing, Identity};
 use super::secrets::{Stash, extract};
 use super::vars::Fill;
-use super::{Context, Found, Parsed, Spec};
+use super::{Context, Found, Parsed};
 use crate::clients::Client;
 
 pub struct Plan {
@@ -92,7 +94,7 @@ pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
         }
         let identity = Identity::of(&server.spec).resolved(&existing.env_vars);
         if let Some((same, origin)) = existing.same(&identity) {
-            let what = what(&server.spec);
+            let what = identity.what();
             let reason = match (same == server.name, origin) {
                 (true, None) => "already in gateway.yaml".to_owned(),
                 (false, None) => format!("already in gateway.yaml as `{same}` (the same {what})"),
@@ -148,14 +150,6 @@ pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
         moved,
         yaml,
         env_line,
-    }
-}
-
-/// "command and arguments" or "URL": what made two servers the same.
-fn what(spec: &Spec) -> &'static str {
-    match spec {
-        Spec::Local { .. } => "command and arguments",
-        Spec::Remote { .. } => "URL",
     }
 }
 
