@@ -58,9 +58,15 @@ impl World {
 
     /// mcpgwctl in the project directory.
     fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_with(args, &[])
+    }
+
+    /// mcpgwctl in the project directory, with these variables set too.
+    fn ctl_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         self.env
             .command(&bin("mcpgwctl"))
             .current_dir(self.project(""))
+            .envs(vars.iter().copied())
             .args(args)
             .output()
             .expect("run mcpgwctl")
@@ -68,7 +74,12 @@ impl World {
 
     /// A verb that must succeed; its stdout. Nothing it prints holds a secret.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
+        self.ok_with(args, &[])
+    }
+
+    /// [`World::ok`] with these variables set.
+    fn ok_with(&self, args: &[&str], vars: &[(&str, &str)]) -> String {
+        let out = self.ctl_with(args, vars);
         let (stdout, stderr) = texts(&out);
         assert_eq!(
             out.status.code(),
@@ -871,5 +882,56 @@ fn same_command_other_token_is_another_server() {
     assert!(
         connected.contains("in place of gh-personal, gh-work"),
         "{connected}"
+    );
+}
+
+/// A new variable of the env file would win over the daemon's environment for every server
+/// whose `${NAME}` names it: a name gateway.yaml (or another imported server) refers to, or
+/// one set in the environment, is not given to a moved secret.
+#[test]
+fn new_variables_shadow_nothing_the_config_or_the_environment_has() {
+    let world = World::new();
+    world.write(
+        &world.user_config(),
+        "servers:\n  old:\n    command: old-mcp\n    env: {T: \"${GITHUB_PERSONAL_ACCESS_TOKEN}\"}\n",
+    );
+    world.write(
+        &world.home(".claude.json"),
+        &json!({"mcpServers": {
+            "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+                       "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": GH_TOKEN}},
+            "tracker": {"type": "http", "url": "https://tracker.example.com/mcp",
+                        "headers": {"Authorization": format!("Bearer {TRACKER_KEY}")}},
+            "uses": {"command": "uses-mcp", "env": {"K": "${GH2_API_KEY}"}},
+            "gh2": {"command": "gh2", "args": ["--api-key", DB_PASSWORD]}
+        }})
+        .to_string(),
+    );
+    let vars = [("TRACKER_AUTHORIZATION", "the daemon's own")];
+    world.ok_with(&["import", "--write"], &vars);
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    assert!(
+        yaml.contains("GITHUB_PERSONAL_ACCESS_TOKEN: \"${GITHUB_PERSONAL_ACCESS_TOKEN_2}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("Authorization: \"Bearer ${TRACKER_AUTHORIZATION_2}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("\"--api-key\", \"${GH2_API_KEY_2}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("env: {T: \"${GITHUB_PERSONAL_ACCESS_TOKEN}\"}"),
+        "{yaml}"
+    );
+    let secrets = world.secrets();
+    assert!(
+        secrets.contains("GITHUB_PERSONAL_ACCESS_TOKEN_2=")
+            && secrets.contains("TRACKER_AUTHORIZATION_2=")
+            && !secrets.contains("\nGITHUB_PERSONAL_ACCESS_TOKEN=")
+            && !secrets.contains("\nTRACKER_AUTHORIZATION="),
+        "{secrets}"
     );
 }

@@ -32,6 +32,8 @@ pub struct Existing {
     pub env_vars: BTreeMap<String, String>,
     /// The env file's text, to append to.
     pub env_text: Option<String>,
+    /// The variables the config's text names (`${NAME}`, comments included).
+    pub referenced: BTreeSet<String>,
 }
 
 impl Existing {
@@ -47,6 +49,7 @@ impl Existing {
             env_file_named: false,
             env_vars: BTreeMap::new(),
             env_text: None,
+            referenced: BTreeSet::new(),
         };
         if path.exists() {
             let loaded = config::load(path).map_err(|errors| {
@@ -63,6 +66,9 @@ impl Existing {
             }
             existing.taken.extend(loaded.servers.keys().cloned());
             existing.read_servers(&text)?;
+            existing.referenced = super::secrets::referenced(&text)
+                .map(str::to_owned)
+                .collect();
             existing.text = Some(text);
         }
         if existing.env_file.exists() {

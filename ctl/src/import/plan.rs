@@ -15,9 +15,9 @@
 
 use super::emit;
 use super::merge::{DEFAULT_ENV_FILE, Existing, Identity};
-use super::secrets::{Stash, extract};
+use super::secrets::{Stash, extract, referenced};
 use super::vars::Fill;
-use super::{Context, Found, Parsed};
+use super::{Context, Found, Parsed, Spec};
 use crate::clients::Client;
 
 pub struct Plan {
@@ -52,13 +52,24 @@ pub struct Skipped {
 }
 
 pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
-    let mut stash = Stash::new(existing.env_vars.clone());
     let mut notes = Vec::new();
     let mut found: Vec<Found> = Vec::new();
     for file in parsed {
         notes.extend(file.notes);
         found.extend(file.found);
     }
+    // A secret's new variable must not take a name that means something already (`Stash`):
+    // what gateway.yaml or an imported server refers to, or what the environment sets.
+    let mut taken = existing.referenced.clone();
+    for server in &found {
+        taken.extend(
+            spec_texts(&server.spec)
+                .flat_map(referenced)
+                .map(str::to_owned),
+        );
+    }
+    taken.extend(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()));
+    let mut stash = Stash::new(existing.env_vars.clone(), taken);
     // Names for the user to fill are kept from secrets: they mean the user's value.
     let mut fills: Vec<Fill> = Vec::new();
     for fill in found.iter().flat_map(|f| &f.fills) {
@@ -150,6 +161,26 @@ pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
         moved,
         yaml,
         env_line,
+    }
+}
+
+/// Every string of a spec, where `${NAME}` may stand.
+fn spec_texts(spec: &Spec) -> Box<dyn Iterator<Item = &str> + '_> {
+    match spec {
+        Spec::Local {
+            command,
+            args,
+            env,
+            cwd,
+        } => Box::new(
+            std::iter::once(command.as_str())
+                .chain(args.iter().map(String::as_str))
+                .chain(env.iter().map(|p| p.value.as_str()))
+                .chain(cwd.as_deref()),
+        ),
+        Spec::Remote { url, headers, .. } => {
+            Box::new(std::iter::once(url.as_str()).chain(headers.iter().map(|p| p.value.as_str())))
+        }
     }
 }
 

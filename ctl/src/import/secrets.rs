@@ -94,18 +94,27 @@ pub fn looks_like_token(value: &str) -> bool {
 
 /// The env file's variables: those it has (a secret already there under that name and value
 /// is reused), those reserved for values the user fills in, and those this import adds.
+///
+/// A new variable is never given a name something already means: the env file's variables
+/// come first in `${NAME}`'s lookup, before the daemon's environment, so one named like a
+/// variable a server of gateway.yaml (or another imported server) takes from the environment
+/// would silently hand that server this secret instead. `taken` holds those names.
 #[derive(Default)]
 pub struct Stash {
     existing: BTreeMap<String, String>,
     reserved: BTreeSet<String>,
+    taken: BTreeSet<String>,
     /// Added by this import, in order.
     pub added: Vec<(String, String)>,
 }
 
 impl Stash {
-    pub fn new(existing: BTreeMap<String, String>) -> Self {
+    /// `existing`: the env file's variables; `taken`: names referenced or set elsewhere (see
+    /// [`Stash`]), which a new variable does not get.
+    pub fn new(existing: BTreeMap<String, String>, taken: BTreeSet<String>) -> Self {
         Stash {
             existing,
+            taken,
             ..Stash::default()
         }
     }
@@ -136,7 +145,7 @@ impl Stash {
             match current {
                 Some(held) if held == value => return name,
                 Some(_) => continue,
-                None if self.reserved.contains(&name) => continue,
+                None if self.reserved.contains(&name) || self.taken.contains(&name) => continue,
                 None => {
                     self.added.push((name.clone(), value.to_owned()));
                     return name;
@@ -145,6 +154,16 @@ impl Stash {
         }
         unreachable!("some name is free")
     }
+}
+
+/// The names of the `${NAME}` and `${NAME:-…}` references in `text`.
+pub fn referenced(text: &str) -> impl Iterator<Item = &str> {
+    text.split("${").skip(1).filter_map(|after| {
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        (end > 0).then(|| &after[..end])
+    })
 }
 
 /// Moves the secrets of server `server`'s spec into `stash`; returns how many values moved.
@@ -368,7 +387,7 @@ mod tests {
             ],
             cwd: None,
         };
-        let mut stash = Stash::new(BTreeMap::new());
+        let mut stash = Stash::default();
         assert_eq!(extract("github", &mut spec, &mut stash), 6);
         let Spec::Local { args, env, .. } = &spec else {
             panic!()
@@ -421,10 +440,10 @@ mod tests {
                 Pair::new("X-Team".into(), "core".into()),
             ],
         };
-        let mut stash = Stash::new(BTreeMap::from([(
-            "TRACKER_API_KEY".to_string(),
-            "abc123".to_string(),
-        )]));
+        let mut stash = Stash::new(
+            BTreeMap::from([("TRACKER_API_KEY".to_string(), "abc123".to_string())]),
+            BTreeSet::new(),
+        );
         assert_eq!(extract("tracker", &mut spec, &mut stash), 2);
         let Spec::Remote { url, headers, .. } = &spec else {
             panic!()
@@ -444,8 +463,15 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_reserved_ones_avoided() {
-        let mut stash = Stash::new(BTreeMap::from([("A_TOKEN".to_string(), "old".to_string())]));
+        let taken = referenced("x: ${B_TOKEN} ${C_KEY:-d} $${D} ${}").map(str::to_owned);
+        let mut stash = Stash::new(
+            BTreeMap::from([("A_TOKEN".to_string(), "old".to_string())]),
+            taken.collect(),
+        );
         stash.reserve("A_KEY");
+        assert_eq!(stash.put("B_TOKEN", "b"), "B_TOKEN_2");
+        assert_eq!(stash.put("C_KEY", "c"), "C_KEY_2");
+        assert_eq!(stash.put("D", "d"), "D_2");
         assert_eq!(stash.put("A_TOKEN", "new"), "A_TOKEN_2");
         assert_eq!(stash.put("A_TOKEN", "old"), "A_TOKEN");
         assert_eq!(stash.put("A_TOKEN", "new"), "A_TOKEN_2");
