@@ -14,6 +14,16 @@ use crate::harness::*;
 const GH_TOKEN: &str = "ghp_0123456789abcdefghijABCDEFGHIJKL";
 const TRACKER_KEY: &str = "sk-live-Zq81vXn2Lm4Kp7Rt9Wy3";
 const DB_PASSWORD: &str = "hunter2-db-pass";
+/// Secrets no name gives away (see `hidden_secrets_are_moved_too`).
+const HIDDEN: &[&str] = &[
+    "pg-admin-pw-7731",
+    "docker-e-api-value",
+    "ghp_userinfo0123456789abcdefABCDEF",
+    "MzE0ZjQ1YjgtNTk2Zi00ZDU3LWI3OTItYzQ2ZGFlNDJhZTc5",
+    "mixed-pw-9931",
+    "mysql-pwd-value",
+    "https-sentry-dsn-key",
+];
 
 /// A test's world: its home, its project directory (the current directory of mcpgwctl).
 struct World {
@@ -146,7 +156,7 @@ fn texts(out: &Output) -> (String, String) {
 }
 
 fn no_secret(text: &str) {
-    for secret in [GH_TOKEN, TRACKER_KEY, DB_PASSWORD] {
+    for secret in [GH_TOKEN, TRACKER_KEY, DB_PASSWORD].iter().chain(HIDDEN) {
         assert!(!text.contains(secret), "a secret was shown:\n{text}");
     }
 }
@@ -934,4 +944,56 @@ fn new_variables_shadow_nothing_the_config_or_the_environment_has() {
             && !secrets.contains("\nTRACKER_AUTHORIZATION="),
         "{secrets}"
     );
+}
+
+/// Secrets in places no name gives away: a URL in an env value, `-e NAME=value` arguments, a
+/// token as a URL's user name or path segment, a password beside a `${…}`, and the names
+/// PWD and DSN. None is printed (text or `--json`) or written to gateway.yaml; each is in
+/// the private env file.
+#[test]
+fn hidden_secrets_are_moved_too() {
+    let world = World::new();
+    let [db_pw, e_api, userinfo, zapier, mixed, mysql, dsn] = HIDDEN else {
+        unreachable!()
+    };
+    world.write(
+        &world.home(".claude.json"),
+        &json!({"mcpServers": {
+            "db": {"command": "db-mcp",
+                   "env": {"DATABASE_URL": format!("postgresql://admin:{db_pw}@db/prod"),
+                           "MYSQL_PWD": mysql,
+                           "SENTRY_DSN": format!("https://{dsn}@o1.ingest.sentry.io/1")}},
+            "docker": {"command": "docker",
+                       "args": ["run", "-i", "--rm", "-e", format!("API_KEY={e_api}"), "img"]},
+            "git": {"command": "git-mcp", "args": [format!("https://{userinfo}@github.com/o/r.git")]},
+            "zapier": {"type": "http", "url": format!("https://mcp.zapier.com/api/mcp/s/{zapier}/mcp")},
+            "mixed": {"command": "pg-mcp", "args": [format!("postgres://u:{mixed}@${{HOST}}/db")]}
+        }})
+        .to_string(),
+    );
+    let shown = world.ok(&["import"]);
+    assert!(shown.contains("7 secrets would go to"), "{shown}");
+    assert!(
+        shown.contains("postgres://u:${MIXED_PASSWORD}@${HOST}/db"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("https://mcp.zapier.com/api/mcp/s/${ZAPIER_URL_TOKEN}/mcp"),
+        "{shown}"
+    );
+    let report = world.json(&["import"]);
+    assert_eq!(report["secrets"], 7, "{report}");
+    world.ok(&["import", "--write"]);
+    let yaml = std::fs::read_to_string(world.user_config()).unwrap();
+    no_secret(&yaml);
+    let secrets = world.secrets();
+    for secret in HIDDEN {
+        assert!(secrets.contains(secret), "{secret} not in {secrets}");
+    }
+    let servers: Vec<String> = world
+        .checked_servers()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(servers, ["db", "docker", "git", "mixed", "zapier"]);
 }

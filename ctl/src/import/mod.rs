@@ -2,12 +2,12 @@
 //!
 //! Without `--write` it prints the YAML it would add; with it, it adds that YAML to the
 //! user's gateway.yaml as text (a backup of the old file kept beside it), after checking that
-//! the result loads. Literal secrets go to the env file (`secrets.rs`), never to the YAML nor
+//! the result loads. Literal secrets go to the env file (`secrets/`), never to the YAML nor
 //! to anything printed: what is shown, in text or `--json`, holds `${VAR}` in their place.
 //!
 //! The parts: `claude.rs`, `vscode.rs`, `codex.rs` read the clients' formats into [`Found`]
 //! servers (`vars.rs` translating their variables), `plan.rs` decides what is added under
-//! which name, `secrets.rs` moves secrets out, `emit.rs` writes the YAML, `merge.rs` reads
+//! which name, `secrets/` moves secrets out, `emit.rs` writes the YAML, `merge.rs` reads
 //! the existing config and inserts into its text, `write.rs` writes the files.
 
 mod claude;
