@@ -50,11 +50,14 @@ pub fn connected(
         let mut doc = toml(original)?;
         let mut servers = match doc.remove(key) {
             Some(Item::Table(table)) => table,
-            _ => {
+            // `mcp_servers = { fs = {…}, … }`: the same servers, written inline.
+            Some(Item::Value(toml_edit::Value::InlineTable(inline))) => inline.into_table(),
+            None => {
                 let mut table = Table::new();
                 table.set_implicit(true);
                 table
             }
+            Some(_) => return Err(format!("`{key}` is not a table")),
         };
         let names: Vec<String> = servers.iter().map(|(k, _)| k.to_owned()).collect();
         for name in names.iter().filter(|n| !kept.contains(n)) {
@@ -252,5 +255,24 @@ mod tests {
         assert_eq!(doc["model"].as_str(), Some("o4"));
         assert_eq!(doc["mcp_servers"]["github"]["env"]["T"].as_str(), Some("x"));
         assert!(doc["mcp_servers"].get("mcpgw").is_none());
+    }
+
+    /// `mcp_servers = { … }` written inline: the servers connect keeps stay.
+    #[test]
+    fn toml_inline_servers_are_kept() {
+        let original = "model = \"o3\"\nmcp_servers = { fs = { command = \"npx\", args = [\"fs\"] }, odd = { url = \"wss://x\" } }\n";
+        let kept = vec!["odd".to_string()];
+        assert_eq!(servers_in(Client::Codex, original).unwrap(), ["fs", "odd"]);
+        let done = connected(Client::Codex, original, &entry(), &kept).unwrap();
+        let doc = toml(&done).unwrap();
+        assert_eq!(
+            doc["mcp_servers"]["odd"]["url"].as_str(),
+            Some("wss://x"),
+            "{done}"
+        );
+        assert!(doc["mcp_servers"].get("fs").is_none(), "{done}");
+        assert_eq!(entry_in(Client::Codex, &done).unwrap(), Some(entry()));
+        assert!(unchanged(Client::Codex, original, &done).unwrap());
+        assert_eq!(servers_in(Client::Codex, &done).unwrap(), ["odd", "mcpgw"]);
     }
 }

@@ -140,6 +140,17 @@ fn connect(args: &Args, cx: &Context) -> Result<Done, String> {
         .filter(|name| !replaced.contains(name) && name != ENTRY)
         .collect();
     let connected = connected(client, &original, &entry, &kept)?;
+    // What is said to be kept must be there (and the gateway's entry): a shape of the file
+    // this code does not know must fail here, not drop servers.
+    let now = servers_in(client, &connected)?;
+    let lost = (kept.iter().map(String::as_str).chain([ENTRY]))
+        .find(|name| !now.iter().any(|n| n == name));
+    if let Some(lost) = lost {
+        return Err(format!(
+            "{shown}: connecting would lose the server `{lost}` (a shape of the file mcpgwctl \
+             does not edit correctly): nothing was changed"
+        ));
+    }
     let mode = files::mode_of(&file).unwrap_or(0o600);
     files::write_new(&backup, original.as_bytes(), mode)?;
     if let Err(e) = files::write_atomic(&file, connected.as_bytes(), mode) {
