@@ -81,6 +81,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> 
     Ok(())
 }
 
+/// Creates `<path>.<tag>-<time>` (`-2`, … when taken) with `bytes` and `mode`, never over
+/// another file: a copy of a file's old bytes kept before it is replaced. Its path.
+pub fn keep_copy(path: &Path, tag: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, String> {
+    let stamp = timestamp();
+    for n in 1..100 {
+        let suffix = match n {
+            1 => format!(".{tag}-{stamp}"),
+            n => format!(".{tag}-{stamp}-{n}"),
+        };
+        let copy = beside(path, &suffix);
+        if copy.exists() {
+            continue;
+        }
+        write_new(&copy, bytes, mode)?;
+        return Ok(copy);
+    }
+    Err(format!(
+        "{}: no free name for a copy beside it",
+        path.display()
+    ))
+}
+
 /// `<path><suffix>`: a file beside `path`.
 pub fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();

@@ -997,3 +997,46 @@ fn hidden_secrets_are_moved_too() {
         .collect();
     assert_eq!(servers, ["db", "docker", "git", "mixed", "zapier"]);
 }
+
+/// `--undo` after the client changed its file: the servers come back, the client's other
+/// changes and the servers the user added since stay, and the file as it was is kept aside.
+#[test]
+fn undo_keeps_what_the_client_and_the_user_did_since() {
+    let world = World::new();
+    let file = world.home(".claude.json");
+    world.write(&file, &claude_json(&world.project("")));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    world.ok(&["import", "--from", "claude-code", "--write"]);
+    world.ok(&["connect", "claude-code"]);
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    value["numStartups"] = json!(42);
+    value["mcpServers"]["added-later"] = json!({"command": "later-mcp", "args": ["x"]});
+    let changed = serde_json::to_string_pretty(&value).unwrap();
+    std::fs::write(&file, &changed).unwrap();
+
+    let out = world.ok(&["connect", "claude-code", "--undo"]);
+    assert!(
+        out.contains("added or changed in claude-code since: added-later"),
+        "{out}"
+    );
+    let restored: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(restored["numStartups"], 42);
+    let mut names: Vec<&String> = restored["mcpServers"].as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["added-later", "events", "github", "socket", "tracker"]
+    );
+    let copy = std::fs::read_dir(world.home(""))
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".claude.json.mcpgw-undo-")
+        })
+        .expect("the file before --undo is kept");
+    assert_eq!(std::fs::read_to_string(copy.path()).unwrap(), changed);
+    let mode = copy.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -154,28 +154,7 @@ fn entry_in(client: Client, text: &str) -> Result<Option<Entry>, String> {
     })
 }
 
-/// `current` with its servers as `original` had them (the client's other changes kept).
-pub fn put_back(client: Client, current: &str, original: &str) -> Result<String, String> {
-    let key = servers_key(client);
-    if client.format() == Format::CodexToml {
-        let mut doc = toml(current)?;
-        match toml(original)?.remove(key) {
-            Some(servers) => {
-                doc.insert(key, servers);
-            }
-            None => {
-                doc.remove(key);
-            }
-        }
-        return Ok(doc.to_string());
-    }
-    match crate::jsonc::value_text(original, key)? {
-        Some(servers) => crate::jsonc::set_member(current, key, servers),
-        None => crate::jsonc::remove_member(current, key),
-    }
-}
-
-fn toml(text: &str) -> Result<DocumentMut, String> {
+pub fn toml(text: &str) -> Result<DocumentMut, String> {
     text.parse::<DocumentMut>()
         .map_err(|e| format!("not valid TOML: {e}"))
 }
@@ -183,6 +162,7 @@ fn toml(text: &str) -> Result<DocumentMut, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connect::undo::put_back;
 
     fn entry() -> Entry {
         Entry {
@@ -210,11 +190,12 @@ mod tests {
         // The client wrote the file since: only the servers go back.
         let later = done.replace("\"numStartups\": 4", "\"numStartups\": 5");
         assert!(!unchanged(Client::ClaudeCode, original, &later).unwrap());
-        let back = put_back(Client::ClaudeCode, &later, original).unwrap();
+        let (back, since) = put_back(Client::ClaudeCode, &later, original).unwrap();
         assert_eq!(
             back,
             original.replace("\"numStartups\": 4", "\"numStartups\": 5")
         );
+        assert!(since.is_empty());
     }
 
     #[test]
@@ -250,7 +231,7 @@ mod tests {
 
         let later = done.replace("o3", "o4");
         assert!(!unchanged(Client::Codex, original, &later).unwrap());
-        let back = put_back(Client::Codex, &later, original).unwrap();
+        let (back, _) = put_back(Client::Codex, &later, original).unwrap();
         let doc = toml(&back).unwrap();
         assert_eq!(doc["model"].as_str(), Some("o4"));
         assert_eq!(doc["mcp_servers"]["github"]["env"]["T"].as_str(), Some("x"));

@@ -14,12 +14,15 @@
 //! - `--undo` without a backup is refused. With one: when the file is still what connect made
 //!   of it, the backup's bytes are written back as they were; when the client changed the file
 //!   since (Claude Code writes `~/.claude.json` all the time), only its servers are put back
-//!   and the client's other changes are kept. Then the backup is removed.
+//!   and the client's other changes are kept, the servers the user added or changed since
+//!   among them (`undo.rs`); the file as it was is kept as `<file>.mcpgw-undo-<time>` first.
+//!   Then the backup is removed.
 //! - JSON is edited as text (the servers member only, other bytes as they were; comments of
 //!   VS Code's file included); Codex's TOML through `toml_edit`, which keeps the rest of the
 //!   file's layout and comments. Files are replaced atomically, keeping their mode.
 
 mod edit;
+mod undo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +33,8 @@ use crate::clients::{Client, Location, Scope};
 use crate::files::{self, MAX_CLIENT_FILE};
 use crate::import::{self, Context, Existing, Identity};
 use crate::{EXIT_FAILED, Out};
-use edit::{connected, put_back, servers_in, unchanged};
+use edit::{connected, servers_in, unchanged};
+use undo::put_back;
 
 /// The name of the gateway's entry in a client's config.
 pub const ENTRY: &str = "mcpgw";
@@ -58,9 +62,14 @@ struct Done {
     #[serde(skip_serializing_if = "Option::is_none")]
     entry: Option<Entry>,
     replaced: Vec<String>,
+    /// Connect: the servers left in the client (not importable). Undo: the servers the client
+    /// has that the original had not as they are (added or changed since), kept.
     kept: Vec<String>,
     /// `--undo` of a file the client changed since: its servers put back, the rest kept.
     merged: bool,
+    /// Then: where the file as it was before `--undo` is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copy: Option<String>,
     notes: Vec<String>,
 }
 
@@ -175,6 +184,7 @@ fn connect(args: &Args, cx: &Context) -> Result<Done, String> {
         replaced,
         kept,
         merged: false,
+        copy: None,
         notes,
     })
 }
@@ -202,8 +212,25 @@ fn undo(args: &Args, cx: &Context) -> Result<Done, String> {
         }
         _ => None,
     };
+    // The client wrote the file since: what it holds now is kept aside first, exactly, in
+    // case the merge is not what the user wanted.
+    let copy = match (&restored, &current) {
+        (Some(_), Some(current)) => {
+            let mode = files::mode_of(&file).unwrap_or(0o600);
+            Some(files::keep_copy(
+                &file,
+                "mcpgw-undo",
+                current.as_bytes(),
+                mode,
+            )?)
+        }
+        _ => None,
+    };
     let merged = restored.is_some();
-    let bytes = restored.map_or(original, String::into_bytes);
+    let (bytes, since) = match restored {
+        Some((text, since)) => (text.into_bytes(), since),
+        None => (original, Vec::new()),
+    };
     files::write_atomic(&file, &bytes, mode)?;
     std::fs::remove_file(&backup).map_err(|e| format!("{shown_backup}: {e}"))?;
     Ok(Done {
@@ -213,8 +240,9 @@ fn undo(args: &Args, cx: &Context) -> Result<Done, String> {
         undone: true,
         entry: None,
         replaced: Vec::new(),
-        kept: Vec::new(),
+        kept: since,
         merged,
+        copy: copy.map(|c| cx.shown(&c)),
         notes: Vec::new(),
     })
 }
@@ -263,6 +291,18 @@ fn human(done: &Done) -> String {
                 done.client, done.file, done.client, done.backup
             ),
         });
+        if !done.kept.is_empty() {
+            out.push_str(&format!(
+                "kept the servers added or changed in {} since: {}\n",
+                done.client,
+                done.kept.join(", ")
+            ));
+        }
+        if let Some(copy) = &done.copy {
+            out.push_str(&format!(
+                "the file as it was before --undo is kept as {copy}\n"
+            ));
+        }
         return out;
     }
     let entry = done.entry.as_ref().expect("connect has an entry");

@@ -50,7 +50,7 @@ pub fn write(plan: &Plan) -> Result<Written, String> {
     };
     let mode = files::mode_of(path);
     let backup = match (&existing.text, mode) {
-        (Some(text), Some(mode)) => Some(backup(path, text.as_bytes(), mode)?),
+        (Some(text), Some(mode)) => Some(files::keep_copy(path, "bak", text.as_bytes(), mode)?),
         _ => None,
     };
     files::write_atomic(path, merged.as_bytes(), mode.unwrap_or(0o644))?;
@@ -115,22 +115,4 @@ fn restore_env(path: &std::path::Path, before: Option<&str>) {
         }
         None => std::fs::remove_file(path).map_err(|e| e.to_string()),
     };
-}
-
-/// `<config>.bak-<timestamp>` (`-2`, … when taken), with the old bytes and mode.
-fn backup(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<PathBuf, String> {
-    let stamp = files::timestamp();
-    for n in 1..100 {
-        let suffix = match n {
-            1 => format!(".bak-{stamp}"),
-            n => format!(".bak-{stamp}-{n}"),
-        };
-        let backup = files::beside(path, &suffix);
-        if backup.exists() {
-            continue;
-        }
-        files::write_new(&backup, bytes, mode)?;
-        return Ok(backup);
-    }
-    Err(format!("{}: no free backup name beside it", path.display()))
 }
