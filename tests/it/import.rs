@@ -1040,3 +1040,35 @@ fn undo_keeps_what_the_client_and_the_user_did_since() {
     let mode = copy.metadata().unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+/// With `CLAUDE_CONFIG_DIR` set, Claude Code keeps `.claude.json` there, not in the home
+/// directory: import reads that one and connect edits it.
+#[test]
+fn claude_config_dir_is_where_claude_code_keeps_its_file() {
+    let world = World::new();
+    let dir = world.env.path("claude-dir");
+    let file = dir.join(".claude.json");
+    world.write(
+        &file,
+        &json!({"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}})
+            .to_string(),
+    );
+    world.write(
+        &world.home(".claude.json"),
+        &json!({"mcpServers": {"stale": {"command": "stale-mcp"}}}).to_string(),
+    );
+    let vars = [("CLAUDE_CONFIG_DIR", dir.to_str().unwrap())];
+    let report: Value =
+        serde_json::from_str(&world.ok_with(&["import", "--from", "claude-code", "--json"], &vars))
+            .unwrap();
+    assert_eq!(report["added"][0]["name"], "time", "{report}");
+    assert_eq!(report["added"].as_array().unwrap().len(), 1, "{report}");
+    world.ok_with(&["import", "--from", "claude-code", "--write"], &vars);
+    world.ok_with(&["connect", "claude-code"], &vars);
+    let connected: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        connected["mcpServers"].get("mcpgw").is_some(),
+        "{connected}"
+    );
+    assert!(PathBuf::from(format!("{}.mcpgw-backup", file.display())).exists());
+}
