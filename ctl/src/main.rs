@@ -137,6 +137,9 @@ enum Verb {
     },
     /// Make a client use the gateway: its servers, once imported, are replaced by one entry
     /// running mcpgw-shim (the original is kept); --undo puts the original back.
+    ///
+    /// Quit the client first: a running client (Claude Code rewrites ~/.claude.json) may
+    /// write its old servers back from memory.
     Connect {
         /// The client whose config is changed.
         #[arg(value_enum)]

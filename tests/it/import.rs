@@ -534,6 +534,8 @@ fn connect_round_trip(world: &World, client: &str, file: &Path, check: impl Fn(&
     let mode = std::fs::metadata(file).unwrap().permissions().mode();
     let out = world.ok(&["connect", client, "--role", "dev"]);
     assert!(out.contains("--undo"), "{out}");
+    // A running client may write its old servers back from memory: the user is told.
+    assert!(out.contains("quit"), "{out}");
     let connected = std::fs::read_to_string(file).unwrap();
     assert!(
         connected.contains(&bin("mcpgw-shim").display().to_string()),

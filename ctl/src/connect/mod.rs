@@ -329,9 +329,17 @@ fn human(done: &Done) -> String {
         out.push_str(&format!("note: {note}\n"));
     }
     out.push_str(&format!(
-        "the original is kept as {}; `mcpgwctl connect {} --undo` puts it back\nrestart {} \
-         (or reload its MCP servers) to use the gateway\n",
-        done.backup, done.client, done.client
+        "the original is kept as {}; `mcpgwctl connect {} --undo` puts it back\n",
+        done.backup, done.client
+    ));
+    // Claude Code (and others) keep their config in memory and write all of it back now and
+    // then: one that was running during connect can put its old servers back.
+    out.push_str(&format!(
+        "quit {client} and start it again to use the gateway; if it was running, check that \
+         {} still has `{ENTRY}` afterwards (a running client may write its old servers back: \
+         then quit it, `mcpgwctl connect {client} --undo` and connect again)\n",
+        done.file,
+        client = done.client
     ));
     out
 }
