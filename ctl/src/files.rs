@@ -13,9 +13,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// it can be large, but not this large).
 pub const MAX_CLIENT_FILE: u64 = 64 << 20;
 
-/// A file's text, if it is at most `max` bytes of UTF-8.
+/// A file's text, if it is a regular file of at most `max` bytes of UTF-8. It is opened
+/// without waiting (O_NONBLOCK) and checked through its handle: a FIFO where a client's file
+/// or a project's `.env` should be (a cloned repository can hold one) would otherwise hang
+/// the import on the open until a writer came.
 pub fn read_text(path: &Path, max: u64) -> Result<String, String> {
-    let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let regular = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .is_file();
+    if !regular {
+        return Err(format!("{}: not a regular file, not read", path.display()));
+    }
     let mut bytes = Vec::new();
     file.take(max + 1)
         .read_to_end(&mut bytes)
@@ -174,6 +188,18 @@ mod tests {
                 .contains("larger than 1 MiB")
         );
         assert_eq!(read_text(&path, 4 << 20).unwrap().len(), 2 << 20);
+
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_text(&fifo, 1 << 20)).unwrap());
+        let read = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a FIFO must not block the read");
+        assert!(read.unwrap_err().contains("not a regular file"));
+        assert!(read_text(dir.path(), 1 << 20).is_err());
     }
 
     #[test]
