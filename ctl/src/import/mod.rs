@@ -200,60 +200,11 @@ struct Sources {
 /// `--project` (or named as FILE), and of Claude Code's `.mcp.json` only what Claude Code was
 /// allowed to run ([`claude::only_approved`]).
 fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
-    let mut locations = Vec::new();
-    let mut notes = Vec::new();
     let named = args.file.is_some();
-    if let Some(file) = &args.file {
-        let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
-        let text = files::read_text(&path, MAX_CLIENT_FILE)?;
-        let client = args.from.unwrap_or_else(|| Client::guess(&path, &text));
-        let scope = client
-            .locations(&cx.home, &cx.cwd)
-            .into_iter()
-            .find(|l| l.path == path)
-            .map_or(Scope::Given, |l| l.scope);
-        locations.push(Location {
-            client,
-            path,
-            scope,
-        });
-    } else {
-        let clients = match args.from {
-            Some(client) => vec![client],
-            None => Client::ALL.to_vec(),
-        };
-        let considered: Vec<Location> = clients
-            .iter()
-            .flat_map(|c| c.locations(&cx.home, &cx.cwd))
-            .filter(|l| l.scope == Scope::User || args.project)
-            .collect();
-        for client in clients {
-            for location in client.locations(&cx.home, &cx.cwd) {
-                if location.scope == Scope::User || args.project {
-                    continue;
-                }
-                if location.path.is_file() {
-                    notes.push(format!(
-                        "not read: {} (the project's own config; `--project` reads it, if \
-                         you trust the project)",
-                        cx.shown(&location.path)
-                    ));
-                }
-            }
-        }
-        locations.extend(considered.iter().filter(|l| l.path.is_file()).cloned());
-        if locations.is_empty() {
-            let looked: Vec<String> = considered.iter().map(|l| cx.shown(&l.path)).collect();
-            let mut message = format!(
-                "found no client config to import; looked for {}",
-                looked.join(", ")
-            );
-            if !notes.is_empty() {
-                message.push_str(&format!("\n{}", notes.join("\n")));
-            }
-            return Err(message);
-        }
-    }
+    let (locations, mut notes) = match &args.file {
+        Some(file) => (vec![named_file(file, args.from, cx)?], Vec::new()),
+        None => found_files(args, cx)?,
+    };
     let (mut read, mut parsed) = (Vec::new(), Vec::new());
     for location in locations {
         let approvals =
@@ -278,6 +229,64 @@ fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
         parsed,
         notes,
     })
+}
+
+/// FILE: its client (`--from`, else guessed) and scope (a known location's, else given).
+fn named_file(file: &Path, from: Option<Client>, cx: &Context) -> Result<Location, String> {
+    let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let text = files::read_text(&path, MAX_CLIENT_FILE)?;
+    let client = from.unwrap_or_else(|| Client::guess(&path, &text));
+    let scope = client
+        .locations(&cx.home, &cx.cwd)
+        .into_iter()
+        .find(|l| l.path == path)
+        .map_or(Scope::Given, |l| l.scope);
+    Ok(Location {
+        client,
+        path,
+        scope,
+    })
+}
+
+/// Without FILE: the known locations of `--from`'s client (else every client's) that exist,
+/// the project's only with `--project`; and a note for each project file not read.
+fn found_files(args: &Args, cx: &Context) -> Result<(Vec<Location>, Vec<String>), String> {
+    let clients = match args.from {
+        Some(client) => vec![client],
+        None => Client::ALL.to_vec(),
+    };
+    let (considered, left): (Vec<Location>, Vec<Location>) = clients
+        .iter()
+        .flat_map(|c| c.locations(&cx.home, &cx.cwd))
+        .partition(|l| l.scope == Scope::User || args.project);
+    let notes: Vec<String> = left
+        .iter()
+        .filter(|l| l.path.is_file())
+        .map(|l| {
+            format!(
+                "not read: {} (the project's own config; `--project` reads it, if you trust \
+                 the project)",
+                cx.shown(&l.path)
+            )
+        })
+        .collect();
+    let locations: Vec<Location> = considered
+        .iter()
+        .filter(|l| l.path.is_file())
+        .cloned()
+        .collect();
+    if locations.is_empty() {
+        let looked: Vec<String> = considered.iter().map(|l| cx.shown(&l.path)).collect();
+        let mut message = format!(
+            "found no client config to import; looked for {}",
+            looked.join(", ")
+        );
+        for note in &notes {
+            message.push_str(&format!("\n{note}"));
+        }
+        return Err(message);
+    }
+    Ok((locations, notes))
 }
 
 /// The servers of one client file.
