@@ -9,9 +9,10 @@
 //!   PRIVATE (any case): the whole value (a header's `Bearer`/`Basic`/`Token` scheme stays);
 //! - the value of an argument `--NAME=value`, `NAME=value` (`-e API_KEY=…`) or `Name: value`
 //!   (`--header "X-Api-Key: …"`), or the argument after a flag `--NAME`, whose name is such;
-//! - in any other value or argument: a word that looks like a token (a known prefix: `ghp_`,
+//! - in any other value or argument: whatever looks like a token (a known prefix: `ghp_`,
 //!   `github_pat_`, `sk-`, `xoxb-`, `glpat-`, `AKIA`, `AIza`, `eyJ` …; or 24+ characters of
-//!   letters, digits and `-_.=+` with both letters and digits), and in a URL (`url`, or one
+//!   letters, digits and `-_.=+` with both letters and digits), wherever it stands (in quotes,
+//!   in JSON, after a `:`), and in a URL (`url`, or one
 //!   in a value or argument: `DATABASE_URL=postgres://…`) its password, a user name or path
 //!   segment that looks like a token (`https://ghp_…@github.com`, Zapier's
 //!   `/api/mcp/s/<token>/mcp`: mcpgw itself treats URL paths as secret, see `redact_url`),

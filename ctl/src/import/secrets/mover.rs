@@ -103,11 +103,23 @@ impl<'s> Mover<'s> {
         self.tokens(what, word)
     }
 
-    /// `text` with each literal piece that looks like a token moved.
+    /// `text` with each token in its literal pieces moved: each run of the characters tokens
+    /// are made of (letters, digits, `-_.=+`; dashes it starts with left out) that looks like
+    /// one, so that a token in quotes, in a JSON value or after a `:` is found too.
     pub fn tokens(&mut self, what: &str, text: &str) -> String {
-        self.each_literal(text, |mover, piece| match looks_like_token(piece) {
-            true => mover.take(what, piece),
-            false => piece.to_owned(),
+        self.each_literal(text, |mover, piece| {
+            let mut out = String::with_capacity(piece.len());
+            for (is_run, part) in runs(piece) {
+                let token = part.trim_start_matches('-');
+                match is_run && looks_like_token(token) {
+                    true => {
+                        out.push_str(&part[..part.len() - token.len()]);
+                        out.push_str(&mover.take(what, token));
+                    }
+                    false => out.push_str(part),
+                }
+            }
+            out
         })
     }
 
@@ -144,6 +156,26 @@ fn assignment(word: &str) -> Option<usize> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
     (is_name && !looks_like_token(name) && !value.trim_start_matches('=').is_empty()).then_some(eq)
+}
+
+/// `piece` cut into runs of token characters (`true`) and of others (`false`), in order.
+fn runs(piece: &str) -> Vec<(bool, &str)> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "-_.=+".contains(c);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = piece.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let kind = is_token_char(c);
+        if chars
+            .peek()
+            .is_none_or(|&(_, next)| is_token_char(next) != kind)
+        {
+            let end = i + c.len_utf8();
+            out.push((kind, &piece[start..end]));
+            start = end;
+        }
+    }
+    out
 }
 
 /// `value` cut into literal pieces (`false`) and `${…}` references (`true`), in order; an
@@ -214,5 +246,17 @@ mod tests {
         assert_eq!(mover.secret("p", "${A}:${B}"), "${A}:${B}");
         assert_eq!(mover.credential("h", "Basic ${A}"), "Basic ${A}");
         assert_eq!(mover.moved, 2);
+        // A token inside other text: quoted, in JSON, after a `:` or dashes.
+        assert_eq!(
+            mover.scan(
+                "j",
+                &format!("{{\"apiKey\":\"{token}\"}} key:{token} --{token}")
+            ),
+            "{\"apiKey\":\"${S_J}\"} key:${S_J} --${S_J}"
+        );
+        assert_eq!(
+            mover.scan("j", "/home/u/some-dir/x_1.txt"),
+            "/home/u/some-dir/x_1.txt"
+        );
     }
 }
