@@ -1,7 +1,8 @@
 //! What triggers a reload besides `mcpgwctl reload`: a change of the config file (watched
 //! through its directory, so editors that save by rename or truncate-and-write, and a file
 //! briefly missing, are all seen), of an env file it names (`env_file:`, watched the same
-//! way, through its directory and, for a symlink, its target's), of a plugin's source files
+//! way, through its directory and, for a symlink, its target's; named by the live config or
+//! by the file as it is now, so that one a rejected edit named is seen once created), of a plugin's source files
 //! (their package directory, or their file's directory), and SIGHUP. All end in
 //! [`Gateway::reload`]; a plugin edit is a changed server there because its files are hashed
 //! into its spec, an env file edit because the values it expands to are.
@@ -131,7 +132,11 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
             }
             // A reload that takes is a new generation, and `follow` runs on it (above): even
             // for an unchanged config, since a replaced package directory needs its watch again.
-            let _ = gateway.reload();
+            // One that fails leaves the old config live, but the file may name an env file
+            // that is yet to be created (the reason it failed): that is followed now.
+            if gateway.reload().is_err() {
+                plugins.follow(&gateway);
+            }
         }
     });
     Some(ConfigWatch { _watcher: watcher })
@@ -176,17 +181,30 @@ impl PluginWatches {
                 dirs.insert((parent.to_path_buf(), false));
             }
         }
+        // The live config's env files, and those the file names now: after a rejected edit
+        // they differ, and one named before it exists must be seen when it is created.
+        let mut named = table.config.env_files.clone();
+        if let Ok(text) = std::fs::read_to_string(&self.config) {
+            let env = |name: &str| std::env::var(name).ok();
+            for path in crate::config::named_env_files(&text, &self.config, &env) {
+                if !named.contains(&path) {
+                    named.push(path);
+                }
+            }
+        }
         let mut env_files = Vec::new();
-        for path in &table.config.env_files {
-            env_files.push(path.clone());
-            if let Ok(target) = std::fs::canonicalize(path)
-                && target != *path
+        for path in named {
+            if let Ok(target) = std::fs::canonicalize(&path)
+                && target != path
             {
                 env_files.push(target);
             }
+            env_files.push(path);
         }
         for path in &env_files {
-            if let Some(parent) = path.parent() {
+            // A directory that is not there (yet) cannot be watched; creating it and the file
+            // in it needs a reload (`mcpgwctl reload`, or any edit of the config).
+            if let Some(parent) = path.parent().filter(|p| p.is_dir()) {
                 dirs.insert((parent.to_path_buf(), false));
             }
         }

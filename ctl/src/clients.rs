@@ -96,7 +96,12 @@ impl Client {
             }
         };
         match self {
-            Client::ClaudeCode => home.join(".claude.json"),
+            // `CLAUDE_CONFIG_DIR` moves Claude Code's whole configuration, `.claude.json` too.
+            Client::ClaudeCode => std::env::var_os("CLAUDE_CONFIG_DIR")
+                .map(PathBuf::from)
+                .filter(|dir| dir.is_absolute())
+                .unwrap_or_else(|| home.to_path_buf())
+                .join(".claude.json"),
             Client::ClaudeDesktop => app_support("Claude").join("claude_desktop_config.json"),
             Client::Cursor => home.join(".cursor/mcp.json"),
             Client::Vscode => app_support("Code/User").join("mcp.json"),

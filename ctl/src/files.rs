@@ -13,9 +13,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// it can be large, but not this large).
 pub const MAX_CLIENT_FILE: u64 = 64 << 20;
 
-/// A file's text, if it is at most `max` bytes of UTF-8.
+/// A file's text, if it is a regular file of at most `max` bytes of UTF-8. It is opened
+/// without waiting (O_NONBLOCK) and checked through its handle: a FIFO where a client's file
+/// or a project's `.env` should be (a cloned repository can hold one) would otherwise hang
+/// the import on the open until a writer came.
 pub fn read_text(path: &Path, max: u64) -> Result<String, String> {
-    let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let regular = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .is_file();
+    if !regular {
+        return Err(format!("{}: not a regular file, not read", path.display()));
+    }
     let mut bytes = Vec::new();
     file.take(max + 1)
         .read_to_end(&mut bytes)
@@ -79,6 +93,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> 
         return Err(format!("{}: cannot replace it: {e}", target.display()));
     }
     Ok(())
+}
+
+/// Creates `<path>.<tag>-<time>` (`-2`, … when taken) with `bytes` and `mode`, never over
+/// another file: a copy of a file's old bytes kept before it is replaced. Its path.
+pub fn keep_copy(path: &Path, tag: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, String> {
+    let stamp = timestamp();
+    for n in 1..100 {
+        let suffix = match n {
+            1 => format!(".{tag}-{stamp}"),
+            n => format!(".{tag}-{stamp}-{n}"),
+        };
+        let copy = beside(path, &suffix);
+        if copy.exists() {
+            continue;
+        }
+        write_new(&copy, bytes, mode)?;
+        return Ok(copy);
+    }
+    Err(format!(
+        "{}: no free name for a copy beside it",
+        path.display()
+    ))
 }
 
 /// `<path><suffix>`: a file beside `path`.
@@ -152,6 +188,18 @@ mod tests {
                 .contains("larger than 1 MiB")
         );
         assert_eq!(read_text(&path, 4 << 20).unwrap().len(), 2 << 20);
+
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_text(&fifo, 1 << 20)).unwrap());
+        let read = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a FIFO must not block the read");
+        assert!(read.unwrap_err().contains("not a regular file"));
+        assert!(read_text(dir.path(), 1 << 20).is_err());
     }
 
     #[test]

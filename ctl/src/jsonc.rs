@@ -74,6 +74,8 @@ pub struct Member {
 }
 
 /// The top-level member `key` of the object in `stripped` (the output of [`strip`]), if any.
+/// A key written twice is its last member: what `serde_json` reads, and the clients (a
+/// JavaScript `JSON.parse` keeps the last too); an edit of the first would change nothing.
 pub fn member(stripped: &str, key: &str) -> Result<Option<Member>, String> {
     let bytes = stripped.as_bytes();
     let mut i = skip_ws(bytes, 0);
@@ -84,6 +86,7 @@ pub fn member(stripped: &str, key: &str) -> Result<Option<Member>, String> {
     if bytes.get(i) == Some(&b'}') {
         return Ok(None);
     }
+    let mut found = None;
     loop {
         if bytes.get(i) != Some(&b'"') {
             return Err(format!("expected a key at byte {i}"));
@@ -99,15 +102,15 @@ pub fn member(stripped: &str, key: &str) -> Result<Option<Member>, String> {
         let value_start = skip_ws(bytes, i + 1);
         let value_end = value_end(bytes, value_start)?;
         if name == key {
-            return Ok(Some(Member {
+            found = Some(Member {
                 start,
                 value: value_start..value_end,
-            }));
+            });
         }
         i = skip_ws(bytes, value_end);
         match bytes.get(i) {
             Some(b',') => i = skip_ws(bytes, i + 1),
-            Some(b'}') => return Ok(None),
+            Some(b'}') => return Ok(found),
             _ => return Err(format!("expected `,` or `}}` at byte {i}")),
         }
     }
@@ -142,24 +145,40 @@ pub fn set_member(text: &str, key: &str, value: &str) -> Result<String, String> 
     })
 }
 
-/// `text` without the top-level member `key` (and the comma that separated it).
+/// `text` without the top-level member `key` (and the comma that separated it); a key
+/// written twice without every one of them (an earlier one would be read in its place).
 pub fn remove_member(text: &str, key: &str) -> Result<String, String> {
+    let mut text = text.to_owned();
+    loop {
+        match remove_last(&text, key)? {
+            Some(shorter) => text = shorter,
+            None => return Ok(text),
+        }
+    }
+}
+
+/// `text` without the last top-level member `key`; `None` when it has none.
+fn remove_last(text: &str, key: &str) -> Result<Option<String>, String> {
     let stripped = strip(text);
     let Some(found) = member(&stripped, key)? else {
-        return Ok(text.to_owned());
+        return Ok(None);
     };
     let bytes = stripped.as_bytes();
     let after = skip_ws(bytes, found.value.end);
     if bytes.get(after) == Some(&b',') {
         let next = skip_ws(bytes, after + 1);
-        return Ok(format!("{}{}", &text[..found.start], &text[next..]));
+        return Ok(Some(format!("{}{}", &text[..found.start], &text[next..])));
     }
     // The last member: the comma before it goes (there is none for the only member).
     let before = stripped[..found.start]
         .trim_end()
         .strip_suffix(',')
         .map_or(found.start, str::len);
-    Ok(format!("{}{}", &text[..before], &text[found.value.end..]))
+    Ok(Some(format!(
+        "{}{}",
+        &text[..before],
+        &text[found.value.end..]
+    )))
 }
 
 /// `value` pretty-printed, its lines after the first indented like the member it goes into
@@ -309,6 +328,20 @@ mod tests {
         let original = "{\n  \"a\": 1\n}\n";
         let added = set_member(original, "m", "{}").unwrap();
         assert_eq!(remove_member(&added, "m").unwrap(), original);
+    }
+
+    /// A key written twice: serde_json, and the clients (JavaScript's `JSON.parse`), take the
+    /// last one; so do the edits.
+    #[test]
+    fn a_key_written_twice_is_its_last() {
+        let text = "{\"s\": {\"old\": 1}, \"x\": 2, \"s\": {\"live\": 1}}";
+        assert_eq!(value_text(text, "s").unwrap(), Some("{\"live\": 1}"));
+        let set = set_member(text, "s", "{\"new\": 1}").unwrap();
+        assert_eq!(parse(&set).unwrap()["s"], serde_json::json!({"new": 1}));
+        assert_eq!(set, "{\"s\": {\"old\": 1}, \"x\": 2, \"s\": {\"new\": 1}}");
+        // Removed: every one of them, or an earlier one would be read in its place.
+        let removed = remove_member(text, "s").unwrap();
+        assert_eq!(removed, "{\"x\": 2}");
     }
 
     #[test]

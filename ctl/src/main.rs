@@ -115,7 +115,8 @@ enum Verb {
     /// Read MCP clients' configs (every one found, or FILE) and print the gateway.yaml
     /// servers they hold; with --write, add them to gateway.yaml. Secrets go to its env file.
     Import {
-        /// A client's config file (default: every known one found, and the current project's).
+        /// A client's config file, imported as it is (default: every client's user-level
+        /// config found).
         file: Option<PathBuf>,
         /// Whose format FILE is, or the one client to look for.
         #[arg(long, value_enum)]
@@ -123,13 +124,22 @@ enum Verb {
         /// Add the servers to gateway.yaml (keeping a backup of it), not only print them.
         #[arg(long)]
         write: bool,
-        /// The gateway config to add to (default: the one `check` finds, else
-        /// ~/.config/mcpgw/gateway.yaml, created).
+        /// Read the current project's configs too (.mcp.json, .cursor/mcp.json,
+        /// .vscode/mcp.json, .codex/config.toml): only for a project you trust. Of Claude
+        /// Code's .mcp.json, only the servers approved in Claude Code.
+        #[arg(long, conflicts_with = "file")]
+        project: bool,
+        /// The gateway config to add to (default: $MCPGW_CONFIG, else
+        /// ~/.config/mcpgw/gateway.yaml, created; never a gateway.yaml of the current
+        /// directory).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Make a client use the gateway: its servers, once imported, are replaced by one entry
     /// running mcpgw-shim (the original is kept); --undo puts the original back.
+    ///
+    /// Quit the client first: a running client (Claude Code rewrites ~/.claude.json) may
+    /// write its old servers back from memory.
     Connect {
         /// The client whose config is changed.
         #[arg(value_enum)]
@@ -166,6 +176,7 @@ fn main() -> ExitCode {
             file,
             from,
             write,
+            project,
             config,
         } => {
             let args = import::Args {
@@ -173,6 +184,7 @@ fn main() -> ExitCode {
                 from,
                 write,
                 config,
+                project,
             };
             return import::run(args, out);
         }

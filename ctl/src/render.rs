@@ -10,9 +10,14 @@ use mcpgw::plugin_host::Report;
 use mcpgw::protocol::{ReloadStatus, ServerProcess, Status, ToolList};
 
 /// `text` safe for a terminal: control characters other than newline and tab (escape
-/// sequences a backend or client wrote into its stderr, names or descriptions) become U+FFFD.
+/// sequences a backend or client wrote into its stderr, names or descriptions) and the line
+/// and paragraph separators become U+FFFD.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    // LS and PS are no controls, but terminals and tools may break the line at them, so that
+    // text from a backend (or a directory's name) could pass for a line of mcpgwctl's own.
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}')
+    };
     if !text.chars().any(unsafe_char) {
         return text.into();
     }
@@ -687,5 +692,9 @@ roles:
         );
         assert!(shown.starts_with("ok\tline\n\u{fffd}[2J"), "{shown:?}");
         assert_eq!(printable("plain"), "plain");
+        assert_eq!(
+            printable("a\u{2028}b\u{2029}c\u{85}"),
+            "a\u{fffd}b\u{fffd}c\u{fffd}"
+        );
     }
 }

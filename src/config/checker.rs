@@ -435,20 +435,11 @@ impl Checker<'_> {
         at: &NodePath,
         subject: &str,
     ) -> Option<std::path::PathBuf> {
-        let home_relative = value
-            .strip_prefix("~/")
-            .or(value.strip_prefix('~').filter(|rest| rest.is_empty()));
-        let path = match home_relative {
-            Some(rest) => match (self.env)("HOME") {
-                Some(home) => std::path::PathBuf::from(home).join(rest),
-                None => {
-                    self.error(at, format!("{subject} starts with `~` but HOME is not set"));
-                    return None;
-                }
-            },
-            None => self.config_dir.join(value),
-        };
-        Some(path.components().collect())
+        let path = config_relative(value, self.config_dir, self.env);
+        if path.is_none() {
+            self.error(at, format!("{subject} starts with `~` but HOME is not set"));
+        }
+        path
     }
 
     /// `pin: quarantine | warn | off`.
@@ -545,4 +536,21 @@ impl Checker<'_> {
         let place = ConfigError::at(self.file, line, column, "").to_string();
         place.trim_end_matches([':', ' ']).to_owned()
     }
+}
+
+/// `value` as a path: `~/…` in the home directory, a relative path in `config_dir`; `None`
+/// for a `~` path when HOME is not set.
+pub(super) fn config_relative(
+    value: &str,
+    config_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<std::path::PathBuf> {
+    let home_relative = value
+        .strip_prefix("~/")
+        .or(value.strip_prefix('~').filter(|rest| rest.is_empty()));
+    let path = match home_relative {
+        Some(rest) => std::path::PathBuf::from(env("HOME")?).join(rest),
+        None => config_dir.join(value),
+    };
+    Some(path.components().collect())
 }

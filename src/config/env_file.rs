@@ -3,7 +3,7 @@
 //!
 //! The format is dotenv's common core, read strictly: `KEY=value` lines, blank lines, `#`
 //! comments, an optional `export ` before the key; a value unquoted (to the end of the line, a
-//! ` #` starting a comment), in single quotes (literal), or in double quotes (`\n`, `\r`, `\t`,
+//! `#` after a blank starting a comment: `KEY=#x` is `#x`), in single quotes (literal), or in double quotes (`\n`, `\r`, `\t`,
 //! `\\`, `\"` and `\$` escapes; another `\x` stays as written). Quoted values may span lines.
 //! Nothing is expanded inside the file. A line that is none of these, or a key set twice, is
 //! an error at `file:line`.
@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::checker::{Checker, Entry};
 use super::error::ConfigError;
@@ -66,8 +66,8 @@ impl EnvFileError {
 
 /// Reads and parses an env file after checking that only its owner, the user, can read it.
 pub fn read_env_file(path: &Path) -> Result<EnvFile, EnvFileError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| EnvFileError::whole(format!("cannot read the env file: {e}")))?;
+    let file =
+        open(path).map_err(|e| EnvFileError::whole(format!("cannot read the env file: {e}")))?;
     let meta = file
         .metadata()
         .map_err(|e| EnvFileError::whole(format!("cannot read the env file: {e}")))?;
@@ -94,6 +94,24 @@ pub fn read_env_file(path: &Path) -> Result<EnvFile, EnvFileError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| EnvFileError::whole("the env file is not valid UTF-8"))?;
     parse_env_file(&text)
+}
+
+/// Opens `path` for reading without waiting: a FIFO (or a device) named as the env file would
+/// otherwise block the open until a writer comes, and the reload with it. The handle is then
+/// `fstat`ed and anything but a regular file refused; O_NONBLOCK changes nothing for reading
+/// a regular file.
+#[cfg(unix)]
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 /// Refuses a file of another user, or one its group or others can read, write or run.
@@ -268,13 +286,15 @@ impl Scan<'_> {
             ));
         }
         if !is_env_name(&key) {
+            // Not shown: what stands before the `=` may be a secret pasted on its own line.
             self.rest_of_line();
             return Err(EnvFileError::at(
                 line,
-                format!("`{key}` is not a variable name: it must not start with a digit"),
+                "the key is not a variable name: it must not start with a digit",
             ));
         }
         self.bump();
+        let blank = matches!(self.peek(), Some(' ' | '\t'));
         self.skip_blanks();
         let value = match self.peek() {
             Some(quote @ ('"' | '\'')) => {
@@ -293,7 +313,7 @@ impl Scan<'_> {
                 }
                 value
             }
-            _ => unquoted(self.rest_of_line()),
+            _ => unquoted(self.rest_of_line(), blank),
         };
         Ok(Some((key, value)))
     }
@@ -334,17 +354,64 @@ impl Scan<'_> {
 }
 
 /// An unquoted value: to the end of the line, a `#` after a blank starting a comment, blanks
-/// around it trimmed.
-fn unquoted(rest: &str) -> String {
+/// around it trimmed. `blank_before`: blanks stood between the `=` and `rest` (so a `#` first
+/// in `rest` follows a blank: `KEY= # note` is empty, while `KEY=#x` is `#x`, as in dotenv).
+fn unquoted(rest: &str, blank_before: bool) -> String {
     let mut end = rest.len();
     let bytes = rest.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
-        if b == b'#' && (i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
+        let after_blank = match i {
+            0 => blank_before,
+            i => bytes[i - 1] == b' ' || bytes[i - 1] == b'\t',
+        };
+        if b == b'#' && after_blank {
             end = i;
             break;
         }
     }
     rest[..end].trim().to_owned()
+}
+
+/// The env files config text names (`env_file:` at the top level and in each server),
+/// absolute, whether or not they exist and whatever else is wrong with the config. A reload
+/// that a missing env file made fail leaves the old config live, which does not name the new
+/// file: the watch follows these too, so that creating the file is seen. `path` is the
+/// config's (relative paths are its directory's).
+pub fn named_env_files(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<PathBuf> {
+    let Ok(Node::Map(top)) = super::tree::parse(text) else {
+        return Vec::new();
+    };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = absolute.parent().unwrap_or(Path::new("/"));
+    let mut named = vec![member(&top, "env_file")];
+    if let Some(Node::Map(servers)) = member(&top, "servers") {
+        for (_, server) in servers {
+            if let Node::Map(server) = server {
+                named.push(member(server, "env_file"));
+            }
+        }
+    }
+    named
+        .into_iter()
+        .filter_map(|node| match node {
+            Some(Node::Str(value)) if !value.trim().is_empty() => {
+                super::checker::config_relative(value, dir, env)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The value of `key` in a mapping's entries (its first, as the checker reads it).
+fn member<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
+    entries
+        .iter()
+        .find(|(k, _)| matches!(k, Node::Str(k) if k == key))
+        .map(|(_, v)| v)
 }
 
 impl Checker<'_> {

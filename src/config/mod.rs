@@ -52,7 +52,8 @@ use std::time::Duration;
 
 pub use commands::{CommandTool, DEFAULT_COMMAND_TIMEOUT, Param, ParamKind, placeholder};
 pub use env_file::{
-    EnvFile, EnvFileError, MAX_ENV_FILE, env_file_line, is_env_name, parse_env_file, read_env_file,
+    EnvFile, EnvFileError, MAX_ENV_FILE, env_file_line, is_env_name, named_env_files,
+    parse_env_file, read_env_file,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use hash::fnv1a64;

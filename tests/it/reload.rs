@@ -418,3 +418,39 @@ async fn an_env_file_feeds_its_servers_and_an_edit_restarts_them() {
     assert!(!env.daemon_log_contains("s3cret"));
     client.close().await;
 }
+
+/// An env file the config names before it exists: the edit is rejected (a missing env file is
+/// an error), and creating the file then reloads by itself. The rejected config's env files
+/// are watched, not only the live one's; this one is in a directory of its own.
+#[tokio::test]
+async fn an_env_file_named_before_it_exists_is_read_once_it_is_created() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let server = env.fixture_server("alpha", &[]);
+    env.write_config(&format!("servers:\n{server}"));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    assert_eq!(generation(&env), 1);
+
+    std::fs::create_dir(env.path("secrets")).unwrap();
+    save_by_rename(
+        &env,
+        &format!("env_file: secrets/later.env\nservers:\n{server}    env: {{T: \"${{TOKEN}}\"}}\n"),
+    );
+    wait_for("the rejection to be recorded", || {
+        env.status_json()["last_reload"]["ok"] == false
+    })
+    .await;
+    assert_eq!(generation(&env), 1);
+
+    let tmp = env.path("secrets/.later.env.tmp");
+    std::fs::write(&tmp, "TOKEN=created-s3cret\n").unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp, env.path("secrets/later.env")).unwrap();
+    wait_generation(&env, 2).await;
+    assert_eq!(
+        client.call_text("alpha_env", json!({"name": "T"})).await,
+        "created-s3cret"
+    );
+    client.close().await;
+}

@@ -50,11 +50,14 @@ pub fn connected(
         let mut doc = toml(original)?;
         let mut servers = match doc.remove(key) {
             Some(Item::Table(table)) => table,
-            _ => {
+            // `mcp_servers = { fs = {…}, … }`: the same servers, written inline.
+            Some(Item::Value(toml_edit::Value::InlineTable(inline))) => inline.into_table(),
+            None => {
                 let mut table = Table::new();
                 table.set_implicit(true);
                 table
             }
+            Some(_) => return Err(format!("`{key}` is not a table")),
         };
         let names: Vec<String> = servers.iter().map(|(k, _)| k.to_owned()).collect();
         for name in names.iter().filter(|n| !kept.contains(n)) {
@@ -151,28 +154,7 @@ fn entry_in(client: Client, text: &str) -> Result<Option<Entry>, String> {
     })
 }
 
-/// `current` with its servers as `original` had them (the client's other changes kept).
-pub fn put_back(client: Client, current: &str, original: &str) -> Result<String, String> {
-    let key = servers_key(client);
-    if client.format() == Format::CodexToml {
-        let mut doc = toml(current)?;
-        match toml(original)?.remove(key) {
-            Some(servers) => {
-                doc.insert(key, servers);
-            }
-            None => {
-                doc.remove(key);
-            }
-        }
-        return Ok(doc.to_string());
-    }
-    match crate::jsonc::value_text(original, key)? {
-        Some(servers) => crate::jsonc::set_member(current, key, servers),
-        None => crate::jsonc::remove_member(current, key),
-    }
-}
-
-fn toml(text: &str) -> Result<DocumentMut, String> {
+pub fn toml(text: &str) -> Result<DocumentMut, String> {
     text.parse::<DocumentMut>()
         .map_err(|e| format!("not valid TOML: {e}"))
 }
@@ -180,6 +162,7 @@ fn toml(text: &str) -> Result<DocumentMut, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connect::undo::put_back;
 
     fn entry() -> Entry {
         Entry {
@@ -207,11 +190,12 @@ mod tests {
         // The client wrote the file since: only the servers go back.
         let later = done.replace("\"numStartups\": 4", "\"numStartups\": 5");
         assert!(!unchanged(Client::ClaudeCode, original, &later).unwrap());
-        let back = put_back(Client::ClaudeCode, &later, original).unwrap();
+        let (back, since) = put_back(Client::ClaudeCode, &later, original).unwrap();
         assert_eq!(
             back,
             original.replace("\"numStartups\": 4", "\"numStartups\": 5")
         );
+        assert!(since.is_empty());
     }
 
     #[test]
@@ -247,10 +231,29 @@ mod tests {
 
         let later = done.replace("o3", "o4");
         assert!(!unchanged(Client::Codex, original, &later).unwrap());
-        let back = put_back(Client::Codex, &later, original).unwrap();
+        let (back, _) = put_back(Client::Codex, &later, original).unwrap();
         let doc = toml(&back).unwrap();
         assert_eq!(doc["model"].as_str(), Some("o4"));
         assert_eq!(doc["mcp_servers"]["github"]["env"]["T"].as_str(), Some("x"));
         assert!(doc["mcp_servers"].get("mcpgw").is_none());
+    }
+
+    /// `mcp_servers = { … }` written inline: the servers connect keeps stay.
+    #[test]
+    fn toml_inline_servers_are_kept() {
+        let original = "model = \"o3\"\nmcp_servers = { fs = { command = \"npx\", args = [\"fs\"] }, odd = { url = \"wss://x\" } }\n";
+        let kept = vec!["odd".to_string()];
+        assert_eq!(servers_in(Client::Codex, original).unwrap(), ["fs", "odd"]);
+        let done = connected(Client::Codex, original, &entry(), &kept).unwrap();
+        let doc = toml(&done).unwrap();
+        assert_eq!(
+            doc["mcp_servers"]["odd"]["url"].as_str(),
+            Some("wss://x"),
+            "{done}"
+        );
+        assert!(doc["mcp_servers"].get("fs").is_none(), "{done}");
+        assert_eq!(entry_in(Client::Codex, &done).unwrap(), Some(entry()));
+        assert!(unchanged(Client::Codex, original, &done).unwrap());
+        assert_eq!(servers_in(Client::Codex, &done).unwrap(), ["odd", "mcpgw"]);
     }
 }

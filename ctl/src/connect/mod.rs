@@ -3,8 +3,9 @@
 //! gateway.yaml now serves; `--undo` puts the original back.
 //!
 //! Rules:
-//! - Every server of the file that can be imported must be in gateway.yaml (same command and
-//!   arguments, or URL): connect refuses otherwise, naming them (`import --write` first).
+//! - Every server of the file that can be imported must be in gateway.yaml (the same server:
+//!   command, arguments, environment and directory, or URL and headers; `import::Identity`):
+//!   connect refuses otherwise, naming them (`import --write` first).
 //!   Connecting is a separate, reviewable step; it never imports by itself.
 //! - Entries that cannot be imported (a transport mcpgw does not serve, an editor-only
 //!   variable) stay in the client's file, as do other scopes (Claude Code's project servers).
@@ -13,12 +14,15 @@
 //! - `--undo` without a backup is refused. With one: when the file is still what connect made
 //!   of it, the backup's bytes are written back as they were; when the client changed the file
 //!   since (Claude Code writes `~/.claude.json` all the time), only its servers are put back
-//!   and the client's other changes are kept. Then the backup is removed.
+//!   and the client's other changes are kept, the servers the user added or changed since
+//!   among them (`undo.rs`); the file as it was is kept as `<file>.mcpgw-undo-<time>` first.
+//!   Then the backup is removed.
 //! - JSON is edited as text (the servers member only, other bytes as they were; comments of
 //!   VS Code's file included); Codex's TOML through `toml_edit`, which keeps the rest of the
 //!   file's layout and comments. Files are replaced atomically, keeping their mode.
 
 mod edit;
+mod undo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +33,8 @@ use crate::clients::{Client, Location, Scope};
 use crate::files::{self, MAX_CLIENT_FILE};
 use crate::import::{self, Context, Existing, Identity};
 use crate::{EXIT_FAILED, Out};
-use edit::{connected, put_back, servers_in, unchanged};
+use edit::{connected, servers_in, unchanged};
+use undo::put_back;
 
 /// The name of the gateway's entry in a client's config.
 pub const ENTRY: &str = "mcpgw";
@@ -57,9 +62,14 @@ struct Done {
     #[serde(skip_serializing_if = "Option::is_none")]
     entry: Option<Entry>,
     replaced: Vec<String>,
+    /// Connect: the servers left in the client (not importable). Undo: the servers the client
+    /// has that the original had not as they are (added or changed since), kept.
     kept: Vec<String>,
     /// `--undo` of a file the client changed since: its servers put back, the rest kept.
     merged: bool,
+    /// Then: where the file as it was before `--undo` is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copy: Option<String>,
     notes: Vec<String>,
 }
 
@@ -139,6 +149,17 @@ fn connect(args: &Args, cx: &Context) -> Result<Done, String> {
         .filter(|name| !replaced.contains(name) && name != ENTRY)
         .collect();
     let connected = connected(client, &original, &entry, &kept)?;
+    // What is said to be kept must be there (and the gateway's entry): a shape of the file
+    // this code does not know must fail here, not drop servers.
+    let now = servers_in(client, &connected)?;
+    let lost = (kept.iter().map(String::as_str).chain([ENTRY]))
+        .find(|name| !now.iter().any(|n| n == name));
+    if let Some(lost) = lost {
+        return Err(format!(
+            "{shown}: connecting would lose the server `{lost}` (a shape of the file mcpgwctl \
+             does not edit correctly): nothing was changed"
+        ));
+    }
     let mode = files::mode_of(&file).unwrap_or(0o600);
     files::write_new(&backup, original.as_bytes(), mode)?;
     if let Err(e) = files::write_atomic(&file, connected.as_bytes(), mode) {
@@ -163,6 +184,7 @@ fn connect(args: &Args, cx: &Context) -> Result<Done, String> {
         replaced,
         kept,
         merged: false,
+        copy: None,
         notes,
     })
 }
@@ -190,8 +212,25 @@ fn undo(args: &Args, cx: &Context) -> Result<Done, String> {
         }
         _ => None,
     };
+    // The client wrote the file since: what it holds now is kept aside first, exactly, in
+    // case the merge is not what the user wanted.
+    let copy = match (&restored, &current) {
+        (Some(_), Some(current)) => {
+            let mode = files::mode_of(&file).unwrap_or(0o600);
+            Some(files::keep_copy(
+                &file,
+                "mcpgw-undo",
+                current.as_bytes(),
+                mode,
+            )?)
+        }
+        _ => None,
+    };
     let merged = restored.is_some();
-    let bytes = restored.map_or(original, String::into_bytes);
+    let (bytes, since) = match restored {
+        Some((text, since)) => (text.into_bytes(), since),
+        None => (original, Vec::new()),
+    };
     files::write_atomic(&file, &bytes, mode)?;
     std::fs::remove_file(&backup).map_err(|e| format!("{shown_backup}: {e}"))?;
     Ok(Done {
@@ -201,15 +240,17 @@ fn undo(args: &Args, cx: &Context) -> Result<Done, String> {
         undone: true,
         entry: None,
         replaced: Vec::new(),
-        kept: Vec::new(),
+        kept: since,
         merged,
+        copy: copy.map(|c| cx.shown(&c)),
         notes: Vec::new(),
     })
 }
 
 /// `mcpgw-shim` beside this mcpgwctl if it is there (clients start servers with a reduced
 /// `PATH`), else from `PATH`; `--role`, and `--config` when the config is not the user's own
-/// (the one a shim's daemon finds by itself).
+/// (the one a shim's daemon finds by itself): then it is one the user named, with `--config`
+/// or `$MCPGW_CONFIG` (`import::config_path` never picks one in the current directory).
 fn entry(args: &Args) -> Result<Entry, String> {
     let beside = std::env::current_exe()
         .ok()
@@ -250,6 +291,18 @@ fn human(done: &Done) -> String {
                 done.client, done.file, done.client, done.backup
             ),
         });
+        if !done.kept.is_empty() {
+            out.push_str(&format!(
+                "kept the servers added or changed in {} since: {}\n",
+                done.client,
+                done.kept.join(", ")
+            ));
+        }
+        if let Some(copy) = &done.copy {
+            out.push_str(&format!(
+                "the file as it was before --undo is kept as {copy}\n"
+            ));
+        }
         return out;
     }
     let entry = done.entry.as_ref().expect("connect has an entry");
@@ -276,9 +329,17 @@ fn human(done: &Done) -> String {
         out.push_str(&format!("note: {note}\n"));
     }
     out.push_str(&format!(
-        "the original is kept as {}; `mcpgwctl connect {} --undo` puts it back\nrestart {} \
-         (or reload its MCP servers) to use the gateway\n",
-        done.backup, done.client, done.client
+        "the original is kept as {}; `mcpgwctl connect {} --undo` puts it back\n",
+        done.backup, done.client
+    ));
+    // Claude Code (and others) keep their config in memory and write all of it back now and
+    // then: one that was running during connect can put its old servers back.
+    out.push_str(&format!(
+        "quit {client} and start it again to use the gateway; if it was running, check that \
+         {} still has `{ENTRY}` afterwards (a running client may write its old servers back: \
+         then quit it, `mcpgwctl connect {client} --undo` and connect again)\n",
+        done.file,
+        client = done.client
     ));
     out
 }

@@ -63,6 +63,63 @@ pub fn parse(value: &Value, at: &Location, cx: &Context) -> Result<Parsed, Strin
     Ok(parsed)
 }
 
+/// Of a project's `.mcp.json` (found by looking, with `--project`), only the servers Claude
+/// Code runs there: Claude Code asks before it runs a project's server, and keeps the answer
+/// in `~/.claude.json`'s entry for the project: `enabledMcpjsonServers` (approved),
+/// `disabledMcpjsonServers` (refused), `enableAllProjectMcpServers` (every one not refused).
+/// What it did not approve, an import must not make the gateway run; each is a note.
+pub fn only_approved(parsed: &mut Parsed, cx: &Context) {
+    let user_file = Client::ClaudeCode.user_file(&cx.home);
+    let settings = crate::files::read_text(&user_file, crate::files::MAX_CLIENT_FILE)
+        .and_then(|text| crate::jsonc::parse(&text))
+        .ok()
+        .and_then(|value| {
+            let projects = value.get("projects")?.as_object()?;
+            projects
+                .iter()
+                .find(|(project, _)| here(project, cx))
+                .map(|(_, settings)| settings.clone())
+        })
+        .unwrap_or_default();
+    let names = |key: &str| -> Vec<&str> {
+        settings
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
+    let (enabled, disabled) = (
+        names("enabledMcpjsonServers"),
+        names("disabledMcpjsonServers"),
+    );
+    let all = settings.get("enableAllProjectMcpServers") == Some(&Value::Bool(true));
+    let shown = cx.shown(&user_file);
+    let notes = &mut parsed.notes;
+    parsed.found.retain(|found| {
+        let why = if disabled.contains(&found.name.as_str()) {
+            format!("disabled in Claude Code (`disabledMcpjsonServers` in {shown})")
+        } else if all || enabled.contains(&found.name.as_str()) {
+            return true;
+        } else {
+            "not approved in Claude Code for this project (approve it there, or name the \
+             file: `mcpgwctl import .mcp.json`)"
+                .to_owned()
+        };
+        notes.push(format!(
+            "not imported: `{}` from {}: {why}",
+            found.name, found.origin
+        ));
+        false
+    });
+}
+
+/// Whether Claude Code's key for a project (its absolute path) is the current directory; a
+/// link to it is the same project.
+fn here(project: &str, cx: &Context) -> bool {
+    let real = std::fs::canonicalize(&cx.cwd).unwrap_or_else(|_| cx.cwd.clone());
+    Path::new(project) == cx.cwd || Path::new(project) == real
+}
+
 /// Claude Code's local scope: the current project's servers, and a count of the others'.
 fn local_scope(
     projects: &Map<String, Value>,
@@ -71,16 +128,13 @@ fn local_scope(
     cx: &Context,
     parsed: &mut Parsed,
 ) -> Result<(), String> {
-    // Claude Code keys a project by its absolute path; a link to it is the same project.
-    let real = std::fs::canonicalize(&cx.cwd).unwrap_or_else(|_| cx.cwd.clone());
-    let here = |project: &str| Path::new(project) == cx.cwd || Path::new(project) == real;
     let mut elsewhere = 0;
     for (project, settings) in projects {
         let Some(servers) = settings.get("mcpServers") else {
             continue;
         };
         let count = servers.as_object().map_or(0, Map::len);
-        if here(project) {
+        if here(project, cx) {
             let origin = format!("{shown} (local scope of {project})");
             let before = parsed.found.len();
             servers_of(servers, &origin, dialect, Client::ClaudeCode, cx, parsed)?;
@@ -99,8 +153,9 @@ fn local_scope(
     }
     if elsewhere > 0 {
         parsed.notes.push(format!(
-            "{shown} has local-scope servers of {elsewhere} other project{}: run the import in \
-             that project's directory to import them",
+            "{shown} has local-scope servers of {elsewhere} other project{}: `mcpgwctl import \
+             --from claude-code` run in a project's directory imports its own (into your \
+             gateway config all the same)",
             if elsewhere == 1 { "" } else { "s" }
         ));
     }

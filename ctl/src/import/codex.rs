@@ -10,7 +10,7 @@
 
 use toml_edit::{DocumentMut, Item, TableLike};
 
-use super::vars::{Dialect, Fill, translate};
+use super::vars::{Dialect, Fill, translate, variable};
 use super::{Context, Found, Pair, Parsed, Spec};
 use crate::clients::{Location, Scope};
 
@@ -87,7 +87,7 @@ fn server(name: &str, item: &Item, notes: &mut Vec<String>) -> Result<(Spec, boo
                 env.push(Pair::new(key, literal(&value)?));
             }
             for var in strings(table, "env_vars")? {
-                let passed = reference(&var)?.replace('}', ":-}");
+                let passed = reference("env_vars", &var)?.replace('}', ":-}");
                 env.push(Pair::new(var.clone(), passed));
             }
             let cwd = match string(table, "cwd")? {
@@ -106,14 +106,14 @@ fn server(name: &str, item: &Item, notes: &mut Vec<String>) -> Result<(Spec, boo
             if let Some(var) = string(table, "bearer_token_env_var")? {
                 headers.push(Pair::new(
                     "Authorization".into(),
-                    format!("Bearer {}", reference(&var)?),
+                    format!("Bearer {}", reference("bearer_token_env_var", &var)?),
                 ));
             }
             for (key, value) in string_table(table, "http_headers")? {
                 headers.push(Pair::new(key, literal(&value)?));
             }
             for (key, var) in string_table(table, "env_http_headers")? {
-                headers.push(Pair::new(key, reference(&var)?));
+                headers.push(Pair::new(key, reference("env_http_headers", &var)?));
             }
             Spec::Remote {
                 url: literal(&url)?,
@@ -127,11 +127,15 @@ fn server(name: &str, item: &Item, notes: &mut Vec<String>) -> Result<(Spec, boo
     Ok((spec, enabled))
 }
 
-/// `${NAME}` for a variable Codex reads from its environment.
-fn reference(var: &str) -> Result<String, String> {
-    match mcpgw::config::is_env_name(var) {
-        true => Ok(format!("${{{var}}}")),
-        false => Err(format!("`{var}` is not a variable name")),
+/// `${NAME}` for a variable Codex reads from its environment (its `key` names it). What is
+/// no variable name is not shown: a token pasted there by mistake is a common one.
+fn reference(key: &str, var: &str) -> Result<String, String> {
+    match variable(var) {
+        Some(var) => Ok(format!("${{{var}}}")),
+        None => Err(format!(
+            "its `{key}` holds no variable name (what it holds is not shown: it may be a token \
+             pasted in place of the name of the variable that holds it)"
+        )),
     }
 }
 
@@ -250,5 +254,36 @@ enabled = false
             parsed.notes
         );
         assert!(parse("not toml [", &at, &cx).is_err());
+    }
+
+    /// A token pasted where Codex wants a variable's name is neither shown in a note nor
+    /// written to gateway.yaml as `${<token>}`.
+    #[test]
+    fn a_token_in_place_of_a_variable_name_is_not_shown() {
+        let token = "ghp_0123456789abcdefghijABCDEFGHIJ";
+        let text = format!(
+            "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\nbearer_token_env_var = \"{token}\"\n\n\
+             [mcp_servers.b]\nurl = \"https://b.example/mcp\"\nbearer_token_env_var = \"x {token}\"\n\n\
+             [mcp_servers.c]\ncommand = \"c\"\nenv_vars = [\"{token}\"]\n\n\
+             [mcp_servers.d]\nurl = \"https://d.example/mcp\"\nbearer_token_env_var = \"GITHUB_PAT_FOR_CI_2024_RW\"\n"
+        );
+        let cx = Context {
+            home: PathBuf::from("/home/u"),
+            cwd: PathBuf::from("/home/u"),
+        };
+        let at = Location {
+            client: Client::Codex,
+            path: PathBuf::from("/home/u/.codex/config.toml"),
+            scope: Scope::User,
+        };
+        let parsed = parse(&text, &at, &cx).unwrap();
+        let names: Vec<_> = parsed.found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["d"], "{:?}", parsed.notes);
+        let notes = parsed.notes.join("\n");
+        assert!(!notes.contains(token), "{notes}");
+        assert!(
+            notes.contains("`bearer_token_env_var`") && notes.contains("`env_vars`"),
+            "{notes}"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The YAML of imported servers, written as text (gateway.yaml is the user's: entries are
 //! added to it as text, never by re-serializing the file, which would drop its comments).
 //!
-//! Strings are written as JSON strings, which are YAML double-quoted scalars: every value
-//! reads back as exactly the string it was, whatever it holds.
+//! Strings are written as YAML double-quoted scalars (JSON's escapes, and YAML's own for what
+//! JSON leaves as it is but YAML reads otherwise: see [`string`]): every value reads back as
+//! exactly the string it was, whatever it holds. Comments get one line of printable text.
 
 use super::{Pair, Spec};
 
@@ -55,9 +56,40 @@ fn pairs(out: &mut String, what: &str, pairs: &[Pair]) {
     }
 }
 
-/// A JSON string: a YAML double-quoted scalar holding exactly `value`.
+/// A YAML double-quoted scalar holding exactly `value`: a JSON string (JSON's escapes are
+/// YAML's too), with YAML's escapes for what JSON writes as it is but YAML does not read so:
+/// NEL, LS and PS (`\N`, `\L`, `\P`), which YAML takes for line breaks (folded to a space
+/// in a quoted scalar), and DEL, the C1 controls and the non-characters YAML refuses in a
+/// document (`\x7F`, `\x80`…, `\uFEFF`).
 pub fn string(value: &str) -> String {
-    serde_json::to_string(value).expect("a string serializes")
+    let json = serde_json::to_string(value).expect("a string serializes");
+    if !json.chars().any(yaml_escaped) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        match c {
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            c if (c as u32) <= 0xff && yaml_escaped(c) => {
+                out.push_str(&format!("\\x{:02X}", c as u32))
+            }
+            c if yaml_escaped(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What JSON leaves unescaped but a YAML scalar cannot hold as it is: line breaks besides
+/// `\n` and `\r` (NEL, LS, PS), and what YAML does not allow in a document at all (DEL, the
+/// C1 controls, the BOM and U+FFFE/U+FFFF).
+fn yaml_escaped(c: char) -> bool {
+    matches!(
+        c,
+        '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
 }
 
 /// A mapping key: plain when it is a plain word YAML reads as a string, else quoted.
@@ -76,10 +108,19 @@ pub fn key(name: &str) -> String {
     if plain { name.to_owned() } else { string(name) }
 }
 
-/// Text for a `#` comment: one line, no control characters.
+/// Text for a `#` comment: one line of printable text. Control characters, and the line
+/// breaks YAML knows besides them (LS, PS; NEL is a control), become `?`: a comment holding
+/// one would end there, and what follows it would be YAML (a project directory named
+/// `x\u{2028}  evil:\u{2028}    command: sh` would add a server).
 pub fn comment(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || yaml_escaped(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -129,5 +170,36 @@ mod tests {
         .unwrap();
         assert_eq!(config.servers["r"].transport, mcpgw::config::Transport::Sse);
         assert_eq!(config.servers["r"].headers["X-Api-Key"], "v");
+    }
+
+    /// What YAML reads as a line break, or refuses, is escaped in strings and gone from
+    /// comments; everything reads back as it was.
+    #[test]
+    fn yaml_line_breaks_and_non_printables() {
+        let odd =
+            "a\u{85}b\u{2028}c\u{2029}d\u{7f}e\u{80}\u{9b}f\u{feff}g\u{ffff}h\u{1f}é\u{1F600}";
+        assert_eq!(
+            string(odd),
+            "\"a\\Nb\\Lc\\Pd\\x7Fe\\x80\\x9Bf\\uFEFFg\\uFFFFh\\u001fé\u{1F600}\""
+        );
+        let spec = Spec::Local {
+            command: odd.into(),
+            args: vec![odd.into()],
+            env: vec![Pair::new("K".into(), odd.into())],
+            cwd: None,
+        };
+        let origin = "/p\u{2028}  evil:\u{2029}    command: sh\u{85}x";
+        let text = format!("servers:\n{}", entry("s", origin, &spec, true));
+        assert!(
+            text.starts_with("servers:\n  # from /p?  evil:?    command: sh?x\n"),
+            "{text}"
+        );
+        let config =
+            mcpgw::config::parse(&text, std::path::Path::new("/g/gateway.yaml"), &|_| None)
+                .unwrap();
+        assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["s"]);
+        assert_eq!(config.servers["s"].command, odd);
+        assert_eq!(config.servers["s"].args, [odd]);
+        assert_eq!(config.servers["s"].env["K"], odd);
     }
 }

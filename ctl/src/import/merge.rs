@@ -10,64 +10,10 @@ use std::path::{Path, PathBuf};
 
 use mcpgw::config;
 
-use super::Spec;
+pub use super::identity::Identity;
 
 /// The file env secrets go to when the config names none: beside gateway.yaml.
 pub const DEFAULT_ENV_FILE: &str = "mcpgw.env";
-
-/// What makes two servers the same: the program and its arguments, or the URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Identity {
-    Local { command: String, args: Vec<String> },
-    Remote { url: String },
-}
-
-impl Identity {
-    pub fn of(spec: &Spec) -> Identity {
-        match spec {
-            Spec::Local { command, args, .. } => Identity::Local {
-                command: command.clone(),
-                args: args.clone(),
-            },
-            Spec::Remote { url, .. } => Identity::Remote { url: url.clone() },
-        }
-    }
-
-    /// With the env file's variables put in (`${NAME}` of a variable the file sets), so that a
-    /// server imported before, whose secrets moved there, is the same as it was.
-    pub fn resolved(&self, vars: &BTreeMap<String, String>) -> Identity {
-        let put = |text: &str| substitute(text, vars);
-        match self {
-            Identity::Local { command, args } => Identity::Local {
-                command: command.clone(),
-                args: args.iter().map(|a| put(a)).collect(),
-            },
-            Identity::Remote { url } => Identity::Remote { url: put(url) },
-        }
-    }
-}
-
-/// `text` with each `${NAME}` whose variable `vars` has replaced by its value.
-fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("${") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
-        match after.find('}').map(|end| (&after[..end], end)) {
-            Some((name, end)) if vars.contains_key(name) => {
-                out.push_str(&vars[name]);
-                rest = &after[end + 1..];
-            }
-            _ => {
-                out.push_str("${");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
 
 /// The config an import adds to.
 pub struct Existing {
@@ -86,6 +32,8 @@ pub struct Existing {
     pub env_vars: BTreeMap<String, String>,
     /// The env file's text, to append to.
     pub env_text: Option<String>,
+    /// The variables the config's text names (`${NAME}`, comments included).
+    pub referenced: BTreeSet<String>,
 }
 
 impl Existing {
@@ -101,6 +49,7 @@ impl Existing {
             env_file_named: false,
             env_vars: BTreeMap::new(),
             env_text: None,
+            referenced: BTreeSet::new(),
         };
         if path.exists() {
             let loaded = config::load(path).map_err(|errors| {
@@ -117,6 +66,9 @@ impl Existing {
             }
             existing.taken.extend(loaded.servers.keys().cloned());
             existing.read_servers(&text)?;
+            existing.referenced = super::secrets::referenced(&text)
+                .map(str::to_owned)
+                .collect();
             existing.text = Some(text);
         }
         if existing.env_file.exists() {
@@ -143,29 +95,15 @@ impl Existing {
         let Some(servers) = root.get("servers").and_then(|s| s.as_mapping()) else {
             return Ok(());
         };
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
         for (name, server) in servers {
             let Some(name) = name.as_str() else { continue };
-            let text = |key: &str| server.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-            if let Some(prefix) = text("prefix") {
-                self.taken.insert(prefix);
+            if let Some(prefix) = server.get("prefix").and_then(|p| p.as_str()) {
+                self.taken.insert(prefix.to_owned());
             }
-            let identity = match (text("command"), text("url")) {
-                (Some(command), _) => Identity::Local {
-                    command,
-                    args: server
-                        .get("args")
-                        .and_then(|a| a.as_sequence())
-                        .map(|args| {
-                            args.iter()
-                                .filter_map(|a| a.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                },
-                (None, Some(url)) => Identity::Remote { url },
-                (None, None) => continue,
-            };
-            self.servers.push((name.to_owned(), identity, None));
+            if let Some(identity) = Identity::written(server, dir) {
+                self.servers.push((name.to_owned(), identity, None));
+            }
         }
         Ok(())
     }
@@ -356,21 +294,5 @@ mod tests {
         let new = merge(None, ENTRY, None).unwrap();
         assert!(new.starts_with('#') && new.ends_with(&format!("servers:\n{ENTRY}")));
         assert!(merge(Some("servers: {a: {command: x}}\n"), ENTRY, None).is_err());
-    }
-
-    #[test]
-    fn identities_see_through_the_env_file() {
-        let vars = BTreeMap::from([("K".to_string(), "v".to_string())]);
-        let written = Identity::Local {
-            command: "x".into(),
-            args: vec!["--k=${K}".into(), "${OTHER}".into(), "${K".into()],
-        };
-        assert_eq!(
-            written.resolved(&vars),
-            Identity::Local {
-                command: "x".into(),
-                args: vec!["--k=v".into(), "${OTHER}".into(), "${K".into()]
-            }
-        );
     }
 }

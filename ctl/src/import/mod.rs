@@ -2,17 +2,18 @@
 //!
 //! Without `--write` it prints the YAML it would add; with it, it adds that YAML to the
 //! user's gateway.yaml as text (a backup of the old file kept beside it), after checking that
-//! the result loads. Literal secrets go to the env file (`secrets.rs`), never to the YAML nor
+//! the result loads. Literal secrets go to the env file (`secrets/`), never to the YAML nor
 //! to anything printed: what is shown, in text or `--json`, holds `${VAR}` in their place.
 //!
 //! The parts: `claude.rs`, `vscode.rs`, `codex.rs` read the clients' formats into [`Found`]
 //! servers (`vars.rs` translating their variables), `plan.rs` decides what is added under
-//! which name, `secrets.rs` moves secrets out, `emit.rs` writes the YAML, `merge.rs` reads
+//! which name, `secrets/` moves secrets out, `emit.rs` writes the YAML, `merge.rs` reads
 //! the existing config and inserts into its text, `write.rs` writes the files.
 
 mod claude;
 mod codex;
 mod emit;
+mod identity;
 pub mod merge;
 mod plan;
 mod report;
@@ -37,6 +38,8 @@ pub struct Args {
     pub from: Option<Client>,
     pub write: bool,
     pub config: Option<PathBuf>,
+    /// Read the current project's configs too (without FILE).
+    pub project: bool,
 }
 
 /// Where the import runs: the home directory and the current (project) directory.
@@ -154,10 +157,14 @@ pub fn run(args: Args, out: Out) -> ExitCode {
     }
 }
 
-/// The config an import adds to: `--config`, else the one `mcpgwctl check` would find, else
-/// the user's (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml`), which the import creates.
+/// The config an import adds to (and `connect` checks against): `--config`, else
+/// `$MCPGW_CONFIG`, else the user's own (`$XDG_CONFIG_HOME/mcpgw/gateway.yaml`), which the
+/// import creates. Never a `gateway.yaml` of the current directory, which `mcpgwctl check`
+/// would find: in a cloned repository that is the repository's, and importing into it would
+/// write the user's secrets into the repository and point the client at its servers (the
+/// reason a daemon the shim starts does not look there either, `Discovery::UserOnly`).
 pub fn config_path(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    let found = mcpgw::paths::discover(explicit, mcpgw::paths::Discovery::WorkingDirFirst);
+    let found = mcpgw::paths::discover(explicit, mcpgw::paths::Discovery::UserOnly);
     match found {
         Ok(path) => Ok(std::path::absolute(&path).unwrap_or(path)),
         Err(missing) if explicit.is_some() || !missing.path.as_os_str().is_empty() => {
@@ -186,61 +193,31 @@ struct Sources {
 
 /// The files to read (the one named, else every known location that exists) and what each
 /// gave. A file found by looking that cannot be read is a note; one named is an error.
+///
+/// A project's own config (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`,
+/// `.codex/config.toml`) comes with the project, often a cloned repository, and the clients
+/// run its servers only once the user trusted or approved them: it is read only with
+/// `--project` (or named as FILE), and of Claude Code's `.mcp.json` only what Claude Code was
+/// allowed to run ([`claude::only_approved`]).
 fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
-    let mut locations = Vec::new();
     let named = args.file.is_some();
-    if let Some(file) = &args.file {
-        let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
-        let text = files::read_text(&path, MAX_CLIENT_FILE)?;
-        let client = args.from.unwrap_or_else(|| Client::guess(&path, &text));
-        let scope = client
-            .locations(&cx.home, &cx.cwd)
-            .into_iter()
-            .find(|l| l.path == path)
-            .map_or(Scope::Given, |l| l.scope);
-        locations.push(Location {
-            client,
-            path,
-            scope,
-        });
-    } else {
-        let clients = match args.from {
-            Some(client) => vec![client],
-            None => Client::ALL.to_vec(),
-        };
-        for client in clients {
-            locations.extend(
-                client
-                    .locations(&cx.home, &cx.cwd)
-                    .into_iter()
-                    .filter(|l| l.path.is_file()),
-            );
-        }
-        if locations.is_empty() {
-            let looked: Vec<String> = match args.from {
-                Some(client) => client.locations(&cx.home, &cx.cwd),
-                None => Client::ALL
-                    .iter()
-                    .flat_map(|c| c.locations(&cx.home, &cx.cwd))
-                    .collect(),
-            }
-            .iter()
-            .map(|l| cx.shown(&l.path))
-            .collect();
-            return Err(format!(
-                "found no client config to import; looked for {}",
-                looked.join(", ")
-            ));
-        }
-    }
-    let (mut read, mut parsed, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let (locations, mut notes) = match &args.file {
+        Some(file) => (vec![named_file(file, args.from, cx)?], Vec::new()),
+        None => found_files(args, cx)?,
+    };
+    let (mut read, mut parsed) = (Vec::new(), Vec::new());
     for location in locations {
+        let approvals =
+            !named && location.client == Client::ClaudeCode && location.scope == Scope::Project;
         match read_location(&location, cx) {
-            Ok(file) => {
+            Ok(mut file) => {
                 read.push(Read {
-                    location,
                     servers: file.found.len(),
+                    location,
                 });
+                if approvals {
+                    claude::only_approved(&mut file, cx);
+                }
                 parsed.push(file);
             }
             Err(e) if named => return Err(e),
@@ -252,6 +229,64 @@ fn sources(args: &Args, cx: &Context) -> Result<Sources, String> {
         parsed,
         notes,
     })
+}
+
+/// FILE: its client (`--from`, else guessed) and scope (a known location's, else given).
+fn named_file(file: &Path, from: Option<Client>, cx: &Context) -> Result<Location, String> {
+    let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let text = files::read_text(&path, MAX_CLIENT_FILE)?;
+    let client = from.unwrap_or_else(|| Client::guess(&path, &text));
+    let scope = client
+        .locations(&cx.home, &cx.cwd)
+        .into_iter()
+        .find(|l| l.path == path)
+        .map_or(Scope::Given, |l| l.scope);
+    Ok(Location {
+        client,
+        path,
+        scope,
+    })
+}
+
+/// Without FILE: the known locations of `--from`'s client (else every client's) that exist,
+/// the project's only with `--project`; and a note for each project file not read.
+fn found_files(args: &Args, cx: &Context) -> Result<(Vec<Location>, Vec<String>), String> {
+    let clients = match args.from {
+        Some(client) => vec![client],
+        None => Client::ALL.to_vec(),
+    };
+    let (considered, left): (Vec<Location>, Vec<Location>) = clients
+        .iter()
+        .flat_map(|c| c.locations(&cx.home, &cx.cwd))
+        .partition(|l| l.scope == Scope::User || args.project);
+    let notes: Vec<String> = left
+        .iter()
+        .filter(|l| l.path.is_file())
+        .map(|l| {
+            format!(
+                "not read: {} (the project's own config; `--project` reads it, if you trust \
+                 the project)",
+                cx.shown(&l.path)
+            )
+        })
+        .collect();
+    let locations: Vec<Location> = considered
+        .iter()
+        .filter(|l| l.path.is_file())
+        .cloned()
+        .collect();
+    if locations.is_empty() {
+        let looked: Vec<String> = considered.iter().map(|l| cx.shown(&l.path)).collect();
+        let mut message = format!(
+            "found no client config to import; looked for {}",
+            looked.join(", ")
+        );
+        for note in &notes {
+            message.push_str(&format!("\n{note}"));
+        }
+        return Err(message);
+    }
+    Ok((locations, notes))
 }
 
 /// The servers of one client file.

@@ -4,8 +4,10 @@
 //! The rules, in order, for each server found (files in the order read: a client's user file
 //! before its project's):
 //! - an entry that runs `mcpgw-shim` is mcpgw itself: skipped;
-//! - the same server (same command and arguments, or the same URL; see [`Identity`]) in
-//!   gateway.yaml, or imported from an earlier file, under any name: skipped, saying where;
+//! - the same server (same command, arguments, environment and directory, or the same URL and
+//!   headers; see [`Identity`]) in gateway.yaml, or imported from an earlier file, under any
+//!   name: skipped, saying where (a server that differs in a token is another server, imported
+//!   under its own name);
 //! - a name mcpgw does not accept (see `config/names.rs`) is made into one;
 //! - a name gateway.yaml already uses (as a server's name or prefix) for another definition:
 //!   imported as `<name>-<client>` (`github-cursor`), then `-2`, … so that every server of the
@@ -13,7 +15,7 @@
 
 use super::emit;
 use super::merge::{DEFAULT_ENV_FILE, Existing, Identity};
-use super::secrets::{Stash, extract};
+use super::secrets::{Stash, extract, referenced};
 use super::vars::Fill;
 use super::{Context, Found, Parsed, Spec};
 use crate::clients::Client;
@@ -50,13 +52,24 @@ pub struct Skipped {
 }
 
 pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
-    let mut stash = Stash::new(existing.env_vars.clone());
     let mut notes = Vec::new();
     let mut found: Vec<Found> = Vec::new();
     for file in parsed {
         notes.extend(file.notes);
         found.extend(file.found);
     }
+    // A secret's new variable must not take a name that means something already (`Stash`):
+    // what gateway.yaml or an imported server refers to, or what the environment sets.
+    let mut taken = existing.referenced.clone();
+    for server in &found {
+        taken.extend(
+            spec_texts(&server.spec)
+                .flat_map(referenced)
+                .map(str::to_owned),
+        );
+    }
+    taken.extend(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()));
+    let mut stash = Stash::new(existing.env_vars.clone(), taken);
     // Names for the user to fill are kept from secrets: they mean the user's value.
     let mut fills: Vec<Fill> = Vec::new();
     for fill in found.iter().flat_map(|f| &f.fills) {
@@ -92,7 +105,7 @@ pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
         }
         let identity = Identity::of(&server.spec).resolved(&existing.env_vars);
         if let Some((same, origin)) = existing.same(&identity) {
-            let what = what(&server.spec);
+            let what = identity.what();
             let reason = match (same == server.name, origin) {
                 (true, None) => "already in gateway.yaml".to_owned(),
                 (false, None) => format!("already in gateway.yaml as `{same}` (the same {what})"),
@@ -151,11 +164,23 @@ pub fn plan(parsed: Vec<Parsed>, mut existing: Existing, cx: &Context) -> Plan {
     }
 }
 
-/// "command and arguments" or "URL": what made two servers the same.
-fn what(spec: &Spec) -> &'static str {
+/// Every string of a spec, where `${NAME}` may stand.
+fn spec_texts(spec: &Spec) -> Box<dyn Iterator<Item = &str> + '_> {
     match spec {
-        Spec::Local { .. } => "command and arguments",
-        Spec::Remote { .. } => "URL",
+        Spec::Local {
+            command,
+            args,
+            env,
+            cwd,
+        } => Box::new(
+            std::iter::once(command.as_str())
+                .chain(args.iter().map(String::as_str))
+                .chain(env.iter().map(|p| p.value.as_str()))
+                .chain(cwd.as_deref()),
+        ),
+        Spec::Remote { url, headers, .. } => {
+            Box::new(std::iter::once(url.as_str()).chain(headers.iter().map(|p| p.value.as_str())))
+        }
     }
 }
 

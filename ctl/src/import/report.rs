@@ -88,6 +88,9 @@ impl Report {
         if let Some(client) = args.from {
             command.push_str(&format!(" --from {}", client.name()));
         }
+        if args.project {
+            command.push_str(" --project");
+        }
         if let Some(config) = &args.config {
             command.push_str(&format!(" --config {}", config.display()));
         }

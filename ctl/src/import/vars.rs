@@ -14,6 +14,7 @@ pub enum Dialect<'d> {
     Literal,
     /// VS Code and Cursor: `${env:VAR}`, `${input:id}` (VS Code's prompted values),
     /// `${workspaceFolder}`, `${workspaceFolderBasename}`, `${userHome}`, `${pathSeparator}`.
+    /// Anything else is refused, a bare `${NAME}` too: to them it is text.
     Editor {
         /// The folder `${workspaceFolder}` stands for: a project file's project; none for a
         /// user-level file (the gateway serves every workspace, there is no one folder).
@@ -46,10 +47,13 @@ pub fn translate(
         Dialect::Shell => {
             for body in references(value)? {
                 let name = body.split_once(":-").map_or(body, |(name, _)| name);
-                if !is_env_name(name)
+                if variable(name).is_none()
                     || body.split_once(":-").is_some_and(|(_, d)| d.contains("${"))
                 {
-                    return Err(format!("`${{{body}}}` is not a variable mcpgw can expand"));
+                    return Err(format!(
+                        "{} is not a variable mcpgw can expand",
+                        shown(body)
+                    ));
                 }
             }
             Ok(value.to_owned())
@@ -79,9 +83,12 @@ fn editor_variable(
     fills: &mut Vec<Fill>,
 ) -> Result<String, String> {
     if let Some(name) = body.strip_prefix("env:") {
-        return match is_env_name(name) {
-            true => Ok(format!("${{{name}}}")),
-            false => Err(format!("`${{{body}}}` names no variable mcpgw can expand")),
+        return match variable(name) {
+            Some(name) => Ok(format!("${{{name}}}")),
+            None => Err(format!(
+                "{} names no variable mcpgw can expand",
+                shown(body)
+            )),
         };
     }
     if let Some(id) = body.strip_prefix("input:") {
@@ -118,11 +125,51 @@ fn other_variable(body: &str) -> Result<String, String> {
     match body {
         "userHome" => Ok("${HOME}".into()),
         "pathSeparator" | "/" => Ok("/".into()),
-        name if is_env_name(name) => Ok(format!("${{{name}}}")),
+        // Not a variable to VS Code or Cursor (theirs is `${env:NAME}`): they pass it on as
+        // text, and mcpgw would expand it, giving the server what the client never did.
+        name if is_env_name(name) => {
+            let meant = match plain(name) {
+                true => format!("`${{env:{name}}}`"),
+                false => "`${env:NAME}`".to_owned(),
+            };
+            Err(format!(
+                "{} is text to VS Code and Cursor, which expand only {meant}, and mcpgw would \
+                 expand it: write {meant} in the client's config if the variable is meant",
+                shown(body)
+            ))
+        }
         _ => Err(format!(
-            "`${{{body}}}` is resolved by the editor, which mcpgw cannot do"
+            "{} is resolved by the editor, which mcpgw cannot do",
+            shown(body)
         )),
     }
+}
+
+/// `${body}` for a message, when what it holds is made of names (see [`plain`]); else only
+/// described: a value pasted where a name belongs may be a secret.
+fn shown(body: &str) -> String {
+    match body.split(':').all(plain) {
+        true => format!("`${{{body}}}`"),
+        false => "a `${…}` (what it holds is not shown: it is no name)".to_owned(),
+    }
+}
+
+/// Whether `word` may be shown: a name (letters, digits, `_`, `-`, `.`, at most 64), no token.
+fn plain(word: &str) -> bool {
+    word.len() <= 64
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !super::secrets::looks_like_token(word)
+}
+
+/// `name` when it can stand in `${…}`: a variable name that is not a token pasted in place
+/// of one (a name that looks like a token and is not written in capitals, as variables
+/// are). `None` otherwise, and then no message may show it.
+pub fn variable(name: &str) -> Option<&str> {
+    let pasted =
+        super::secrets::looks_like_token(name) && name.chars().any(|c| c.is_ascii_lowercase());
+    (is_env_name(name) && !pasted).then_some(name)
 }
 
 /// The bodies of the `${…}` references in `value`.
@@ -199,6 +246,42 @@ mod tests {
         assert!(editor("${command:pick}").0.is_err());
         assert!(editor("${config:x.y}").0.is_err());
         assert!(editor("${env:}").0.is_err());
+    }
+
+    /// VS Code and Cursor pass a bare `${NAME}` on as text: imported as a variable, mcpgw
+    /// would put something in its place that the client never did.
+    #[test]
+    fn a_bare_name_is_no_editor_variable() {
+        let error = editor("a ${API_HOST} b").0.unwrap_err();
+        assert!(
+            error.contains("`${API_HOST}`") && error.contains("`${env:API_HOST}`"),
+            "{error}"
+        );
+    }
+
+    /// What stands where a variable's name belongs may be a secret pasted there: a message
+    /// shows it only when it is a name.
+    #[test]
+    fn messages_show_names_only() {
+        let token = "ghp_0123456789abcdefghijABCDEFGHIJ";
+        for value in [
+            format!("${{env:{token}}}"),
+            format!("${{{token} x}}"),
+            format!("${{command:{token}}}"),
+        ] {
+            let error = editor(&value).0.unwrap_err();
+            assert!(!error.contains(token), "{error}");
+        }
+        for value in [format!("${{{token}!}}"), format!("${{{token}}}")] {
+            let shell = translate(&value, &Dialect::Shell, &mut Vec::new());
+            assert!(!shell.unwrap_err().contains(token));
+        }
+        assert!(
+            editor("${command:pickFile}")
+                .0
+                .unwrap_err()
+                .contains("command:pickFile")
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{SECRET, env};
 use crate::config::{
-    ConfigErrors, EnvFileError, MAX_ENV_FILE, env_file_line, parse, parse_env_file, read_env_file,
+    ConfigErrors, EnvFileError, MAX_ENV_FILE, env_file_line, named_env_files, parse,
+    parse_env_file, read_env_file,
 };
 
 fn vars(text: &str) -> Vec<(String, String)> {
@@ -53,12 +54,30 @@ fn reads_the_dotenv_core() {
     assert_eq!(vars("export=1\n"), pairs(&[("export", "1")]));
 }
 
+/// dotenv's rule: an unquoted `#` starts a comment only after a blank, so a value may start
+/// with one (`KEY=#x`), and `KEY= # note` is empty.
+#[test]
+fn a_hash_starts_a_comment_only_after_a_blank() {
+    assert_eq!(
+        vars("A=#x\nB= #x\nC=a#b\nD=a #b\nE=a\t#b\nF=#\n"),
+        pairs(&[
+            ("A", "#x"),
+            ("B", ""),
+            ("C", "a#b"),
+            ("D", "a"),
+            ("E", "a"),
+            ("F", "#")
+        ])
+    );
+}
+
 #[test]
 fn malformed_lines_are_errors_at_their_line_without_their_text() {
     let cases = [
         ("A=1\nhunter2-secret\n", 2, "expected `KEY=value`"),
         ("A=1\n\nsecret value=1\n", 3, "expected `KEY=value`"),
-        ("1A=secret\n", 1, "`1A` is not a variable name"),
+        // The key may be a pasted secret: not shown either.
+        ("1secretkey=x\n", 1, "not a variable name"),
         ("A=\"secret\n", 1, "the value of `A` has no closing \""),
         (
             "A='secret' trailing\n",
@@ -187,6 +206,24 @@ fn only_a_private_file_of_the_user_is_read() {
     assert!(dir.message.contains("not a regular file"), "{dir:?}");
 }
 
+/// A FIFO (or any special file) named as the env file is refused at once: opening one for
+/// reading would wait for a writer, and the daemon's reload with it.
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let files = Files::new();
+    let fifo = files.path("fifo.env");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(read_env_file(&fifo)).unwrap());
+    let error = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("reading a FIFO must not block")
+        .unwrap_err();
+    assert!(error.message.contains("not a regular file"), "{error:?}");
+}
+
 #[test]
 fn a_servers_file_wins_over_the_global_one_which_wins_over_the_environment() {
     let files = Files::new();
@@ -310,4 +347,21 @@ fn home_relative_paths_use_home() {
     let yaml = "servers:\n  a: {command: x, env_file: ~/home.env, args: [\"${A}\"]}\n";
     let config = parse(yaml, Path::new("/nowhere/gateway.yaml"), &lookup).unwrap();
     assert_eq!(config.servers["a"].args, ["from-home"]);
+}
+
+/// What the watch follows: every env file the text names, however broken the rest is.
+#[test]
+fn the_env_files_a_config_names_even_when_it_does_not_load() {
+    let yaml = "env_file: g.env\nidle_timeuot: 5\nservers:\n  a:\n    env_file: ~/a.env\n  \
+                b:\n    command: x\n  c:\n    env_file: ../c.env\n";
+    let home = |name: &str| (name == "HOME").then(|| "/home/u".to_string());
+    assert_eq!(
+        named_env_files(yaml, Path::new("/etc/mcpgw/gateway.yaml"), &home),
+        [
+            PathBuf::from("/etc/mcpgw/g.env"),
+            PathBuf::from("/home/u/a.env"),
+            PathBuf::from("/etc/mcpgw/../c.env"),
+        ]
+    );
+    assert!(named_env_files("[not: yaml", Path::new("/g.yaml"), &home).is_empty());
 }
