@@ -510,3 +510,71 @@ async fn a_per_client_instance_has_its_clients_roots_before_its_first_call() {
         client.close().await;
     }
 }
+
+/// server-filesystem shaped into a read-only server by its `tools:` (issue 13): only what
+/// `allow` and `deny` leave is listed or callable, a renamed tool reads files under its new
+/// name, a re-described one keeps its schema.
+#[tokio::test]
+async fn filesystem_shaped_read_only_through_the_shim() {
+    let env = Env::new();
+    let dir = allowed_dir(&env);
+    let args = vec![filesystem_js(), dir.display().to_string()];
+    env.write_config(&format!(
+        "servers:\n{}    tools:\n      allow: [\"read_*\", \"list_*\", \"directory_tree\", \"get_file_info\"]\n      deny: [\"read_media_file\", \"read_file\"]\n      rename: {{ read_text_file: cat }}\n      describe: {{ list_directory: \"Lists a directory.\" }}\n",
+        node_server("filesystem", &args)
+    ));
+    let _daemon = env.daemon().await;
+    let client = env.client(None).await;
+    let direct = direct(&env, &args).await;
+    let direct_list = direct_tools(&direct).await;
+    let tools = client.tools().await;
+    let mut shown: Vec<String> = tools
+        .iter()
+        .filter_map(|t| t.name.strip_prefix("filesystem_").map(str::to_owned))
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            "cat",
+            "directory_tree",
+            "get_file_info",
+            "list_allowed_directories",
+            "list_directory",
+            "list_directory_with_sizes",
+            "read_multiple_files",
+        ]
+    );
+    let listing = tools
+        .iter()
+        .find(|t| t.name == "filesystem_list_directory")
+        .unwrap();
+    let original = direct_list
+        .iter()
+        .find(|t| t.name == "list_directory")
+        .unwrap();
+    assert_eq!(listing.description.as_deref(), Some("Lists a directory."));
+    assert_eq!(listing.input_schema, original.input_schema);
+
+    let path = dir.join("hello.txt").display().to_string();
+    let text = client
+        .call_text("filesystem_cat", json!({ "path": path }))
+        .await;
+    assert!(text.contains("hello from mcpgw"), "{text}");
+    for hidden in [
+        "filesystem_write_file",
+        "filesystem_read_text_file",
+        "filesystem_read_file",
+    ] {
+        let refused = client
+            .call(hidden, json!({ "path": path, "content": "x" }))
+            .await
+            .unwrap_err();
+        assert!(refused.contains("unknown tool"), "{hidden}: {refused}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hello.txt")).unwrap(),
+        "hello from mcpgw\nsecond line\n",
+        "nothing was written"
+    );
+}
