@@ -78,6 +78,36 @@ pub fn default_cache_dir() -> PathBuf {
     SchemaCache::default_dir()
 }
 
+/// What the daemon logs unless `MCPGW_LOG` says otherwise: its own records from `info` up,
+/// the MCP SDK's only from `warn` (at `info` it records every session's start and end).
+pub const DEFAULT_LOG: &str = "info,rmcp=warn";
+
+/// Whether standard error is the systemd journal: `JOURNAL_STREAM` (`<device>:<inode>`, set
+/// by systemd for a unit's output) names the file descriptor 2 has. A variable merely
+/// inherited by a process whose stderr went elsewhere does not count.
+pub fn stderr_is_journal() -> bool {
+    #[cfg(unix)]
+    {
+        let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+            return false;
+        };
+        let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+            return false;
+        };
+        // SAFETY: fstat of descriptor 2 into a zeroed stat owned here.
+        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+        if unsafe { libc::fstat(2, &mut stat) } != 0 {
+            return false;
+        }
+        stat.st_dev as u64 == dev && stat.st_ino as u64 == ino
+    }
+    #[cfg(not(unix))]
+    false
+}
+
 /// The daemon's log writer: standard error, with every URL cut to its origin. Libraries (rmcp's
 /// HTTP client, reqwest) log the URLs they fail on in their own spelling, and a remote
 /// server's URL may carry a key in its path, query or user info.

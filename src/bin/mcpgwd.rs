@@ -8,13 +8,7 @@ use mcpgw::cli::mcpgwd::{Args, EXIT_CONFIG};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(mcpgw::daemon::LogWriter)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     let config_path = match mcpgw::config::discover(args.config.as_deref()) {
         Ok(path) => path,
         Err(e) => {
@@ -71,5 +65,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Logs fit where they go: colour only on a terminal (the autostart log and the journal show
+/// escapes raw), no timestamps of ours in the journal (it has its own). The MCP SDK's records
+/// of every session (its handshake, with the client's capabilities, and its end) are routine:
+/// at `info` only when `MCPGW_LOG` asks for them.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let journal = mcpgw::daemon::stderr_is_journal();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(mcpgw::daemon::DEFAULT_LOG));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(mcpgw::daemon::LogWriter)
+        .with_ansi(std::io::stderr().is_terminal() && !journal)
+        .with_env_filter(filter);
+    if journal {
+        logs.without_time().init();
+    } else {
+        logs.init();
     }
 }

@@ -525,3 +525,64 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(program))
         .find(|path| path.is_file())
 }
+
+/// Logs fit where they go (issue 14, item 8): no colour codes when stderr is a file, no
+/// timestamps of ours when it is the journal (`JOURNAL_STREAM` naming it), and by default no
+/// record of every session's handshake from the MCP SDK.
+#[tokio::test]
+async fn logs_fit_where_they_go() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    env.write_config(&format!("servers:\n{}", env.fixture_server("alpha", &[])));
+    let run = |log: &std::path::Path, journal: bool| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let meta = file.metadata().unwrap();
+        let mut cmd = env.command(&bin("mcpgwd"));
+        cmd.env_remove("MCPGW_LOG")
+            .arg("--config")
+            .arg(env.config_path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file);
+        if journal {
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        Daemon {
+            child: cmd.spawn().expect("spawn mcpgwd"),
+            log: log.to_path_buf(),
+        }
+    };
+    let plain = env.path("plain.log");
+    let mut daemon = run(&plain, false);
+    daemon.wait_ready(&env).await;
+    let client = env.client(None).await;
+    assert_eq!(
+        client.call_text("alpha_echo", json!({"text": "x"})).await,
+        "x"
+    );
+    client.close().await;
+    daemon.stop().await;
+    let text = std::fs::read_to_string(&plain).unwrap();
+    assert!(text.contains("serving"), "{text}");
+    assert!(!text.contains('\x1b'), "colour codes in a file: {text:?}");
+    assert!(!text.contains("Service initialized"), "{text}");
+    assert!(text.starts_with("20"), "a timestamp first: {text}");
+
+    let journal = env.path("journal.log");
+    let mut daemon = run(&journal, true);
+    daemon.wait_ready(&env).await;
+    daemon.stop().await;
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.contains("serving"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("20"),
+            "a timestamp in the journal: {line}"
+        );
+    }
+    assert!(!text.contains('\x1b'), "{text:?}");
+}
