@@ -319,7 +319,7 @@ impl Catalog {
             let shape = Shape::new(&shaping.tools);
             // Pins judge the server's tools as it wrote them: shaping is the user's own word.
             let mode = shaping.effective_pin(config.pin);
-            let changes = pins.judge(&backend.name, mode, &schema.tools);
+            let changes = pins.judge(&backend.name, mode, &schema);
             let held = mode == crate::config::PinMode::Quarantine;
             for tool in admitted(&schema.tools, &shape, backend, &mut catalog.collisions) {
                 if let Some(change) = changes.get(tool.name.as_ref()) {
