@@ -205,7 +205,7 @@ impl Gateway {
                 .warnings
                 .iter()
                 .cloned()
-                .chain(table.surface_warnings())
+                .chain(table.surface_warnings().iter().cloned())
                 .collect(),
             sessions,
             backends: backends

@@ -36,6 +36,9 @@ pub struct Table {
     pub pins: Arc<crate::pins::Pins>,
     /// What each role sees, computed on first use: a table never changes, so neither do these.
     views: std::sync::Mutex<std::collections::HashMap<Option<String>, Arc<RoleView>>>,
+    /// [`Self::surface_warnings`], computed on first use. A server's lists changing (or first
+    /// becoming known) builds a new table, so they hold for this one.
+    surface: std::sync::OnceLock<Vec<String>>,
 }
 
 /// Everything one role sees in one table, ready to page, with fingerprints for list_changed.
@@ -102,6 +105,7 @@ impl Table {
             tools,
             pins,
             views: Default::default(),
+            surface: Default::default(),
         })
     }
 
@@ -115,6 +119,7 @@ impl Table {
             tools: self.tools.clone(),
             pins: self.pins.clone(),
             views: Default::default(),
+            surface: Default::default(),
         }
     }
 
@@ -203,25 +208,24 @@ impl Table {
     /// that name none of its items (once its lists are known), and role entries that match
     /// nothing (once every enabled server's are: before, a server not yet discovered could be
     /// what they name). A typo in either is otherwise a silent hole.
-    pub fn surface_warnings(&self) -> Vec<String> {
-        let mut warnings = self.shaping_warnings();
-        warnings.extend(self.role_warnings());
-        warnings
+    pub fn surface_warnings(&self) -> &[String] {
+        self.surface.get_or_init(|| {
+            let mut warnings = self.shaping_warnings();
+            warnings.extend(self.role_warnings());
+            warnings
+        })
     }
 
     fn shaping_warnings(&self) -> Vec<String> {
         let offered: Vec<crate::config::Offered> = (self.config.servers.keys())
             .filter_map(|name| {
                 let schema = self.backends.get(name)?.schema()?;
-                let mut resources: Vec<String> =
-                    schema.resources.iter().map(|r| r.uri.clone()).collect();
-                let templates = schema.resource_templates.iter();
-                resources.extend(templates.map(|t| t.uri_template.clone()));
                 Some(crate::config::Offered {
                     server: name.clone(),
                     tools: schema.tools.iter().map(|t| t.name.to_string()).collect(),
                     prompts: schema.prompts.iter().map(|p| p.name.clone()).collect(),
-                    resources,
+                    // Only tools and prompts are shaped (roles use the catalog's names).
+                    resources: Vec::new(),
                 })
             })
             .collect();
