@@ -88,7 +88,7 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
         env_files: Vec::new(),
         dirs: BTreeSet::new(),
     };
-    plugins.follow(&gateway);
+    plugins.follow(&gateway, false);
     let mut generations = gateway.config_generations();
     tokio::spawn(async move {
         let mut last = std::fs::read(&path).ok();
@@ -104,7 +104,7 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
                     if changed.is_err() {
                         return;
                     }
-                    plugins.follow(&gateway);
+                    plugins.follow(&gateway, false);
                     continue;
                 }
             };
@@ -135,7 +135,7 @@ pub fn config_file(gateway: Arc<Gateway>) -> Option<ConfigWatch> {
             // One that fails leaves the old config live, but the file may name an env file
             // that is yet to be created (the reason it failed): that is followed now.
             if gateway.reload().is_err() {
-                plugins.follow(&gateway);
+                plugins.follow(&gateway, true);
             }
         }
     });
@@ -161,8 +161,9 @@ impl PluginWatches {
     /// Watches what the live config's plugin hosts and `${VAR}`s are read from, and no longer
     /// what they are not. Every directory is watched again each time: one replaced since (a
     /// checkout that swaps the package directory) lost its watch with its inode, and a link
-    /// may lead elsewhere now.
-    fn follow(&mut self, gateway: &Gateway) {
+    /// may lead elsewhere now. After a rejected edit (`rejected`) the env files the file names
+    /// now are watched too: the live config's are those of the text it was loaded from.
+    fn follow(&mut self, gateway: &Gateway, rejected: bool) {
         let table = gateway.table();
         let watched: Vec<PluginWatched> = table
             .config
@@ -184,7 +185,7 @@ impl PluginWatches {
         // The live config's env files, and those the file names now: after a rejected edit
         // they differ, and one named before it exists must be seen when it is created.
         let mut named = table.config.env_files.clone();
-        if let Ok(text) = std::fs::read_to_string(&self.config) {
+        if rejected && let Ok(text) = std::fs::read_to_string(&self.config) {
             let env = |name: &str| std::env::var(name).ok();
             for path in crate::config::named_env_files(&text, &self.config, &env) {
                 if !named.contains(&path) {
