@@ -43,6 +43,17 @@ pub struct Location {
     pub scope: Scope,
 }
 
+impl Scope {
+    /// For messages and `--json`: `user`, `project`, `given`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Project => "project",
+            Scope::Given => "given",
+        }
+    }
+}
+
 impl Client {
     pub const ALL: [Client; 5] = [
         Client::ClaudeCode,
