@@ -247,7 +247,7 @@ pub fn state_dir() -> Option<PathBuf> {
 
 /// An environment variable holding an absolute path (the XDG spec says to ignore a relative
 /// value).
-fn absolute_var(var: &str) -> Option<PathBuf> {
+pub fn absolute_var(var: &str) -> Option<PathBuf> {
     env::var_os(var)
         .map(PathBuf::from)
         .filter(|path| path.is_absolute())

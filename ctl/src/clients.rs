@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use mcpgw::paths::absolute_var;
+
 /// A client whose configuration mcpgwctl knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Client {
@@ -41,6 +43,17 @@ pub struct Location {
     pub client: Client,
     pub path: PathBuf,
     pub scope: Scope,
+}
+
+impl Scope {
+    /// For messages and `--json`: `user`, `project`, `given`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Project => "project",
+            Scope::Given => "given",
+        }
+    }
 }
 
 impl Client {
@@ -88,26 +101,20 @@ impl Client {
             if cfg!(target_os = "macos") {
                 home.join("Library/Application Support").join(app)
             } else {
-                std::env::var_os("XDG_CONFIG_HOME")
-                    .map(PathBuf::from)
-                    .filter(|dir| dir.is_absolute())
+                absolute_var("XDG_CONFIG_HOME")
                     .unwrap_or_else(|| home.join(".config"))
                     .join(app)
             }
         };
         match self {
             // `CLAUDE_CONFIG_DIR` moves Claude Code's whole configuration, `.claude.json` too.
-            Client::ClaudeCode => std::env::var_os("CLAUDE_CONFIG_DIR")
-                .map(PathBuf::from)
-                .filter(|dir| dir.is_absolute())
+            Client::ClaudeCode => absolute_var("CLAUDE_CONFIG_DIR")
                 .unwrap_or_else(|| home.to_path_buf())
                 .join(".claude.json"),
             Client::ClaudeDesktop => app_support("Claude").join("claude_desktop_config.json"),
             Client::Cursor => home.join(".cursor/mcp.json"),
             Client::Vscode => app_support("Code/User").join("mcp.json"),
-            Client::Codex => std::env::var_os("CODEX_HOME")
-                .map(PathBuf::from)
-                .filter(|dir| dir.is_absolute())
+            Client::Codex => absolute_var("CODEX_HOME")
                 .unwrap_or_else(|| home.join(".codex"))
                 .join("config.toml"),
         }
@@ -167,8 +174,6 @@ pub fn tilde(path: &Path, home: &Path) -> String {
 
 /// The user's home directory (`$HOME`).
 pub fn home() -> Result<PathBuf, String> {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|home| home.is_absolute())
+    absolute_var("HOME")
         .ok_or_else(|| "HOME is not set (or not absolute): cannot find the clients' configs".into())
 }

@@ -29,9 +29,7 @@ pub fn parse(value: &Value, at: &Location, cx: &Context) -> Result<Parsed, Strin
     let shown = cx.shown(&at.path);
     let scope = match (at.client, at.scope) {
         (Client::ClaudeCode, Scope::User) => "user scope",
-        (_, Scope::User) => "user",
-        (_, Scope::Project) => "project",
-        (_, Scope::Given) => "given",
+        (_, scope) => scope.name(),
     };
     // A project's `.cursor/mcp.json` is in the project's root.
     let workspace = match at.scope {

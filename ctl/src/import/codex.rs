@@ -12,7 +12,7 @@ use toml_edit::{DocumentMut, Item, TableLike};
 
 use super::vars::{Dialect, Fill, translate, variable};
 use super::{Context, Found, Pair, Parsed, Spec};
-use crate::clients::{Location, Scope};
+use crate::clients::Location;
 
 const KNOWN: &[&str] = &[
     "command",
@@ -29,12 +29,7 @@ const KNOWN: &[&str] = &[
 
 pub fn parse(text: &str, at: &Location, cx: &Context) -> Result<Parsed, String> {
     let doc: DocumentMut = text.parse().map_err(|e| format!("not valid TOML: {e}"))?;
-    let scope = match at.scope {
-        Scope::User => "user",
-        Scope::Project => "project",
-        Scope::Given => "given",
-    };
-    let origin = format!("{} ({scope})", cx.shown(&at.path));
+    let origin = format!("{} ({})", cx.shown(&at.path), at.scope.name());
     let mut parsed = Parsed::default();
     let Some(servers) = doc.get("mcp_servers") else {
         return Ok(parsed);
@@ -186,7 +181,7 @@ fn string_table(table: &dyn TableLike, key: &str) -> Result<Vec<(String, String)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clients::Client;
+    use crate::clients::{Client, Scope};
     use std::path::PathBuf;
 
     #[test]

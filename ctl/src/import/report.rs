@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::plan::Plan;
 use super::write::Written;
 use super::{Args, Context, Read};
-use crate::clients::Scope;
 
 #[derive(Serialize)]
 pub struct Report {
@@ -107,11 +106,7 @@ impl Report {
                 .map(|r| ReadFile {
                     client: r.location.client.name(),
                     path: cx.shown(&r.location.path),
-                    scope: match r.location.scope {
-                        Scope::User => "user",
-                        Scope::Project => "project",
-                        Scope::Given => "given",
-                    },
+                    scope: r.location.scope.name(),
                     servers: r.servers,
                 })
                 .collect(),
