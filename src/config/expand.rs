@@ -70,7 +70,7 @@ fn parse_reference(body: &str, offset: usize) -> Result<Reference<'_>, ExpandErr
         None => (body, None),
     };
     let error = |message: String| Err(ExpandError { offset, message });
-    if !is_variable_name(name) {
+    if !super::env_file::is_env_name(name) {
         return error(format!("invalid variable reference `${{{body}}}`: {FORMS}"));
     }
     if default.is_some_and(|d| d.contains("${")) {
@@ -91,14 +91,6 @@ fn resolve(reference: &Reference<'_>, env: &dyn Fn(&str) -> Option<String>) -> O
                 .unwrap_or(default.to_owned()),
         ),
     }
-}
-
-fn is_variable_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
